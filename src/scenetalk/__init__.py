@@ -1,0 +1,3 @@
+"""scenetalk: describe, search and ground images with sentences."""
+
+__version__ = "0.1.0"
