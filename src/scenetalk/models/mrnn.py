@@ -1,0 +1,65 @@
+"""Mao et al.'s m-RNN (ICLR 2015), read next to the paper.
+
+    w(t) = g(E_II · g(E_I · word_t))                  two word-embedding layers, 128 -> 256
+    r(t) = f(U_r · r(t-1) + w(t))                     recurrent layer, 256-d, f = ReLU
+    m(t) = g(V_w · w(t) + V_r · r(t) + V_I · I)       multimodal layer, 512-d
+    P(w_{t+1} | w_1..t, I) = softmax(W_o · m(t))
+
+with the scaled tanh g(x) = 1.7159 · tanh(2x/3) (LeCun et al.) for the embedding and
+multimodal layers. Unlike the Multimodal RNN, the image I enters at every step, through the
+multimodal layer; the recurrent layer sees only words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from scenetalk.models.generator import CaptionGenerator
+
+
+def scaled_tanh(x: torch.Tensor) -> torch.Tensor:
+    """g(x) = 1.7159 · tanh(2x/3): unit gain near 0, g(±1) ≈ ±1."""
+    return 1.7159 * torch.tanh(2.0 * x / 3.0)
+
+
+@dataclass
+class MRNNConfig:
+    vocab_size: int
+    image_dim: int = 1280
+    embed1_dim: int = 128
+    embed2_dim: int = 256
+    multimodal_dim: int = 512
+    dropout: float = 0.5
+
+    def to_dict(self) -> dict:
+        return {"model": "mrnn", **asdict(self)}
+
+
+class MRNN(CaptionGenerator):
+    def __init__(self, config: MRNNConfig):
+        super().__init__()
+        self.config = config
+        self.E_I = nn.Embedding(config.vocab_size, config.embed1_dim)            # embedding I
+        self.E_II = nn.Linear(config.embed1_dim, config.embed2_dim)              # embedding II
+        self.U_r = nn.Linear(config.embed2_dim, config.embed2_dim)               # recurrent weights
+        self.V_w = nn.Linear(config.embed2_dim, config.multimodal_dim)
+        self.V_r = nn.Linear(config.embed2_dim, config.multimodal_dim, bias=False)
+        self.V_I = nn.Linear(config.image_dim, config.multimodal_dim, bias=False)
+        self.W_o = nn.Linear(config.multimodal_dim, config.vocab_size)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """image: (B, image_dim). V_I·I is the same at every step, so it is computed once."""
+        image_term = self.V_I(self.dropout(image))
+        r0 = torch.zeros(image.size(0), self.config.embed2_dim, dtype=image_term.dtype)
+        return {"r": r0, "image_term": image_term}
+
+    def step_logits(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        w_t = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(tokens)))))
+        r_t = torch.relu(self.U_r(state["r"]) + w_t)                              # r(t)
+        m_t = scaled_tanh(self.V_w(self.dropout(w_t)) + self.V_r(self.dropout(r_t))
+                          + state["image_term"])                                  # m(t)
+        return self.W_o(self.dropout(m_t)), {"r": r_t, "image_term": state["image_term"]}
