@@ -17,6 +17,10 @@ class CaptionGenerator(nn.Module):
     def step_logits(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
+    def output_bias(self) -> torch.Tensor:
+        """The softmax layer's bias (the trainer starts it at the log word frequencies)."""
+        raise NotImplementedError
+
     def step(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
         logits, state = self.step_logits(tokens, state)
         return torch.log_softmax(logits, dim=-1), state

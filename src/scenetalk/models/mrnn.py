@@ -35,7 +35,7 @@ class MRNNConfig:
     dropout: float = 0.5
 
     def to_dict(self) -> dict:
-        return {"model": "mrnn", **asdict(self)}
+        return {"type": "mrnn", **asdict(self)}
 
 
 class MRNN(CaptionGenerator):
@@ -50,6 +50,9 @@ class MRNN(CaptionGenerator):
         self.V_I = nn.Linear(config.image_dim, config.multimodal_dim, bias=False)
         self.W_o = nn.Linear(config.multimodal_dim, config.vocab_size)
         self.dropout = nn.Dropout(config.dropout)
+
+    def output_bias(self) -> torch.Tensor:
+        return self.W_o.bias
 
     def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """image: (B, image_dim). V_I·I is the same at every step, so it is computed once."""

@@ -30,7 +30,7 @@ class MultimodalRNNConfig:
     dropout: float = 0.5
 
     def to_dict(self) -> dict:
-        return {"model": "multimodal_rnn", **asdict(self)}
+        return {"type": "multimodal_rnn", **asdict(self)}
 
 
 class MultimodalRNN(CaptionGenerator):
@@ -48,6 +48,9 @@ class MultimodalRNN(CaptionGenerator):
             self.lstm = nn.LSTMCell(config.hidden_dim, config.hidden_dim)
         self.W_oh = nn.Linear(config.hidden_dim, config.vocab_size)             # eq. 15, b_o
         self.dropout = nn.Dropout(config.dropout)
+
+    def output_bias(self) -> torch.Tensor:
+        return self.W_oh.bias                                                    # b_o
 
     def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """image: (B, image_dim) CNN features. h_0 = 0; b_v waits for the first step."""

@@ -1,0 +1,76 @@
+"""Checkpoints: safetensors weights + JSON metadata, never pickles.
+
+A checkpoint is a folder holding ``model.safetensors`` and ``config.json`` (model config,
+vocabulary, feature-extractor id, anything else the trainer wants to keep). Loading one
+reads tensors and JSON only, so it never runs code. Folders are written under a temporary
+name and renamed into place, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from scenetalk.errors import ScenetalkError
+
+WEIGHTS, META = "model.safetensors", "config.json"
+
+
+class CheckpointError(ScenetalkError):
+    """A checkpoint that is missing, damaged, or made for other features."""
+
+
+def save_checkpoint(folder: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                    half: bool = False) -> Path:
+    """Write ``tensors`` and ``meta`` into ``folder`` atomically (replacing an old one)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        out = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
+               for k, v in tensors.items()}
+        save_file(out, str(tmp / WEIGHTS))
+        (tmp / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+        for f in (WEIGHTS, META):
+            with open(tmp / f, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint; tensors come back as float32. Checks the feature-extractor id."""
+    folder = Path(folder)
+    if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
+        raise CheckpointError(f"{folder}: not a scenetalk checkpoint (expected {WEIGHTS} and {META})")
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder / META}: damaged: {exc}") from None
+    try:
+        tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(folder / WEIGHTS)).items()}
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"{folder / WEIGHTS}: damaged: {exc}") from None
+    have = meta.get("extractor_id")
+    if expect_extractor_id is not None and have != expect_extractor_id:
+        raise CheckpointError(f"{folder}: made for image features {have!r}, but the features given are "
+                              f"{expect_extractor_id!r}; extract features with the checkpoint's extractor")
+    return tensors, meta

@@ -1,0 +1,294 @@
+"""Training caption generators on cached image features (Karpathy & Fei-Fei §3.3, §6.5).
+
+The paper's recipe: RMSprop (Adam as an option), element-wise gradient clipping at 5,
+softmax biases initialised to the log unigram frequencies of the training words, dropout
+on every non-recurrent connection (inside the models). Batches are padded, the order of
+sentences is a seeded permutation per epoch, and a run is deterministic on CPU.
+
+A run folder holds ``last/`` (written every ``checkpoint_every`` steps, with the optimizer
+and random-number state, so ``resume=True`` continues a killed run exactly as if it had
+never stopped), ``best/`` (the checkpoint with the best validation score, chosen on the
+validation split only), ``history.json`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from scenetalk.checkpoint import load_checkpoint, save_checkpoint
+from scenetalk.data.schema import CaptionDataset
+from scenetalk.data.text import Vocabulary
+from scenetalk.decoding import greedy
+from scenetalk.errors import ScenetalkError
+from scenetalk.io import atomic_write_text
+from scenetalk.losses import caption_cross_entropy
+from scenetalk.models import build_generator
+from scenetalk.models.generator import CaptionGenerator
+
+
+@dataclass
+class TrainConfig:
+    model: dict[str, Any] = field(default_factory=lambda: {"type": "multimodal_rnn", "cell": "lstm"})
+    min_count: int = 5
+    max_words: int = 20            # longer training sentences are cut (after this many words)
+    batch_size: int = 100
+    optimizer: str = "rmsprop"     # or "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip: float = 5.0              # element-wise gradient clipping (§3.3)
+    epochs: int = 10
+    max_steps: int | None = None
+    eval_every: int = 500          # steps between validation runs (and at every epoch end)
+    checkpoint_every: int = 100
+    select_metric: str = "cider"   # "cider" (greedy captions on val) or "perplexity"
+    val_images: int | None = None  # score only the first N validation images (faster)
+    seed: int = 0
+
+
+@dataclass
+class CaptionExamples:
+    """Sentences as padded id rows, each with the row of its image's features."""
+    image_rows: torch.Tensor       # (M,)
+    ids: torch.Tensor              # (M, L): <start> w_1 .. w_n <end> <pad>...
+    references: dict[int, list[str]]  # image row -> reference sentences (tokens joined)
+
+
+def build_examples(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_of: dict[str, int],
+                   max_words: int) -> CaptionExamples:
+    rows, seqs, refs = [], [], {}
+    for image in dataset.split(split):
+        if image.relpath not in row_of:
+            raise ScenetalkError(f"image {image.relpath} of split {split!r} has no cached features; "
+                                 "run `scenetalk features` on this dataset first")
+        row = row_of[image.relpath]
+        refs[row] = [" ".join(s.tokens) for s in image.sentences]
+        for s in image.sentences:
+            rows.append(row)
+            seqs.append(s.tokens[:max_words])
+    if not seqs:
+        raise ScenetalkError(f"dataset {dataset.name!r} has no sentences in split {split!r}")
+    ids, _ = vocab.encode_batch(seqs)
+    return CaptionExamples(torch.tensor(rows), ids, refs)
+
+
+def log_unigram_bias(examples: CaptionExamples, vocab_size: int) -> torch.Tensor:
+    """Karpathy & Fei-Fei §6.5: start the softmax biases at the log frequency of each word
+    (END included) in the training targets, so the untrained model already predicts words
+    at their chance rate. Words never seen as targets get the frequency of half a count."""
+    targets = examples.ids[:, 1:]
+    counts = torch.bincount(targets[targets != Vocabulary.pad_id], minlength=vocab_size).float()
+    counts = counts.clamp(min=0.5)
+    return (counts / counts.sum()).log()
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-8, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ScenetalkError(f"unknown optimizer {name!r}; use 'rmsprop' or 'adam'")
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return list(torch.randperm(n, generator=g).split(batch_size))
+
+
+@torch.no_grad()
+def evaluate_generator(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples,
+                       vocab: Vocabulary, max_images: int | None = None, batch_size: int = 250) -> dict[str, float]:
+    """Validation perplexity (all sentences) and CIDEr-D of greedy captions (our tokens, no
+    PTB step: selection needs a fast, consistent score; reported numbers use the full protocol)."""
+    from pycocoevalcap.cider.cider import Cider
+
+    was_training = model.training
+    model.eval()
+    total, words = 0.0, 0
+    for chunk in torch.arange(len(examples.ids)).split(batch_size):
+        ids = examples.ids[chunk]
+        length = int((ids != vocab.pad_id).sum(1).max())
+        logits = model(features[examples.image_rows[chunk]], ids[:, : length - 1])
+        loss, n = caption_cross_entropy(logits, ids[:, 1:length], vocab.pad_id)
+        total += float(loss) * n
+        words += n
+    rows = sorted(examples.references)[:max_images]
+    captions = {}
+    for chunk in torch.tensor(rows).split(batch_size):
+        feats = features[chunk]
+        hyps = greedy(model, model.init_state(feats), len(chunk), vocab.start_id, vocab.end_id)
+        captions.update({int(r): " ".join(vocab.decode(h.tokens)) or "<empty>" for r, h in zip(chunk, hyps)})
+    cider, _ = Cider().compute_score({r: examples.references[r] for r in rows}, {r: [captions[r]] for r in rows})
+    model.train(was_training)
+    return {"perplexity": math.exp(total / max(words, 1)), "cider": float(cider)}
+
+
+def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors = {f"{pid}.{k}": v for pid, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
+    scalars = {f"{pid}.{k}": v for pid, st in sd["state"].items() for k, v in st.items() if not torch.is_tensor(v)}
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in list(tensors.items()) + list(meta["scalars"].items()):
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class CaptionTrainer:
+    """Trains one generator; ``run()`` returns the history. ``on_step`` is called after every
+    optimisation step (tests use it to simulate a crash)."""
+
+    def __init__(self, config: TrainConfig, dataset: CaptionDataset, features: torch.Tensor,
+                 row_of: dict[str, int], extractor_id: str, out_dir: str | Path,
+                 progress: bool = True, on_step: Callable[[int], None] | None = None):
+        self.config, self.out = config, Path(out_dir)
+        self.features, self.extractor_id = features.float(), extractor_id
+        self.progress, self.on_step = progress, on_step
+        train_sentences = dataset.sentences("train")
+        language = train_sentences[0].language if train_sentences else "en"
+        self.vocab = Vocabulary.build([s.tokens for s in train_sentences], min_count=config.min_count,
+                                      language=language)
+        self.train = build_examples(dataset, "train", self.vocab, row_of, config.max_words)
+        self.val = build_examples(dataset, "val", self.vocab, row_of, config.max_words)
+        torch.manual_seed(config.seed)
+        model_cfg = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(1)}
+        self.model = build_generator(model_cfg)
+        self.model_config = model_cfg
+        with torch.no_grad():
+            self.model.output_bias().copy_(log_unigram_bias(self.train, len(self.vocab)))
+        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.history: dict[str, list] = {"train": [], "val": []}
+        self.best: float | None = None
+
+    # -- checkpoints -------------------------------------------------------------------
+    def meta(self, **extra) -> dict:
+        return {"kind": "caption_generator", "model": self.model_config, "vocabulary": self.vocab.to_dict(),
+                "extractor_id": self.extractor_id, "train_config": asdict(self.config), **extra}
+
+    def save_last(self) -> None:
+        opt_tensors, opt_meta = _optimizer_to_tensors(self.optimizer)
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update({f"optim.{k}": v for k, v in opt_tensors.items()})
+        tensors["rng"] = torch.get_rng_state()
+        save_checkpoint(self.out / "last", tensors, self.meta(
+            trainer={"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                     "best": self.best, "optimizer": opt_meta, "history": self.history}))
+
+    def resume(self) -> bool:
+        if not (self.out / "last").exists():
+            return False
+        tensors, meta = load_checkpoint(self.out / "last", expect_extractor_id=self.extractor_id)
+        if meta["train_config"] != asdict(self.config):
+            raise ScenetalkError(f"{self.out / 'last'}: was trained with another configuration; "
+                                 "use a new output folder or the same config to resume")
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        _optimizer_from_tensors(self.optimizer, {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")},
+                                meta["trainer"]["optimizer"])
+        torch.set_rng_state(tensors["rng"].to(torch.uint8))
+        t = meta["trainer"]
+        self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
+        self.best, self.history = t["best"], t["history"]
+        return True
+
+    # -- the loop ------------------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        scores = evaluate_generator(self.model, self.features, self.val, self.vocab, self.config.val_images)
+        scores.update(step=self.step, epoch=self.epoch, time=time.time())
+        self.history["val"].append(scores)
+        key = self.config.select_metric
+        value = scores[key] if key == "cider" else -scores[key]
+        if self.best is None or value > self.best:
+            self.best = value
+            save_checkpoint(self.out / "best", self.model.state_dict(), self.meta(val=scores))
+        return scores
+
+    def run(self) -> dict:
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        steps_per_epoch = math.ceil(len(self.train.ids) / cfg.batch_size)
+        total = cfg.max_steps or steps_per_epoch * cfg.epochs
+        bar = tqdm(total=total, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        self.model.train()
+        started, words_done = time.time(), 0
+        while self.step < total and self.epoch < cfg.epochs:
+            batches = _batches(len(self.train.ids), cfg.batch_size, cfg.seed, self.epoch)
+            for idx in batches[self.batch_in_epoch:]:
+                ids = self.train.ids[idx]
+                length = int((ids != self.vocab.pad_id).sum(1).max())
+                logits = self.model(self.features[self.train.image_rows[idx]], ids[:, : length - 1])
+                loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.clip)
+                self.optimizer.step()
+                loss = loss.item()
+                self.step += 1
+                self.batch_in_epoch += 1
+                words_done += n
+                self.history["train"].append({"step": self.step, "loss": loss})
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{words_done / (time.time() - started):.0f}",
+                                epoch=self.epoch)
+                if self.step % cfg.eval_every == 0:
+                    self.validate()
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_last()
+                if self.on_step:
+                    self.on_step(self.step)
+                if self.step >= total:
+                    break
+            else:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                if self.step % cfg.eval_every:
+                    self.validate()
+        bar.close()
+        self.save_last()
+        atomic_write_text(self.out / "history.json", json.dumps(self.history))
+        plot_curves(self.history, self.out / "curves.png")
+        return self.history
+
+
+def plot_curves(history: dict, path: Path) -> None:
+    """Training loss and validation scores against steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scenetalk.io import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    train = history["train"]
+    if train:
+        steps = np.array([h["step"] for h in train])
+        loss = np.array([h["loss"] for h in train])
+        k = max(1, len(loss) // 50)
+        smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+        axes[0].plot(steps, loss, alpha=0.25, label="train loss (per batch)")
+        axes[0].plot(steps[k - 1:], smooth, label=f"train loss (mean of {k})")
+    if history["val"]:
+        vs = [h["step"] for h in history["val"]]
+        axes[0].plot(vs, [math.log(h["perplexity"]) for h in history["val"]], "o-", label="val loss")
+        axes[1].plot(vs, [h["cider"] for h in history["val"]], "o-", color="C3")
+    axes[0].set(xlabel="step", ylabel="cross-entropy per word", title="loss")
+    axes[0].legend()
+    axes[1].set(xlabel="step", ylabel="CIDEr-D (greedy, val)", title="validation")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
