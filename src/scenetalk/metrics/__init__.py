@@ -1,0 +1,1 @@
+"""Standard metrics: caption scores (``captions``)."""
