@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from scenetalk.models.attention_lstm import AttentionLSTM, AttentionLSTMConfig
 from scenetalk.models.mrnn import MRNN, MRNNConfig, scaled_tanh
 from scenetalk.models.multimodal_rnn import MultimodalRNN, MultimodalRNNConfig
 
@@ -13,13 +14,19 @@ def models():
     torch.manual_seed(0)
     return [MultimodalRNN(MultimodalRNNConfig(V, image_dim=D, word_dim=16, hidden_dim=16)),
             MultimodalRNN(MultimodalRNNConfig(V, image_dim=D, word_dim=16, hidden_dim=16, cell="lstm")),
-            MRNN(MRNNConfig(V, image_dim=D, embed1_dim=8, embed2_dim=16, multimodal_dim=16))]
+            MRNN(MRNNConfig(V, image_dim=D, embed1_dim=8, embed2_dim=16, multimodal_dim=16)),
+            AttentionLSTM(AttentionLSTMConfig(V, image_dim=D, feature_dim=8, word_dim=8, hidden_dim=16,
+                                              attention_dim=8))]
 
 
-@pytest.mark.parametrize("model", models(), ids=["rnn", "lstm", "mrnn"])
+def image_for(model, batch):
+    return torch.randn(batch, 9, D) if model.image_input == "grid" else torch.randn(batch, D)
+
+
+@pytest.mark.parametrize("model", models(), ids=["rnn", "lstm", "mrnn", "attention"])
 def test_teacher_forcing_equals_stepping(model):
     model.eval()
-    image, inputs = torch.randn(4, D), torch.randint(0, V, (4, 6))
+    image, inputs = image_for(model, 4), torch.randint(0, V, (4, 6))
     logits = model(image, inputs)
     assert logits.shape == (4, 6, V)
     state = model.init_state(image)
@@ -64,3 +71,16 @@ def test_scaled_tanh():
 def test_unknown_cell_is_refused():
     with pytest.raises(ValueError):
         MultimodalRNN(MultimodalRNNConfig(V, cell="gru"))
+
+
+def test_attention_weights_are_a_distribution_over_cells_and_follow_the_image():
+    model = models()[3].eval()
+    grid = torch.randn(2, 9, D)
+    state = model.init_state(grid)
+    _, alpha = model.attend(state)
+    assert alpha.shape == (2, 9)
+    assert torch.allclose(alpha.sum(1), torch.ones(2))
+    # moving the content of the cells moves the attention with it
+    perm = torch.randperm(9)
+    _, alpha_perm = model.attend(model.init_state(grid[:, perm]))
+    assert torch.allclose(alpha_perm, alpha[:, perm], atol=1e-6)

@@ -164,7 +164,7 @@ class CaptionTrainer:
         self.train = build_examples(dataset, "train", self.vocab, row_of, config.max_words)
         self.val = build_examples(dataset, "val", self.vocab, row_of, config.max_words)
         torch.manual_seed(config.seed)
-        model_cfg = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(1)}
+        model_cfg = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(-1)}
         self.model = build_generator(model_cfg)
         self.model_config = model_cfg
         with torch.no_grad():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scenetalk.models.attention_lstm import AttentionLSTM, AttentionLSTMConfig
 from scenetalk.models.generator import CaptionGenerator
 from scenetalk.models.mrnn import MRNN, MRNNConfig
 from scenetalk.models.multimodal_rnn import MultimodalRNN, MultimodalRNNConfig
@@ -12,6 +13,7 @@ from scenetalk.models.multimodal_rnn import MultimodalRNN, MultimodalRNNConfig
 GENERATORS: dict[str, tuple[type[CaptionGenerator], type]] = {
     "multimodal_rnn": (MultimodalRNN, MultimodalRNNConfig),
     "mrnn": (MRNN, MRNNConfig),
+    "attention_lstm": (AttentionLSTM, AttentionLSTMConfig),
 }
 
 

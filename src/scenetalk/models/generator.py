@@ -11,6 +11,9 @@ from torch import nn
 
 
 class CaptionGenerator(nn.Module):
+    #: which cached features the model reads: "global" (B, D) vectors or the "grid" (B, cells, D)
+    image_input = "global"
+
     def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
