@@ -14,7 +14,7 @@ import sys
 from scenetalk import __version__
 from scenetalk.errors import ScenetalkError
 
-COMMANDS = ("data",)
+COMMANDS = ("data", "features", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

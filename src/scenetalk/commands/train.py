@@ -1,0 +1,95 @@
+"""``scenetalk train CONFIG.yaml``: train a caption generator on cached features."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from importlib import resources
+from pathlib import Path
+
+import torch
+import yaml
+
+from scenetalk.errors import ScenetalkError
+
+TOP_KEYS = {"dataset", "root", "features", "out", "train"}
+
+
+def shipped_configs() -> dict[str, Path]:
+    folder = resources.files("scenetalk") / "configs"
+    return {p.name[:-5]: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def read_config(path_or_name: str) -> tuple[Path, dict]:
+    path = Path(path_or_name)
+    if not path.is_file():
+        shipped = shipped_configs()
+        if path_or_name not in shipped:
+            raise ScenetalkError(f"{path_or_name}: no such config file (shipped configs: {', '.join(sorted(shipped))})")
+        path = shipped[path_or_name]
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ScenetalkError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ScenetalkError(f"{path}: expected a mapping with keys {sorted(TOP_KEYS)}")
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise ScenetalkError(f"{path}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(TOP_KEYS))})")
+    return path, data
+
+
+def train_config(path: Path, section: dict) -> "TrainConfig":
+    from scenetalk.training import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(section) - fields
+    if unknown:
+        raise ScenetalkError(f"{path}: train: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(fields))})")
+    return TrainConfig(**section)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scenetalk.data.registry import load_dataset
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.models import GENERATORS
+    from scenetalk.training import CaptionTrainer
+
+    path, data = read_config(args.config)
+    cfg = train_config(path, data.get("train") or {})
+    model_type = cfg.model.get("type")
+    if model_type not in GENERATORS:
+        raise ScenetalkError(f"{path}: train.model.type must be one of {', '.join(GENERATORS)}")
+    features = args.features or data.get("features")
+    out = args.out or data.get("out")
+    if not features or not out:
+        raise ScenetalkError(f"{path}: needs 'features' and 'out' (or pass --features / --out)")
+    dataset = load_dataset(data.get("dataset", "flickr8k"), root=args.root or data.get("root"))
+    store = FeatureStore.open(features)
+    kind = GENERATORS[model_type][0].image_input
+    array = store.grid if kind == "grid" else store.global_features
+    feats = torch.from_numpy(array.astype("float32"))
+    row_of = {name: i for i, name in enumerate(store.names)}
+    trainer = CaptionTrainer(cfg, dataset, feats, row_of, store.extractor_id, out, progress=not args.quiet)
+    if args.resume and trainer.resume():
+        print(f"resuming {out} at step {trainer.step}")
+    elif (Path(out) / "last").exists() and not args.resume:
+        raise ScenetalkError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
+    history = trainer.run()
+    best = max(history["val"], key=lambda h: h["cider"] if cfg.select_metric == "cider" else -h["perplexity"])
+    print(json.dumps({"out": str(out), "steps": trainer.step, "best_val": best}, indent=1))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a caption generator from a YAML config",
+                       description="Train a caption generator on cached image features. CONFIG is a "
+                                   "YAML file or the name of a shipped config.")
+    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("--features", help="feature store folder (overrides the config)")
+    p.add_argument("--out", help="run folder (overrides the config)")
+    p.add_argument("--root", help="data root (overrides the config)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)

@@ -1,0 +1,219 @@
+"""A folder of image features on disk, read through memory maps.
+
+Layout (all arrays are ``.npy``, row i belongs to ``names[i]``)::
+
+    index.json        format version, extractor id and config, image names, array specs,
+                      region class names, images that could not be read ("bad")
+    global.npy        (N, 1280) float32   whole-image feature (global average of the map)
+    grid.npy          (N, h*w, 1280) float16   the feature map's cells, row-major (optional)
+    regions.npy       (N, 20, 1280) float16    region features, region 0 = the whole image
+    boxes.npy         (N, 20, 4) float32       normalised x1, y1, x2, y2
+    box_scores.npy    (N, 20) float32          detector score (whole image 1, grid fillers 0)
+    box_classes.npy   (N, 20) int16            COCO id; 0 = whole image, -1 = grid filler
+
+``index.json`` is written last, after every array is complete and in place, so a folder
+with an index is a complete store; extraction in progress lives in ``.partial/``.
+
+The extractor id names exactly how the features were made (backbone, input size, weights
+hash; for regions also the detector, its weights hash, top-k, region method and size).
+Models keep it in their checkpoints and pass it as ``expect_extractor_id`` when loading
+features, so features of one extractor are never fed to a model trained on another's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from scenetalk.errors import FeatureStoreError
+
+FORMAT = "scenetalk-features"
+FORMAT_VERSION = 1
+INDEX_FILE = "index.json"
+PARTIAL_DIR = ".partial"
+
+#: Every array a store may hold, with its file name; the order is the order of writing.
+ARRAY_NAMES = ("global", "grid", "regions", "boxes", "box_scores", "box_classes")
+REGION_ARRAYS = ("regions", "boxes", "box_scores", "box_classes")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    shape: tuple[int, ...]
+    dtype: str
+
+    def to_json(self) -> dict:
+        return {"shape": list(self.shape), "dtype": self.dtype}
+
+
+def array_file(name: str) -> str:
+    return f"{name}.npy"
+
+
+def array_specs(count: int, feature_dim: int, grid_cells: int | None, num_regions: int | None) -> dict[str, ArraySpec]:
+    """The arrays of a store of ``count`` images (``grid_cells``/``num_regions`` None: absent)."""
+    specs = {"global": ArraySpec((count, feature_dim), "float32")}
+    if grid_cells:
+        specs["grid"] = ArraySpec((count, grid_cells, feature_dim), "float16")
+    if num_regions:
+        specs["regions"] = ArraySpec((count, num_regions, feature_dim), "float16")
+        specs["boxes"] = ArraySpec((count, num_regions, 4), "float32")
+        specs["box_scores"] = ArraySpec((count, num_regions), "float32")
+        specs["box_classes"] = ArraySpec((count, num_regions), "int16")
+    return specs
+
+
+def check_array(path: str, array: np.ndarray, spec: ArraySpec) -> None:
+    if tuple(array.shape) != tuple(spec.shape) or array.dtype != np.dtype(spec.dtype):
+        raise FeatureStoreError(
+            f"{path}: expected shape {tuple(spec.shape)} {spec.dtype}, found {tuple(array.shape)} {array.dtype} "
+            "(incomplete or damaged feature store; extract again with --overwrite)"
+        )
+
+
+class FeatureStore:
+    """A complete feature store, memory-mapped read-only. Open it with ``FeatureStore.open``."""
+
+    def __init__(self, path: str, index: dict, arrays: dict[str, np.ndarray]):
+        self.path = path
+        self.index = index
+        self.extractor_id: str = index["extractor_id"]
+        self.extractor: dict = index.get("extractor", {})
+        self.names: list[str] = list(index["names"])
+        self.bad: list[str] = list(index.get("bad", []))
+        self._rows = {name: i for i, name in enumerate(self.names)}
+        self._arrays = arrays
+        self._class_names = {int(k): v for k, v in index.get("class_names", {}).items()}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, expect_extractor_id: str | None = None) -> FeatureStore:
+        path = os.fspath(path)
+        index_path = os.path.join(path, INDEX_FILE)
+        if not os.path.isdir(path):
+            raise FeatureStoreError(f"{path}: no feature store here (extract one with `scenetalk features`)")
+        if not os.path.isfile(index_path):
+            if os.path.isdir(os.path.join(path, PARTIAL_DIR)):
+                raise FeatureStoreError(
+                    f"{path}: incomplete feature store (extraction was interrupted; run the same "
+                    "`scenetalk features` command again to resume it)"
+                )
+            raise FeatureStoreError(f"{path}: not a feature store (no {INDEX_FILE})")
+        index = read_index(index_path)
+        if expect_extractor_id is not None and index["extractor_id"] != expect_extractor_id:
+            raise FeatureStoreError(
+                f"{path}: features were extracted by {index['extractor_id']}, but {expect_extractor_id} "
+                "is expected; extract them again with the matching backbone and options"
+            )
+        arrays = {}
+        for name, raw in index["arrays"].items():
+            spec = ArraySpec(tuple(raw["shape"]), raw["dtype"])
+            file = os.path.join(path, array_file(name))
+            try:
+                arrays[name] = np.load(file, mmap_mode="r", allow_pickle=False)
+            except FileNotFoundError:
+                raise FeatureStoreError(
+                    f"{file}: missing (incomplete feature store; extract again with --overwrite)") from None
+            except (OSError, ValueError) as exc:
+                raise FeatureStoreError(f"{file}: unreadable ({exc})") from None
+            check_array(file, arrays[name], spec)
+            if spec.shape[0] != len(index["names"]):
+                raise FeatureStoreError(
+                    f"{index_path}: {name} has {spec.shape[0]} rows for {len(index['names'])} images")
+        return cls(path, index, arrays)
+
+    # -- lookup ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._rows
+
+    def row(self, name: str) -> int:
+        try:
+            return self._rows[name]
+        except KeyError:
+            raise FeatureStoreError(f"{self.path}: no features for image {name!r}") from None
+
+    def rows(self, names: list[str]) -> np.ndarray:
+        return np.array([self.row(n) for n in names], dtype=np.int64)
+
+    # -- arrays ---------------------------------------------------------------------------
+    def array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            hint = " (extract with --regions)" if name in REGION_ARRAYS else " (extract without --no-grid)"
+            raise FeatureStoreError(f"{self.path}: this feature store has no {name} features{hint}")
+        return self._arrays[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._arrays
+
+    @property
+    def global_features(self) -> np.ndarray:
+        return self.array("global")
+
+    @property
+    def grid(self) -> np.ndarray:
+        return self.array("grid")
+
+    @property
+    def regions(self) -> np.ndarray:
+        return self.array("regions")
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return self.array("boxes")
+
+    @property
+    def box_scores(self) -> np.ndarray:
+        return self.array("box_scores")
+
+    @property
+    def box_classes(self) -> np.ndarray:
+        return self.array("box_classes")
+
+    @property
+    def has_regions(self) -> bool:
+        return "regions" in self._arrays
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self._arrays["global"].shape[1])
+
+    @property
+    def bad_mask(self) -> np.ndarray:
+        """True for images that could not be read (their features are zeros)."""
+        mask = np.zeros(len(self.names), dtype=bool)
+        for name in self.bad:
+            mask[self._rows[name]] = True
+        return mask
+
+    def class_name(self, class_id: int) -> str:
+        return self._class_names.get(int(class_id), f"class-{int(class_id)}")
+
+    def box_class_names(self, name: str) -> list[str]:
+        return [self.class_name(c) for c in self.box_classes[self.row(name)]]
+
+
+def read_index(index_path: str) -> dict:
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FeatureStoreError(f"{index_path}: unreadable index ({exc})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise FeatureStoreError(f"{index_path}: not a scenetalk feature index")
+    if index.get("version") != FORMAT_VERSION:
+        raise FeatureStoreError(
+            f"{index_path}: feature store format version {index.get('version')}, this scenetalk reads "
+            f"version {FORMAT_VERSION}; extract again with --overwrite"
+        )
+    for key in ("extractor_id", "names", "arrays"):
+        if key not in index:
+            raise FeatureStoreError(f"{index_path}: index has no {key!r}")
+    unknown = sorted(set(index["arrays"]) - set(ARRAY_NAMES))
+    if unknown or "global" not in index["arrays"]:
+        raise FeatureStoreError(f"{index_path}: unexpected arrays {unknown or 'without global'}")
+    return index

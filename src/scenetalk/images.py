@@ -1,0 +1,187 @@
+"""Reading images safely and turning them into network input.
+
+``load_image`` accepts whatever a user's folder may hold and returns a plain RGB image, or
+raises ``ImageError`` naming the file: missing files, folders, non-images, truncated or
+corrupt files, and decompression bombs (an image whose header claims more pixels than
+``max_pixels``) are all errors, never warnings or half-decoded pictures.
+
+Preprocessing matches the data: the Flickr8K images here were squashed to 224x224 without
+keeping the aspect ratio, so every image (and every region crop) is squash-resized to SxS
+the same way, never centre-cropped, before the backbone's normalisation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from scenetalk.errors import ImageError
+
+#: File name endings treated as images when listing a folder (compared in lower case).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+#: Pillow's own limit (about 89.5 megapixels, e.g. 10,000 x 8,950). A larger photo needs an
+#: explicit ``max_pixels``; Pillow itself refuses anything over twice its limit.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+#: Pillow's resampling filter for squash-resizing (bicubic, as EfficientNet's evaluation did).
+RESAMPLE = Image.Resampling.BICUBIC
+
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an image by its extension (the file is not opened)."""
+    name = os.path.basename(os.fspath(path))
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[str]:
+    """Image files in ``folder`` (by extension), as paths relative to it, sorted.
+
+    Hidden files (such as macOS ``._name.jpg`` resource forks) are left out.
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ImageError(folder, "not a folder")
+    found = []
+    if recursive:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            rel = os.path.relpath(root, folder)
+            for name in files:
+                if is_image_file(name):
+                    found.append(name if rel == "." else os.path.join(rel, name))
+    else:
+        for entry in os.scandir(folder):
+            if entry.is_file() and is_image_file(entry.name):
+                found.append(entry.name)
+    return sorted(found)
+
+
+def load_image(source: str | os.PathLike | Image.Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open ``source`` fully and return it upright, in RGB.
+
+    EXIF orientation is applied; grey, 16-bit, CMYK and palette images become RGB, and
+    transparency (alpha, or a palette's transparent colour) is composited on white.
+    ``max_pixels=None`` lifts the limit (up to Pillow's own hard limit).
+    """
+    if isinstance(source, Image.Image):
+        name = getattr(source, "filename", "") or "<image>"
+        _check_size(name, source.size, max_pixels)
+        try:
+            source.load()
+            return _to_rgb(name, source)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(name, f"truncated or corrupt image ({exc})") from None
+
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        raise ImageError(path, "is a folder, not an image")
+    try:
+        with Image.open(path) as im:
+            # The header is read; refuse bombs before decoding a single pixel.
+            _check_size(path, im.size, max_pixels)
+            # Pillow decodes lazily: force the full decode so truncation shows up here.
+            im.load()
+            return _to_rgb(path, im)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(path, "file not found") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image file (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(path, f"image too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow reports truncated and corrupt data as OSError (sometimes SyntaxError/ValueError).
+        raise ImageError(path, f"truncated or corrupt image ({exc})") from None
+
+
+def _check_size(name: str, size: tuple[int, int], max_pixels: int | None) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageError(name, f"image has no pixels ({width}x{height})")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageError(
+            name,
+            f"image too large: {width}x{height} = {width * height:,} pixels is over the limit of "
+            f"{max_pixels:,} (a possible decompression bomb)",
+        )
+
+
+def _to_rgb(name: str, im: Image.Image) -> Image.Image:
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block should not lose the picture itself
+        im = im.copy()
+    if im.mode in _HIGH_DEPTH_MODES:
+        im = _high_depth_to_grey(im)
+    if im.mode == "P" or "transparency" in im.info:
+        # Palette transparency and tRNS colour keys become a real alpha channel first.
+        im = im.convert("RGBA")
+    if im.mode in _ALPHA_MODES:
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return im
+
+
+def _high_depth_to_grey(im: Image.Image) -> Image.Image:
+    # Pillow's convert("L") clips 16-bit values at 255 (nearly all white); scale instead.
+    a = np.asarray(im)
+    if a.dtype.kind == "f":
+        a = np.nan_to_num(a.astype(np.float64))
+        a = a * 255.0 if a.max(initial=0.0) <= 1.0 else a
+    elif a.max(initial=0) > 255 or im.mode.startswith("I;16"):
+        a = a.astype(np.float64) / 257.0
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L")
+
+
+def squash_resize(im: Image.Image, size: int) -> Image.Image:
+    """Resize to ``size`` x ``size`` without keeping the aspect ratio (as the data was made)."""
+    if im.size == (size, size):
+        return im
+    return im.resize((size, size), RESAMPLE)
+
+
+def to_uint8_batch(images: Sequence[Image.Image], size: int) -> np.ndarray:
+    """RGB images -> (B, size, size, 3) uint8, squash-resized."""
+    if not images:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([np.asarray(squash_resize(im, size), dtype=np.uint8) for im in images])
+
+
+def normalize(
+    batch: np.ndarray,
+    mean: Sequence[float] = (0.5, 0.5, 0.5),
+    std: Sequence[float] = (0.5, 0.5, 0.5),
+) -> torch.Tensor:
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) float32, ``(x / 255 - mean) / std`` per channel.
+
+    The result is a permuted view of the (B, S, S, 3) data, which is exactly the
+    channels_last memory layout the backbones run fastest in, so no copy is made.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1)
+    return x.mul_(scale).sub_(shift)
+
+
+def to_batch(
+    images: Sequence[Image.Image],
+    size: int,
+    mean: Sequence[float] = (0.5, 0.5, 0.5),
+    std: Sequence[float] = (0.5, 0.5, 0.5),
+) -> torch.Tensor:
+    """RGB images -> a normalised (B, 3, size, size) float32 tensor (channels_last layout)."""
+    return normalize(to_uint8_batch(images, size), mean, std)

@@ -1,0 +1,243 @@
+"""Backbones, the detector, region selection and RoIAlign (scenetalk.vision)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scenetalk.errors import ScenetalkError
+from scenetalk.images import load_image
+from scenetalk.vision.backbones import BACKBONES, create_backbone, file_sha256, weights_path
+from scenetalk.vision.detector import COCO_LABELS, Detections, create_detector
+from scenetalk.vision.regions import (
+    GRID_BOXES,
+    GRID_CLASS,
+    IMAGE_CLASS,
+    NUM_REGIONS,
+    TOP_K,
+    RegionFeaturizer,
+    crop_box,
+    roi_align,
+    select_regions,
+)
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return create_backbone("efficientnet-lite0")
+
+
+# -- RoIAlign ---------------------------------------------------------------------------------
+
+def roi_align_loop(fmap: torch.Tensor, boxes: torch.Tensor, k: int) -> torch.Tensor:
+    """Slow reference: bilinear samples at the centres of a k x k grid over each box."""
+    b, c, h, w = fmap.shape
+    out = torch.zeros(b, boxes.shape[1], c, dtype=torch.float64)
+    f = fmap.double()
+
+    def sample(img, y, x):  # y, x in cell units, cell centres at integer + 0.5; edges clamp
+        y = min(max(y - 0.5, 0.0), h - 1.0)
+        x = min(max(x - 0.5, 0.0), w - 1.0)
+        y0, x0 = int(np.floor(y)), int(np.floor(x))
+        y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+        dy, dx = y - y0, x - x0
+        return ((1 - dy) * (1 - dx) * img[:, y0, x0] + (1 - dy) * dx * img[:, y0, x1]
+                + dy * (1 - dx) * img[:, y1, x0] + dy * dx * img[:, y1, x1])
+
+    for i in range(b):
+        for r in range(boxes.shape[1]):
+            bx1, by1, bx2, by2 = boxes[i, r].tolist()
+            acc = torch.zeros(c, dtype=torch.float64)
+            for sy in range(k):
+                for sx in range(k):
+                    y = (by1 + (by2 - by1) * (sy + 0.5) / k) * h
+                    x = (bx1 + (bx2 - bx1) * (sx + 0.5) / k) * w
+                    acc += sample(f[i], y, x)
+            out[i, r] = acc / (k * k)
+    return out
+
+
+def test_roi_whole_image_equals_global_average():
+    fmap = torch.rand(2, 5, 7, 7)
+    boxes = torch.tensor([[[0.0, 0.0, 1.0, 1.0]]] * 2)
+    got = roi_align(fmap, boxes)
+    assert got.shape == (2, 1, 5)
+    assert torch.allclose(got[:, 0], fmap.mean(dim=(2, 3)), atol=1e-6)
+
+
+def test_roi_on_a_constant_patch_returns_the_constant():
+    fmap = torch.rand(1, 3, 10, 10)
+    fmap[:, :, 2:7, 1:6] = torch.tensor([4.0, -2.0, 0.5]).view(1, 3, 1, 1)  # rows 2-6, columns 1-5
+    # From the centre of the first patch cell to the centre of the last: only patch cells are read.
+    box = torch.tensor([[[1.5 / 10, 2.5 / 10, 5.5 / 10, 6.5 / 10]]])
+    assert torch.allclose(roi_align(fmap, box)[0, 0], torch.tensor([4.0, -2.0, 0.5]), atol=1e-6)
+    assert torch.allclose(roi_align(fmap, box, samples=3)[0, 0], torch.tensor([4.0, -2.0, 0.5]), atol=1e-6)
+
+
+def test_roi_matches_slow_loop_and_is_batched():
+    torch.manual_seed(0)
+    fmap = torch.randn(3, 4, 7, 9)
+    xy1 = torch.rand(3, 6, 2) * 0.7
+    boxes = torch.cat([xy1, xy1 + 0.05 + torch.rand(3, 6, 2) * 0.25], dim=-1).clamp(0, 1)
+    boxes[0, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    boxes[1, 1] = torch.tensor([0.9, 0.0, 1.0, 0.05])  # a thin box on the border
+    for k in (3, 7):
+        got = roi_align(fmap, boxes, samples=k)
+        assert torch.allclose(got.double(), roi_align_loop(fmap, boxes, k), atol=1e-5)
+    one_by_one = torch.cat([roi_align(fmap[i:i + 1], boxes[i:i + 1]) for i in range(3)])
+    assert torch.allclose(roi_align(fmap, boxes), one_by_one, atol=1e-6)
+
+
+# -- region selection ---------------------------------------------------------------------------
+
+def detections(n: int, seed: int = 0) -> Detections:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 0.6, (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0.1, 0.4, (n, 2))], axis=1).astype(np.float32)
+    return Detections(boxes, rng.uniform(0.01, 1, n).astype(np.float32), rng.integers(1, 91, n))
+
+
+def test_top_19_plus_whole_image():
+    det = detections(40)
+    regions = select_regions(det)
+    assert regions.boxes.shape == (NUM_REGIONS, 4) and NUM_REGIONS == 20 and TOP_K == 19
+    assert tuple(regions.boxes[0]) == (0, 0, 1, 1) and regions.class_ids[0] == IMAGE_CLASS
+    assert regions.scores[0] == 1.0 and regions.class_names[0] == "image"
+    best = np.sort(det.scores)[::-1][:19]
+    assert np.allclose(regions.scores[1:], best)
+    assert np.all(np.diff(regions.scores[1:]) <= 0)
+    assert regions.class_ids.dtype == np.int16 and regions.boxes.dtype == np.float32
+
+
+def test_degenerate_boxes_dropped_and_boxes_clipped():
+    boxes = np.array([[0.1, 0.1, 0.105, 0.5],  # 0.5% wide: degenerate
+                      [0.2, 0.2, 0.2, 0.2],  # empty
+                      [-0.1, 0.3, 0.5, 1.2]], np.float32)  # spills over: clipped
+    regions = select_regions(Detections(boxes, np.array([0.9, 0.8, 0.7], np.float32), np.array([1, 2, 3])))
+    assert regions.class_ids[1] == 3 and np.allclose(regions.boxes[1], [0.0, 0.3, 0.5, 1.0])
+    assert np.all(regions.class_ids[2:] == GRID_CLASS)
+
+
+def test_fewer_than_19_padded_with_grid_boxes():
+    regions = select_regions(detections(3))
+    assert np.all(regions.class_ids[1:4] > 0) and np.all(regions.scores[1:4] > 0)
+    assert np.all(regions.class_ids[4:] == GRID_CLASS) and np.all(regions.scores[4:] == 0)
+    assert np.allclose(regions.boxes[4:], np.array(GRID_BOXES[:16], np.float32))
+    assert regions.class_names[4] == "grid"
+
+    empty = select_regions(Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int)))
+    assert np.allclose(empty.boxes[1:], np.array(GRID_BOXES, np.float32))
+    widths = empty.boxes[:, 2] - empty.boxes[:, 0]
+    heights = empty.boxes[:, 3] - empty.boxes[:, 1]
+    assert np.all(widths > 0.2) and np.all(heights > 0.2)  # real boxes, no garbage
+    assert len(set(map(tuple, empty.boxes[1:].round(4).tolist()))) == TOP_K  # all different
+
+
+def test_crop_box_takes_the_box_pixels():
+    im = Image.new("RGB", (100, 50), (0, 0, 0))
+    im.paste((0, 255, 0), (50, 0, 100, 25))  # top-right quarter green
+    crop = crop_box(im, (0.5, 0.0, 1.0, 0.5), 32)
+    assert crop.size == (32, 32) and crop.getpixel((16, 16)) == (0, 255, 0)
+    assert crop_box(im, (0.999, 0.999, 1.0, 1.0), 8).size == (8, 8)  # at least one pixel
+
+
+# -- backbones ----------------------------------------------------------------------------------
+
+def test_backbone_maps_and_pooling(lite0):
+    assert lite0.name == "efficientnet-lite0" and lite0.input_size == 224 and lite0.feature_dim == 1280
+    assert lite0.mean == (0.5, 0.5, 0.5) and lite0.std == (0.5, 0.5, 0.5)
+    rng = np.random.default_rng(0)
+    ims = [Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)) for _ in range(3)]
+    fmap = lite0.feature_map(lite0.preprocess(ims))
+    assert fmap.shape == (3, 1280, 7, 7)
+    assert torch.allclose(lite0.pooled(fmap), fmap.mean(dim=(2, 3)))
+    # split into small passes internally: same numbers as one image at a time
+    single = lite0.feature_map(lite0.preprocess(ims[2:]))
+    assert torch.allclose(fmap[2:], single, atol=1e-4)
+    assert lite0.feature_map(lite0.preprocess(ims[:1], 448)).shape == (1, 1280, 14, 14)
+    assert lite0.map_size(448) == 14 and lite0.map_size() == 7
+
+
+def test_backbone_identity(lite0):
+    assert lite0.weights_sha256 == file_sha256(weights_path(BACKBONES["efficientnet-lite0"]))
+    assert lite0.extractor_id == f"efficientnet-lite0-224-{lite0.weights_sha256[:12]}"
+    assert not any(p.requires_grad for p in lite0.net(224).parameters())
+    assert not lite0.net(224).training
+
+
+def test_backbone_classifies_a_real_photo(lite0, shared_data):
+    # 1000268201_693b08cb0e.jpg: a little girl in a pink dress going into a wooden cabin.
+    im = load_image(shared_data / "flickr8k" / "images" / "1000268201_693b08cb0e.jpg")
+    fmap = lite0.feature_map(lite0.preprocess([im]))
+    with torch.inference_mode():
+        logits = lite0.net(224)._fc(lite0.pooled(fmap))
+    assert logits.softmax(-1).max() > 0.05  # confident about something: weights really loaded
+
+
+def test_lite2_input_size():
+    lite2 = create_backbone("efficientnet-lite2")
+    assert lite2.input_size == 260 and lite2.feature_dim == 1280
+    x = lite2.preprocess([Image.new("RGB", (50, 50), (10, 200, 30))])
+    assert x.shape == (1, 3, 260, 260) and lite2.feature_map(x).shape == (1, 1280, 9, 9)
+
+
+def test_unknown_backbone():
+    with pytest.raises(ScenetalkError, match="efficientnet-lite0"):
+        create_backbone("resnet-50")
+
+
+def test_cli_backbone_names_match():
+    from scenetalk.commands.features import BACKBONE_NAMES
+
+    assert set(BACKBONE_NAMES) == set(BACKBONES)
+
+
+# -- detector and region features ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def detector():
+    return create_detector()
+
+
+def test_detector_output_format(detector):
+    rng = np.random.default_rng(1)
+    det = detector.detect(rng.integers(0, 255, (120, 90, 3), dtype=np.uint8))
+    assert det.boxes.shape == (len(det), 4) and det.boxes.dtype == np.float32
+    assert np.all((det.boxes >= 0) & (det.boxes <= 1))
+    assert np.all(np.diff(det.scores) <= 0)
+    assert len(detector.weights_sha256) == 64 and detector.extractor_id.startswith("ssd-mobilenet-v2-coco-")
+    with pytest.raises(ValueError):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_detector_on_real_photo(detector, shared_data):
+    im = load_image(shared_data / "flickr8k" / "images" / "1000268201_693b08cb0e.jpg")
+    det = detector.detect(np.asarray(im))
+    assert len(det) >= TOP_K  # the graph keeps up to 100 boxes scoring at least 0.01
+    assert det.class_names[0] == "person" and det.scores[0] > 0.5
+    assert COCO_LABELS[1] == "person" and COCO_LABELS[90] == "toothbrush"
+
+
+def test_region_features_crop_and_roi(lite0):
+    rng = np.random.default_rng(2)
+    ims = [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(2)]
+    boxes = np.stack([select_regions(detections(25, seed=s)).boxes for s in range(2)])
+    fmap = lite0.feature_map(lite0.preprocess(ims))
+
+    crop = RegionFeaturizer(lite0, "crop", 224).features(ims, boxes, fmap)
+    assert crop.shape == (2, NUM_REGIONS, 1280)
+    assert torch.allclose(crop[:, 0], lite0.pooled(fmap))  # the whole image is the global input
+    one = lite0.pooled(lite0.feature_map(lite0.preprocess([crop_box(ims[1], boxes[1, 5], 224)])))
+    assert torch.allclose(crop[1, 5], one[0], atol=1e-4)
+
+    small = RegionFeaturizer(lite0, "crop", 96).features(ims, boxes, fmap)
+    assert small.shape == (2, NUM_REGIONS, 1280)
+
+    roi = RegionFeaturizer(lite0, "roi", 224).features(ims, boxes, fmap)
+    assert torch.allclose(roi, roi_align(fmap, torch.from_numpy(boxes)))
+    roi448 = RegionFeaturizer(lite0, "roi").features(ims, boxes)
+    assert roi448.shape == (2, NUM_REGIONS, 1280)
+    with pytest.raises(ValueError):
+        RegionFeaturizer(lite0, "mean")
