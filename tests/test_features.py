@@ -105,7 +105,7 @@ def test_extractor_ids(backbone):
     det = with_regions.detector.weights_sha256[:12]
     assert with_regions.extractor_id == f"efficientnet-lite0-224-{sha}+ssd-mobilenet-v2-coco-{det}-top19-roi448"
     crop = Extractor(backbone, regions=True, region_method="crop", detector=with_regions.detector)
-    assert crop.extractor_id.endswith("-top19-crop160")
+    assert crop.extractor_id.endswith("-top19-crop224")
 
 
 def test_open_errors(tmp_path, extractor):

@@ -241,3 +241,22 @@ def test_region_features_crop_and_roi(lite0):
     assert roi448.shape == (2, NUM_REGIONS, 1280)
     with pytest.raises(ValueError):
         RegionFeaturizer(lite0, "mean")
+
+
+def test_onnx_runtime_engine_matches_pytorch(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCENETALK_CACHE", str(tmp_path))
+    backbone = create_backbone()
+    assert backbone.engine == "onnxruntime"
+    x = torch.randn(3, 3, 160, 160)
+    fast = backbone.feature_map(x)
+    assert list(tmp_path.glob("onnx/efficientnet-lite0-160-*.onnx"))  # exported once, cached
+    backbone.engine = "torch"
+    reference = backbone.feature_map(x)
+    assert fast.shape == reference.shape == (3, 1280, 5, 5)
+    assert torch.allclose(fast, reference, atol=1e-3, rtol=1e-3)
+
+
+def test_unknown_engine_is_refused(monkeypatch):
+    monkeypatch.setenv("SCENETALK_ENGINE", "tensorflow")
+    with pytest.raises(ScenetalkError, match="SCENETALK_ENGINE"):
+        create_backbone()

@@ -14,7 +14,7 @@ import sys
 from scenetalk import __version__
 from scenetalk.errors import ScenetalkError
 
-COMMANDS = ("data", "features", "train")
+COMMANDS = ("demo", "data", "features", "train", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

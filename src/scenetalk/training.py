@@ -28,7 +28,6 @@ from tqdm import tqdm
 from scenetalk.checkpoint import load_checkpoint, save_checkpoint
 from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
-from scenetalk.decoding import greedy
 from scenetalk.errors import ScenetalkError
 from scenetalk.io import atomic_write_text
 from scenetalk.losses import caption_cross_entropy
@@ -105,31 +104,40 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tenso
 
 
 @torch.no_grad()
+def perplexity(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples, pad_id: int,
+               batch_size: int = 250) -> float:
+    """Per-word perplexity of the examples' sentences (<end> included), as the papers report it."""
+    was_training = model.training
+    model.eval()
+    total, words = 0.0, 0
+    for chunk in torch.arange(len(examples.ids)).split(batch_size):
+        ids = examples.ids[chunk]
+        length = int((ids != pad_id).sum(1).max())
+        logits = model(features[examples.image_rows[chunk]], ids[:, : length - 1])
+        loss, n = caption_cross_entropy(logits, ids[:, 1:length], pad_id)
+        total += float(loss) * n
+        words += n
+    model.train(was_training)
+    return math.exp(total / max(words, 1))
+
+
+@torch.no_grad()
 def evaluate_generator(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples,
                        vocab: Vocabulary, max_images: int | None = None, batch_size: int = 250) -> dict[str, float]:
     """Validation perplexity (all sentences) and CIDEr-D of greedy captions (our tokens, no
     PTB step: selection needs a fast, consistent score; reported numbers use the full protocol)."""
     from pycocoevalcap.cider.cider import Cider
 
+    from scenetalk.captioner import caption_features
+
     was_training = model.training
     model.eval()
-    total, words = 0.0, 0
-    for chunk in torch.arange(len(examples.ids)).split(batch_size):
-        ids = examples.ids[chunk]
-        length = int((ids != vocab.pad_id).sum(1).max())
-        logits = model(features[examples.image_rows[chunk]], ids[:, : length - 1])
-        loss, n = caption_cross_entropy(logits, ids[:, 1:length], vocab.pad_id)
-        total += float(loss) * n
-        words += n
     rows = sorted(examples.references)[:max_images]
-    captions = {}
-    for chunk in torch.tensor(rows).split(batch_size):
-        feats = features[chunk]
-        hyps = greedy(model, model.init_state(feats), len(chunk), vocab.start_id, vocab.end_id)
-        captions.update({int(r): " ".join(vocab.decode(h.tokens)) or "<empty>" for r, h in zip(chunk, hyps)})
+    caps = caption_features(model, vocab, features[torch.tensor(rows)], beam_size=1, batch_size=batch_size)
+    captions = {r: c[0].text or "<empty>" for r, c in zip(rows, caps)}
     cider, _ = Cider().compute_score({r: examples.references[r] for r in rows}, {r: [captions[r]] for r in rows})
     model.train(was_training)
-    return {"perplexity": math.exp(total / max(words, 1)), "cider": float(cider)}
+    return {"perplexity": perplexity(model, features, examples, vocab.pad_id, batch_size), "cider": float(cider)}
 
 
 def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

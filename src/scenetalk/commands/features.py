@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "roi: RoIAlign over one feature map of the image")
     parser.add_argument("--region-size", type=int, default=None, metavar="N",
                         help="crop size, or the image size of the RoI feature map "
-                             "(default: 160 for crop, 448 for roi with Lite0)")
+                             "(default: the backbone's input size for crop, twice it for roi)")
     parser.add_argument("--batch-size", type=int, default=16, metavar="N",
                         help="images per batch, the unit of progress and resuming (default 16)")
     parser.add_argument("--no-grid", action="store_true", help="do not store the h*w grid of cell features")

@@ -83,7 +83,15 @@ class Extractor:
     ):
         self.backbone = create_backbone(backbone) if isinstance(backbone, str) else backbone
         self.grid = grid
-        self.detector = (detector or create_detector()) if regions else None
+        self.detector = None
+        if regions:
+            # The detector runs in the loader thread while the backbone computes: split the
+            # cores between them rather than let both oversubscribe every core (on 2 cores,
+            # 1 + 1 threads gave 10.3 images/s against 7.4 with both on 2 threads).
+            cores = torch.get_num_threads()
+            detector_threads = max(1, cores // 2)
+            self.detector = detector or create_detector(threads=detector_threads)
+            self.backbone.threads = max(1, cores - detector_threads)
         self.featurizer = RegionFeaturizer(self.backbone, region_method, region_size) if regions else None
 
     @property

@@ -24,34 +24,33 @@ Region features, two ways (``REGION_METHODS``):
   and averaged, for all images and regions in one call. At region size 224 it reuses the
   global pass's 7x7 map; 448 runs the backbone again for a 14x14 map.
 
-Measured on the first 200 Flickr8K images (``python benchmarks/bench_features.py
---compare-regions``; 2 shared cores, EfficientNet-Lite0). Quality is the mean cosine
-similarity of a detected box's feature to its full-size crop feature (crop at 224, the
-paper's reference), and how often that crop is the nearest of the image's 19 (rank-1).
-Times are for region features alone (add 41-48 ms detector + 7-8 ms global pass per
-image); the ranges are repeated runs, moved by the load of another job on the machine::
+Quality, measured on the first 200 Flickr8K images (``python benchmarks/bench_features.py
+--compare-regions``; EfficientNet-Lite0): the mean cosine similarity of a detected box's
+feature to its full-size crop feature (crop at 224, the paper's reference), and how often
+that crop is the nearest of the image's 19 (rank-1)::
 
-    method      region ms/image   all 8,091 images   cos to crop@224   rank-1
-    crop@224    150-270           27-43 min          1                 0.98
-    crop@192    160-180           28-32 min          0.94              0.96
-    crop@160    100-133           20-25 min          0.86              0.92
-    crop@128    54-84             14-19 min          0.75              0.81
-    roi@448     41-69             12-17 min          0.50              0.21
-    roi@320     20-37             9-12 min           0.46              0.16
-    roi@224     2-3               7-8 min            0.42              0.11
-    global feature (no regions)                      0.43              0.05
+    method      cos to crop@224   rank-1
+    crop@224    1                 0.98
+    crop@192    0.94              0.96
+    crop@160    0.86              0.92
+    crop@128    0.75              0.81
+    roi@448     0.50              0.21
+    roi@320     0.46              0.16
+    roi@224     0.42              0.11
+    global feature (no regions)   0.43   0.05
 
 RoI features of this backbone hardly differ from the global feature: half of the 19 boxes
 cover under 5% of the image (about 1.5 cells of a 7x7 map), and every cell sees most of the
 image. RoI at 224 is no closer to the crops than the global feature is; upsampling to 448
-helps only a little (a 14x14 map from running the last stage without its stride, for about
-the cost of the global pass, gave 0.40: no better than 224). A crop shows the object at the scale the CNN was trained on. Crops at
-the full 224 do not fit the 30-minute budget for Flickr8K (detector + 20 regions) with any
-margin, so the default is ``crop`` at 5/7 of the input size (160 for Lite0): 0.86 cosine
-and 92% rank-1 to the full-size crops, for about 20 minutes of extraction on a quiet
-machine (25.8 min extrapolated from 300 images with another job running). If the budget
-is tight, ``--region-size 128`` keeps 0.75; ``--region-size 224`` gives the paper's exact
-crops; ``--region-method roi`` is the fast way.
+helps only a little. A crop shows the object at the scale the CNN was trained on.
+
+Speed, end to end (detector, crops and backbone, all 8,091 Flickr8K images would take):
+with the backbone in ONNX Runtime (``backbones.py``) and the cores split between the
+detector thread and the backbone, 160 Flickr8K images ran at 6.4 images/s for crop@224
+(about 21 minutes for Flickr8K), 7.2 for crop@192 and 10.1 for crop@160, against 4.7 for
+crop@160 in PyTorch. So the default is the paper's own method at full size: ``crop`` at the
+backbone's input size (224 for Lite0), inside the 30-minute budget. ``--region-size 160``
+is the faster choice (0.86 cosine), ``--region-method roi`` the fastest and weakest.
 """
 
 from __future__ import annotations
@@ -78,11 +77,9 @@ IMAGE_CLASS = 0
 GRID_CLASS = -1
 REGION_METHODS = ("roi", "crop")
 DEFAULT_REGION_METHOD = "crop"
-#: Default region sizes, as multiples of the backbone's input size: RoI maps at twice it
-#: (448 for Lite0: a 14x14 map), crops at 5/7 of it rounded to a multiple of 32 (160 for
-#: Lite0: a 5x5 map), the best similarity to full-size crops that fits the time budget.
+#: RoI maps are computed at twice the backbone's input size (448 for Lite0: a 14x14 map);
+#: crops default to the input size itself, as R-CNN (see the module docstring).
 DEFAULT_ROI_SCALE = 2
-DEFAULT_CROP_SCALE = 5 / 7
 
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 
@@ -185,7 +182,7 @@ class RegionFeaturizer:
 
     ``region_size``: for ``roi`` the image size the feature map is computed at (the
     backbone's input size reuses the global map); for ``crop`` the size crops are resized
-    to. Default: see ``default_region_size`` (448 for ``roi``, 160 for ``crop`` with Lite0).
+    to. Default: see ``default_region_size`` (448 for ``roi``, 224 for ``crop`` with Lite0).
     """
 
     def __init__(self, backbone: Backbone, method: str = DEFAULT_REGION_METHOD, region_size: int | None = None):
@@ -248,4 +245,4 @@ class RegionFeaturizer:
 def default_region_size(input_size: int, method: str) -> int:
     if method == "roi":
         return input_size * DEFAULT_ROI_SCALE
-    return max(32, 32 * round(input_size * DEFAULT_CROP_SCALE / 32))
+    return input_size

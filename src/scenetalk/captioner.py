@@ -1,0 +1,63 @@
+"""Loading a trained caption generator and captioning with it.
+
+``load_generator`` rebuilds a model from a checkpoint folder (weights + JSON config,
+vocabulary and feature-extractor id). ``caption_features`` decodes captions for cached
+features with any decoding strategy of ``scenetalk.decoding``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from scenetalk.checkpoint import CheckpointError, load_checkpoint
+from scenetalk.data.text import Vocabulary
+from scenetalk.decoding import Hypothesis, beam_search, greedy
+from scenetalk.models import build_generator
+from scenetalk.models.generator import CaptionGenerator
+
+
+@dataclass
+class Caption:
+    text: str
+    log_prob: float
+    score: float
+    complete: bool
+
+
+def load_generator(folder: str | os.PathLike, expect_extractor_id: str | None = None
+                   ) -> tuple[CaptionGenerator, Vocabulary, dict]:
+    tensors, meta = load_checkpoint(folder, expect_extractor_id)
+    if meta.get("kind") != "caption_generator":
+        raise CheckpointError(f"{folder}: not a caption generator checkpoint (kind {meta.get('kind')!r})")
+    model = build_generator(meta["model"])
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{folder}: weights do not fit the model config: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    return model, Vocabulary.from_dict(meta["vocabulary"]), meta
+
+
+def _to_caption(vocab: Vocabulary, h: Hypothesis) -> Caption:
+    return Caption(" ".join(vocab.decode(h.tokens)), h.log_prob, h.score, h.complete)
+
+
+@torch.no_grad()
+def caption_features(model: CaptionGenerator, vocab: Vocabulary, features: torch.Tensor, beam_size: int = 7,
+                     n_best: int = 1, max_len: int = 20, min_len: int = 1, length_penalty: float = 0.0,
+                     batch_size: int = 100) -> list[list[Caption]]:
+    """Captions for a batch of cached features ((N, D) vectors or (N, cells, D) grids)."""
+    out: list[list[Caption]] = []
+    for chunk in features.split(batch_size):
+        chunk = chunk.float()
+        state = model.init_state(chunk)
+        if beam_size == 1 and n_best == 1:
+            hyps = [[h] for h in greedy(model, state, len(chunk), vocab.start_id, vocab.end_id, max_len, min_len)]
+        else:
+            hyps = beam_search(model, state, len(chunk), vocab.start_id, vocab.end_id, beam_size=beam_size,
+                               n_best=n_best, max_len=max_len, min_len=min_len, length_penalty=length_penalty)
+        out.extend([_to_caption(vocab, h) for h in row] for row in hyps)
+    return out
