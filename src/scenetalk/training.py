@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from scenetalk.progress import progress_bar
 
 from scenetalk.checkpoint import load_checkpoint, save_checkpoint
 from scenetalk.data.schema import CaptionDataset
@@ -229,7 +229,7 @@ class CaptionTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         steps_per_epoch = math.ceil(len(self.train.ids) / cfg.batch_size)
         total = cfg.max_steps or steps_per_epoch * cfg.epochs
-        bar = tqdm(total=total, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        bar = progress_bar(total=total, initial=self.step, disable=not self.progress, unit="step")
         self.model.train()
         started, words_done = time.time(), 0
         while self.step < total and self.epoch < cfg.epochs:

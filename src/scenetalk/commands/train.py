@@ -40,7 +40,8 @@ def read_config(path_or_name: str) -> tuple[Path, dict]:
     return path, data
 
 
-def train_config(path: Path, section: dict) -> "TrainConfig":
+def train_config(path: Path, section: dict):
+    """The ``train:`` section as a ``TrainConfig``; an unknown key names the file and key."""
     from scenetalk.training import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}

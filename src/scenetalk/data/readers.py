@@ -11,13 +11,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tqdm import tqdm
+from scenetalk.progress import progress_bar
 
 from scenetalk.data.schema import SPLITS
 from scenetalk.errors import DataError
@@ -131,5 +130,4 @@ def progress(items: Iterable[T], total: int, desc: str,
     """Wrap a long loop in a tqdm bar on stderr (only for ``total >= threshold``, only on a terminal)."""
     if total < threshold:
         return iter(items)
-    return iter(tqdm(items, total=total, desc=desc, unit="item", leave=False,
-                     file=sys.stderr, disable=None))
+    return iter(progress_bar(items, total=total, desc=desc, unit="item", leave=False, disable=None))

@@ -26,7 +26,6 @@ import json
 import os
 import queue
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +50,7 @@ from scenetalk.features.store import (
 )
 from scenetalk.images import DEFAULT_MAX_PIXELS, load_image, to_uint8_batch
 from scenetalk.io import atomic_path, atomic_write_text
+from scenetalk.progress import progress_bar
 from scenetalk.vision.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from scenetalk.vision.detector import Detector, create_detector
 from scenetalk.vision.regions import (
@@ -247,8 +247,7 @@ def extract(
 # -- the batch loop ------------------------------------------------------------------------
 
 def _run(ex, state, partial, names, paths, specs, batch_size, progress, skip_bad, max_pixels, on_batch) -> None:
-    from tqdm import tqdm
-
+    
     count = len(paths)
     files = {name: os.path.join(partial, array_file(name)) for name in specs}
     for name, file in files.items():
@@ -270,8 +269,8 @@ def _run(ex, state, partial, names, paths, specs, batch_size, progress, skip_bad
                 bad.append((names[start + offset], str(exc)))
         return start, len(batch_paths), good, bad, ex.prepare(pictures)
 
-    bar = tqdm(total=count, initial=state["done"], unit="img", desc="features", disable=not progress,
-               dynamic_ncols=True, smoothing=0.05, file=sys.stderr)
+    bar = progress_bar(total=count, initial=state["done"], unit="img", desc="features", disable=not progress,
+                       smoothing=0.05)
     try:
         for start, size, good, bad, prepared in _prefetch(load, batches):
             computed = ex.compute(prepared)
