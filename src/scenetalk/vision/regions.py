@@ -44,13 +44,15 @@ cover under 5% of the image (about 1.5 cells of a 7x7 map), and every cell sees 
 image. RoI at 224 is no closer to the crops than the global feature is; upsampling to 448
 helps only a little. A crop shows the object at the scale the CNN was trained on.
 
-Speed, end to end (detector, crops and backbone, all 8,091 Flickr8K images would take):
-with the backbone in ONNX Runtime (``backbones.py``) and the cores split between the
-detector thread and the backbone, 160 Flickr8K images ran at 6.4 images/s for crop@224
-(about 21 minutes for Flickr8K), 7.2 for crop@192 and 10.1 for crop@160, against 4.7 for
-crop@160 in PyTorch. So the default is the paper's own method at full size: ``crop`` at the
-backbone's input size (224 for Lite0), inside the 30-minute budget. ``--region-size 160``
-is the faster choice (0.86 cosine), ``--region-method roi`` the fastest and weakest.
+Speed, end to end (detector, crops and backbone; ``python benchmarks/bench_features.py
+--regions --limit 200 --region-size N``, the first 200 Flickr8K images, 2 cores): with the
+backbone in ONNX Runtime (``backbones.py``) and the cores split between the detector thread
+and the backbone, crop@224 ran at 6.1 images/s, crop@192 at 7.3 and crop@160 at 9.7,
+against 4.7 for crop@160 with ``SCENETALK_ENGINE=torch``. All 8,091 images at crop@224 took
+20.6 minutes (BENCHMARKS.md). So the default is the paper's own method at full size:
+``crop`` at the backbone's input size (224 for Lite0), inside the 30-minute budget.
+``--region-size 160`` is the faster choice (0.86 cosine), ``--region-method roi`` the fastest
+and weakest.
 """
 
 from __future__ import annotations
