@@ -250,7 +250,7 @@ class CaptionTrainer:
                 self.history["train"].append({"step": self.step, "loss": loss})
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{words_done / (time.time() - started):.0f}",
-                                epoch=self.epoch)
+                                epoch=self.epoch, refresh=False)
                 if self.step % cfg.eval_every == 0:
                     self.validate()
                 if self.step % cfg.checkpoint_every == 0:

@@ -66,3 +66,16 @@ class MRNN(CaptionGenerator):
         m_t = scaled_tanh(self.V_w(self.dropout(w_t)) + self.V_r(self.dropout(r_t))
                           + state["image_term"])                                  # m(t)
         return self.W_o(self.dropout(m_t)), {"r": r_t, "image_term": state["image_term"]}
+
+    def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing, the same equations as ``step_logits`` with the embedding,
+        multimodal and softmax layers computed for every time step at once."""
+        w = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(inputs)))))   # (B, T, 256)
+        r, rs = torch.zeros(inputs.size(0), self.config.embed2_dim, dtype=w.dtype), []
+        for t in range(inputs.size(1)):
+            r = torch.relu(self.U_r(r) + w[:, t])                                  # r(t)
+            rs.append(r)
+        r_all = torch.stack(rs, dim=1)
+        image_term = self.V_I(self.dropout(image))[:, None]
+        m = scaled_tanh(self.V_w(self.dropout(w)) + self.V_r(self.dropout(r_all)) + image_term)
+        return self.W_o(self.dropout(m))

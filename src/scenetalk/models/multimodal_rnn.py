@@ -45,7 +45,7 @@ class MultimodalRNN(CaptionGenerator):
         if config.cell == "rnn":
             self.W_hh = nn.Linear(config.hidden_dim, config.hidden_dim, bias=False)
         else:
-            self.lstm = nn.LSTMCell(config.hidden_dim, config.hidden_dim)
+            self.lstm = nn.LSTM(config.hidden_dim, config.hidden_dim, batch_first=True)
         self.W_oh = nn.Linear(config.hidden_dim, config.vocab_size)             # eq. 15, b_o
         self.dropout = nn.Dropout(config.dropout)
 
@@ -68,7 +68,24 @@ class MultimodalRNN(CaptionGenerator):
             h_t = torch.relu(u_t + self.W_hh(state["h"]))      # eq. 14
             new = {"h": h_t}
         else:
-            h_t, c_t = self.lstm(u_t, (state["h"], state["c"]))
-            new = {"h": h_t, "c": c_t}
+            out, (h_t, c_t) = self.lstm(u_t[:, None], (state["h"][None], state["c"][None]))
+            h_t, new = out[:, 0], {"h": h_t[0], "c": c_t[0]}
         new["first_step_bias"] = torch.zeros_like(state["first_step_bias"])
         return self.W_oh(self.dropout(h_t)), new                 # eq. 15 before the softmax
+
+    def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing, the same equations as ``step_logits`` but with every time step's
+        input and output layers computed at once (only the recurrence loops): several times
+        faster to train on a CPU."""
+        b_v = self.W_hi(self.dropout(image))
+        u = self.W_hx(self.dropout(self.word_vectors(inputs)))                  # (B, T, H)
+        u = torch.cat([u[:, :1] + b_v[:, None], u[:, 1:]], dim=1)              # 1(t=1) ⊙ b_v
+        if self.config.cell == "rnn":
+            h, hs = torch.zeros_like(b_v), []
+            for t in range(u.size(1)):
+                h = torch.relu(u[:, t] + self.W_hh(h))                           # eq. 14
+                hs.append(h)
+            hidden = torch.stack(hs, dim=1)
+        else:
+            hidden, _ = self.lstm(u)
+        return self.W_oh(self.dropout(hidden))                                   # eq. 15
