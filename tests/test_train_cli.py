@@ -51,6 +51,7 @@ def test_train_end_to_end_on_a_tiny_dataset(tmp_path, capsys):
     (tmp_path / "data.json").write_text(json.dumps({"images": records, "dataset": "tiny"}))
     assert main(["features", str(tmp_path / "data.json"), "--images", str(images),
                  "--out", str(tmp_path / "features"), "--quiet"]) == 0
+    capsys.readouterr()
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(f"""
 dataset: {tmp_path / 'data.json'}

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scenetalk.progress import progress_bar
+from tqdm import tqdm
 
 from scenetalk.checkpoint import load_checkpoint, save_checkpoint
 from scenetalk.data.schema import CaptionDataset
@@ -33,6 +33,7 @@ from scenetalk.io import atomic_write_text
 from scenetalk.losses import caption_cross_entropy
 from scenetalk.models import build_generator
 from scenetalk.models.generator import CaptionGenerator
+from scenetalk.progress import progress_bar
 
 
 @dataclass
@@ -217,6 +218,9 @@ class CaptionTrainer:
         scores = evaluate_generator(self.model, self.features, self.val, self.vocab, self.config.val_images)
         scores.update(step=self.step, epoch=self.epoch, time=time.time())
         self.history["val"].append(scores)
+        if self.progress:
+            tqdm.write(f"step {self.step} (epoch {self.epoch}): val perplexity {scores['perplexity']:.2f}, "
+                       f"CIDEr-D (greedy) {scores['cider']:.3f}")
         key = self.config.select_metric
         value = scores[key] if key == "cider" else -scores[key]
         if self.best is None or value > self.best:
