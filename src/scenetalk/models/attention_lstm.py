@@ -82,3 +82,19 @@ class AttentionLSTM(CaptionGenerator):
         h, c = self.lstm(torch.cat([self.dropout(y), z], dim=1), (state["h"], state["c"]))
         logits = self.L_o(self.dropout(y + self.L_h(self.dropout(h)) + self.L_z(z)))
         return logits, {"h": h, "c": c, "a": state["a"], "a_att": state["a_att"]}
+
+    def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing, the same equations as ``step_logits``; the attention and the LSTM
+        loop over time, the word embeddings and the deep output layer run once for all steps."""
+        state = self.init_state(image)
+        y = self.E(inputs)                                                      # (B, T, word_dim)
+        y_in = self.dropout(y)
+        hs, zs = [], []
+        for t in range(inputs.size(1)):
+            z, _ = self.attend(state)
+            h, c = self.lstm(torch.cat([y_in[:, t], z], dim=1), (state["h"], state["c"]))
+            state = {"h": h, "c": c, "a": state["a"], "a_att": state["a_att"]}
+            hs.append(h)
+            zs.append(z)
+        h_all, z_all = torch.stack(hs, dim=1), torch.stack(zs, dim=1)
+        return self.L_o(self.dropout(y + self.L_h(self.dropout(h_all)) + self.L_z(z_all)))
