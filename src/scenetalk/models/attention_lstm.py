@@ -65,7 +65,9 @@ class AttentionLSTM(CaptionGenerator):
 
     def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """image: (B, cells, image_dim) feature grid."""
-        a = self.project(self.dropout(image))
+        # dropout after the projection: a 512-d mask per cell costs 2.5x less than one on
+        # the raw 1280-d grid (the mask alone took 10% of a training step)
+        a = self.dropout(self.project(image))
         mean = a.mean(dim=1)
         return {"h": torch.tanh(self.init_h(mean)), "c": torch.tanh(self.init_c(mean)),
                 "a": a, "a_att": self.W_a(a)}  # W_a a_i does not change between words
