@@ -26,17 +26,16 @@ def run(args: argparse.Namespace) -> int:
         raise ScenetalkError("give a CHECKPOINT or --nearest-neighbour (not both)")
     dataset = load_dataset(args.dataset, root=args.root)
     store = FeatureStore.open(args.features)
-    row_of = {name: i for i, name in enumerate(store.names)}
+    row_of = store.row_index
     started = time.time()
     extra: dict = {}
     if args.nearest_neighbour:
-        feats = torch.from_numpy(store.global_features.astype("float32"))
+        feats = store.model_input("global")
         captions = nearest_neighbour_captions(dataset, args.split, feats, row_of)
         what = "nearest-neighbour baseline (L2 on global CNN features)"
     else:
         model, vocab, meta = load_generator(args.checkpoint, expect_extractor_id=store.extractor_id)
-        array = store.grid if model.image_input == "grid" else store.global_features
-        feats = torch.from_numpy(array.astype("float32"))
+        feats = store.model_input(model.image_input)
         images = dataset.split(args.split)
         rows = torch.tensor([row_of[im.relpath] for im in images])
         caps = caption_features(model, vocab, feats[rows], beam_size=args.beam, max_len=args.max_len,

@@ -8,7 +8,6 @@ import json
 from importlib import resources
 from pathlib import Path
 
-import torch
 import yaml
 
 from scenetalk.errors import ScenetalkError
@@ -68,11 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise ScenetalkError(f"{path}: needs 'features' and 'out' (or pass --features / --out)")
     dataset = load_dataset(data.get("dataset", "flickr8k"), root=args.root or data.get("root"))
     store = FeatureStore.open(features)
-    kind = GENERATORS[model_type][0].image_input
-    array = store.grid if kind == "grid" else store.global_features
-    feats = torch.from_numpy(array.astype("float32"))
-    row_of = {name: i for i, name in enumerate(store.names)}
-    trainer = CaptionTrainer(cfg, dataset, feats, row_of, store.extractor_id, out, progress=not args.quiet)
+    feats = store.model_input(GENERATORS[model_type][0].image_input)
+    trainer = CaptionTrainer(cfg, dataset, feats, store.row_index, store.extractor_id, out, progress=not args.quiet)
     if args.resume and trainer.resume():
         print(f"resuming {out} at step {trainer.step}")
     elif (Path(out) / "last").exists() and not args.resume:

@@ -25,10 +25,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scenetalk.errors import FeatureStoreError
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "scenetalk-features"
 FORMAT_VERSION = 1
@@ -136,6 +140,20 @@ class FeatureStore:
             return self._rows[name]
         except KeyError:
             raise FeatureStoreError(f"{self.path}: no features for image {name!r}") from None
+
+    @property
+    def row_index(self) -> dict[str, int]:
+        """Image name -> row, for every image in the store."""
+        return dict(self._rows)
+
+    def model_input(self, kind: str) -> torch.Tensor:
+        """All images' features as a float32 tensor, in the form a model reads:
+        ``"global"`` (N, D) vectors or the ``"grid"`` (N, cells, D)."""
+        import torch
+
+        if kind not in ("global", "grid"):
+            raise ValueError(f"unknown model input {kind!r}; expected 'global' or 'grid'")
+        return torch.from_numpy(np.array(self.array(kind), dtype=np.float32))  # a copy in memory
 
     def rows(self, names: list[str]) -> np.ndarray:
         return np.array([self.row(n) for n in names], dtype=np.int64)

@@ -10,9 +10,9 @@ feature stores and checkpoints carry, so features from different weights are nev
 
 Engines. By default the network runs in ONNX Runtime: the model is exported from PyTorch
 once per input size into a cache folder (``$SCENETALK_CACHE``, else
-``~/.cache/scenetalk``) and gives the same numbers (max abs difference ~1e-5) about twice
+``~/.cache/scenetalk``) and gives the same numbers (max abs difference ~1e-5) 1.7-2 times
 as fast end to end on this machine's 2 cores (BENCHMARKS.md: global features of Flickr8K in
-68.9 s against 139.3 s; crop@160 regions at 9.7 images/s against 4.7), which is what makes
+68.9 s against 116.8 s; crop@160 regions at 9.7 images/s against 4.7), which is what makes
 R-CNN-style region features at full size fit the time budget.
 ``SCENETALK_ENGINE=torch`` runs PyTorch instead; so does any machine where the export
 fails (with a warning).
