@@ -165,3 +165,15 @@ def test_bad_arguments():
     m = TableModel([WITH_END])
     with pytest.raises(ValueError):
         sample(m, m.init_state(1), 1, START, END, temperature=0)
+
+
+def test_banned_words_are_never_chosen():
+    # banning A: greedy takes B (.3) then <end> (.6); beam search finds the same best sentence
+    m = TableModel([WITH_END])
+    [g] = greedy(m, m.init_state(1), 1, START, END, banned=(A,))
+    assert g.tokens == [B] and g.log_prob == pytest.approx(math.log(0.3 * 0.6))
+    [[b1, b2]] = run_beam([WITH_END], beam_size=3, n_best=2, banned=(A,))
+    assert b1.tokens == [B] and A not in b2.tokens
+    for seed in range(5):
+        [s] = sample(m, m.init_state(1), 1, START, END, banned=(A,), generator=torch.Generator().manual_seed(seed))
+        assert A not in s.tokens

@@ -15,6 +15,8 @@ def models():
     return [MultimodalRNN(MultimodalRNNConfig(V, image_dim=D, word_dim=16, hidden_dim=16)),
             MultimodalRNN(MultimodalRNNConfig(V, image_dim=D, word_dim=16, hidden_dim=16, cell="lstm")),
             MRNN(MRNNConfig(V, image_dim=D, embed1_dim=8, embed2_dim=16, multimodal_dim=16)),
+            MRNN(MRNNConfig(V, image_dim=D, embed1_dim=8, embed2_dim=16, multimodal_dim=16,
+                            recurrent="lstm", recurrent_dim=20)),
             AttentionLSTM(AttentionLSTMConfig(V, image_dim=D, feature_dim=8, word_dim=8, hidden_dim=16,
                                               attention_dim=8))]
 
@@ -23,7 +25,7 @@ def image_for(model, batch):
     return torch.randn(batch, 9, D) if model.image_input == "grid" else torch.randn(batch, D)
 
 
-@pytest.mark.parametrize("model", models(), ids=["rnn", "lstm", "mrnn", "attention"])
+@pytest.mark.parametrize("model", models(), ids=["rnn", "lstm", "mrnn", "mrnn_lstm", "attention"])
 def test_teacher_forcing_equals_stepping(model):
     model.eval()
     image, inputs = image_for(model, 4), torch.randint(0, V, (4, 6))
@@ -74,7 +76,7 @@ def test_unknown_cell_is_refused():
 
 
 def test_attention_weights_are_a_distribution_over_cells_and_follow_the_image():
-    model = models()[3].eval()
+    model = models()[4].eval()
     grid = torch.randn(2, 9, D)
     state = model.init_state(grid)
     _, alpha = model.attend(state)

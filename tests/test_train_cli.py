@@ -4,7 +4,6 @@ dataset written by the test (Karpathy JSON + a feature store of synthetic images
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from scenetalk.cli import main

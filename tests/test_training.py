@@ -106,3 +106,65 @@ def test_resume_refuses_another_config(tmp_path):
     other = trainer(tmp_path, "run", config(max_steps=3, lr=0.5))
     with pytest.raises(Exception, match="another configuration"):
         other.resume()
+
+
+def test_cosine_schedule_ends_near_zero_and_is_a_function_of_the_step():
+    from scenetalk.training import scheduled_lr
+
+    cfg = config(lr=0.1, lr_schedule="cosine")
+    assert scheduled_lr(cfg, 0, 100) == pytest.approx(0.1)
+    assert scheduled_lr(cfg, 50, 100) == pytest.approx(0.05)
+    assert scheduled_lr(cfg, 99, 100) < 0.001
+    assert scheduled_lr(config(lr=0.1), 99, 100) == 0.1
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(objective="scst"), "init_from"),
+    (dict(lr_schedule="steps"), "lr_schedule"),
+    (dict(model=None), "give the model"),
+])
+def test_bad_config_values_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        config(**bad)
+
+
+def scst_config(start, **kw):
+    base = dict(model=None, init_from=str(start), objective="scst", optimizer="adam", lr=0.001, batch_size=8,
+                max_steps=40, eval_every=20, checkpoint_every=5, scst_samples=4)
+    return config(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def xe_start(tmp_path_factory):
+    """A briefly trained model: it knows the words but often names the wrong colour."""
+    out = tmp_path_factory.mktemp("xe")
+    t = trainer(out, "xe", config(max_steps=30, eval_every=30, checkpoint_every=30,
+                                  model={"type": "mrnn", "dropout": 0.0}))
+    t.run()
+    return out / "xe" / "best"
+
+
+def test_self_critical_training_raises_the_cider_reward(tmp_path, xe_start):
+    t = trainer(tmp_path, "scst", scst_config(xe_start))
+    assert t.model_config["type"] == "mrnn" and t.items_per_epoch == 24  # images, not sentences
+    hist = t.run()
+    rewards = [h["reward"] for h in hist["train"]]
+    assert sum(rewards[-8:]) / 8 > sum(rewards[:8]) / 8 + 0.5
+    assert hist["val"][-1]["cider"] > hist["val"][0]["cider"]
+
+
+def test_self_critical_resume_matches_uninterrupted_run(tmp_path, xe_start):
+    full = trainer(tmp_path, "full", scst_config(xe_start, max_steps=12))
+    full.run()
+
+    def crash_at_7(step):
+        if step == 7:
+            raise Crash
+
+    with pytest.raises(Crash):
+        trainer(tmp_path, "crashed", scst_config(xe_start, max_steps=12), on_step=crash_at_7).run()
+    resumed = trainer(tmp_path, "crashed", scst_config(xe_start, max_steps=12))
+    assert resumed.resume() and resumed.step == 5
+    resumed.run()
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k

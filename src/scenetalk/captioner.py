@@ -48,16 +48,20 @@ def _to_caption(vocab: Vocabulary, h: Hypothesis) -> Caption:
 @torch.no_grad()
 def caption_features(model: CaptionGenerator, vocab: Vocabulary, features: torch.Tensor, beam_size: int = 7,
                      n_best: int = 1, max_len: int = 20, min_len: int = 1, length_penalty: float = 0.0,
-                     batch_size: int = 100) -> list[list[Caption]]:
-    """Captions for a batch of cached features ((N, D) vectors or (N, cells, D) grids)."""
+                     batch_size: int = 100, allow_unk: bool = False) -> list[list[Caption]]:
+    """Captions for a batch of cached features ((N, D) vectors or (N, cells, D) grids).
+    ``<unk>`` is never generated unless ``allow_unk``: it says nothing to a reader."""
+    banned = () if allow_unk else (vocab.unk_id,)
     out: list[list[Caption]] = []
     for chunk in features.split(batch_size):
         chunk = chunk.float()
         state = model.init_state(chunk)
         if beam_size == 1 and n_best == 1:
-            hyps = [[h] for h in greedy(model, state, len(chunk), vocab.start_id, vocab.end_id, max_len, min_len)]
+            hyps = [[h] for h in greedy(model, state, len(chunk), vocab.start_id, vocab.end_id, max_len, min_len,
+                                           banned=banned)]
         else:
             hyps = beam_search(model, state, len(chunk), vocab.start_id, vocab.end_id, beam_size=beam_size,
-                               n_best=n_best, max_len=max_len, min_len=min_len, length_penalty=length_penalty)
+                               n_best=n_best, max_len=max_len, min_len=min_len, length_penalty=length_penalty,
+                               banned=banned)
         out.extend([_to_caption(vocab, h) for h in row] for row in hyps)
     return out

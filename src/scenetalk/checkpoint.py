@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scenetalk.errors import ScenetalkError
+from scenetalk.io import umask
 
 WEIGHTS, META = "model.safetensors", "config.json"
 
@@ -41,6 +42,8 @@ def save_checkpoint(folder: str | os.PathLike, tensors: dict[str, torch.Tensor],
         for f in (WEIGHTS, META):
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp / f, 0o666 & ~umask())
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes a private folder; give the usual permissions
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -47,24 +48,29 @@ def select_state(state: State, index: torch.Tensor) -> State:
     raise TypeError(f"decoder state must be tensors in tuples/lists/dicts, got {type(state).__name__}")
 
 
-def _block_end_before_min_len(log_probs: torch.Tensor, step: int, min_len: int, end_id: int) -> torch.Tensor:
-    if step < min_len:
+def _mask(log_probs: torch.Tensor, step: int, min_len: int, end_id: int, banned: Sequence[int]) -> torch.Tensor:
+    """Words that may not come next: ``<end>`` before ``min_len``, and ``banned`` ids (such as
+    ``<unk>``) always. Their log-probabilities become -inf; the others are left unnormalised."""
+    if step < min_len or banned:
         log_probs = log_probs.clone()
-        log_probs[:, end_id] = -math.inf
+        if step < min_len:
+            log_probs[:, end_id] = -math.inf
+        if banned:
+            log_probs[:, list(banned)] = -math.inf
     return log_probs
 
 
 @torch.no_grad()
 def greedy(model: StepModel, state: State, batch_size: int, start_id: int, end_id: int,
-           max_len: int = 20, min_len: int = 1) -> list[Hypothesis]:
+           max_len: int = 20, min_len: int = 1, banned: Sequence[int] = ()) -> list[Hypothesis]:
     """Most probable word at every step (beam search with beam 1, but cheaper)."""
-    return sample(model, state, batch_size, start_id, end_id, max_len, min_len, top_k=1)
+    return sample(model, state, batch_size, start_id, end_id, max_len, min_len, top_k=1, banned=banned)
 
 
 @torch.no_grad()
 def sample(model: StepModel, state: State, batch_size: int, start_id: int, end_id: int,
            max_len: int = 20, min_len: int = 1, temperature: float = 1.0, top_k: int = 0,
-           generator: torch.Generator | None = None) -> list[Hypothesis]:
+           generator: torch.Generator | None = None, banned: Sequence[int] = ()) -> list[Hypothesis]:
     """Draw one sentence per image from softmax(logits / temperature), optionally only
     among the ``top_k`` most probable words. ``top_k=1`` is greedy decoding. The reported
     log-probability is under the model's own distribution (temperature 1)."""
@@ -77,7 +83,7 @@ def sample(model: StepModel, state: State, batch_size: int, start_id: int, end_i
     lengths = torch.full((batch_size,), max_len, dtype=torch.long)
     for t in range(max_len):
         log_probs, state = model.step(tokens, state)
-        log_probs = _block_end_before_min_len(log_probs.float(), t, min_len, end_id)
+        log_probs = _mask(log_probs.float(), t, min_len, end_id, banned)
         if bool(finished.any()):  # finished rows keep emitting <end>, whatever the model says
             log_probs = log_probs.clone()
             log_probs[finished] = -math.inf
@@ -109,14 +115,14 @@ def _score(log_prob: float, length: int, length_penalty: float) -> float:
 @torch.no_grad()
 def beam_search(model: StepModel, state: State, batch_size: int, start_id: int, end_id: int,
                 beam_size: int = 7, n_best: int = 1, max_len: int = 20, min_len: int = 1,
-                length_penalty: float = 0.0) -> list[list[Hypothesis]]:
+                length_penalty: float = 0.0, banned: Sequence[int] = ()) -> list[list[Hypothesis]]:
     """Beam search over a batch of images; returns the ``n_best`` hypotheses of each image.
 
     Every step expands each live beam by every word and keeps the ``2·beam_size`` best
     continuations: those ending in ``<end>`` among the top ``beam_size`` become finished
     hypotheses, the best ``beam_size`` others stay live. Scores are summed
     log-probabilities, divided by ``length**length_penalty`` when ``length_penalty`` > 0
-    (length counts the ``<end>`` token). Beams still live at ``max_len`` are returned as
+    (length counts the ``<end>`` token). ``banned`` word ids are never chosen. Beams still live at ``max_len`` are returned as
     incomplete hypotheses, ranked after every complete one. Without length normalisation an
     image stops early once no live beam can beat its ``n_best`` finished ones (log-probs
     only fall).
@@ -136,7 +142,7 @@ def beam_search(model: StepModel, state: State, batch_size: int, start_id: int, 
 
     for t in range(max_len):
         log_probs, state = model.step(tokens, state)
-        log_probs = _block_end_before_min_len(log_probs.float(), t, min_len, end_id)
+        log_probs = _mask(log_probs.float(), t, min_len, end_id, banned)
         V = log_probs.size(1)
         total = (beam_lp[:, :, None] + log_probs.view(batch_size, K, V)).view(batch_size, K * V)
         cand_lp, cand = total.topk(min(2 * K, K * V), dim=1)

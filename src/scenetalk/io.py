@@ -17,7 +17,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes private files; give the usual permissions
+    os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes private files; give the usual permissions
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -29,7 +29,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,10 @@ from tqdm import tqdm
 from scenetalk.checkpoint import load_checkpoint, save_checkpoint
 from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
+from scenetalk.decoding import sample
 from scenetalk.errors import ScenetalkError
 from scenetalk.io import atomic_write_text
-from scenetalk.losses import caption_cross_entropy
+from scenetalk.losses import caption_cross_entropy, self_critical_loss
 from scenetalk.models import build_generator
 from scenetalk.models.generator import CaptionGenerator
 from scenetalk.progress import progress_bar
@@ -38,21 +39,39 @@ from scenetalk.progress import progress_bar
 
 @dataclass
 class TrainConfig:
-    model: dict[str, Any] = field(default_factory=lambda: {"type": "multimodal_rnn", "cell": "lstm"})
+    model: dict[str, Any] | None = None  # {"type": ..., **fields}; taken from init_from when that is set
+    objective: str = "xe"          # "xe": cross-entropy on the references; "scst": self-critical CIDEr-D
+    init_from: str | None = None   # start from this checkpoint's weights and vocabulary (scst needs one)
+    scst_samples: int = 5          # sampled captions per image; each one's baseline is the others' mean
+    scst_max_len: int = 16
     min_count: int = 5
     max_words: int = 20            # longer training sentences are cut (after this many words)
     batch_size: int = 100
     optimizer: str = "rmsprop"     # or "adam"
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": lr · ½(1 + cos(π · step / total steps))
     weight_decay: float = 0.0
     clip: float = 5.0              # element-wise gradient clipping (§3.3)
     epochs: int = 10
     max_steps: int | None = None
     eval_every: int = 500          # steps between validation runs (and at every epoch end)
     checkpoint_every: int = 100
-    select_metric: str = "cider"   # "cider" (greedy captions on val) or "perplexity"
+    select_metric: str = "cider"   # "cider" or "bleu4" (greedy captions on val), or "perplexity"
     val_images: int | None = None  # score only the first N validation images (faster)
     seed: int = 0
+
+    def __post_init__(self):
+        choices = {"optimizer": ("rmsprop", "adam"), "lr_schedule": ("constant", "cosine"),
+                   "select_metric": ("cider", "bleu4", "perplexity"), "objective": ("xe", "scst")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        if self.model is None and self.init_from is None:
+            raise ValueError("give the model (model: {type: ...}) or a checkpoint to start from (init_from)")
+        if self.model is not None and self.init_from is not None:
+            raise ValueError("model comes from init_from's checkpoint; give one of model and init_from")
+        if self.objective == "scst" and (self.init_from is None or self.scst_samples < 2):
+            raise ValueError("objective scst fine-tunes a trained model: set init_from, and scst_samples >= 2")
 
 
 @dataclass
@@ -99,6 +118,16 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
     raise ScenetalkError(f"unknown optimizer {name!r}; use 'rmsprop' or 'adam'")
 
 
+def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate for optimisation step ``step`` (0-based); a pure function of the step,
+    so a resumed run follows the same schedule."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    raise ScenetalkError(f"unknown lr_schedule {config.lr_schedule!r}; use 'constant' or 'cosine'")
+
+
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return list(torch.randperm(n, generator=g).split(batch_size))
@@ -125,8 +154,10 @@ def perplexity(model: CaptionGenerator, features: torch.Tensor, examples: Captio
 @torch.no_grad()
 def evaluate_generator(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples,
                        vocab: Vocabulary, max_images: int | None = None, batch_size: int = 250) -> dict[str, float]:
-    """Validation perplexity (all sentences) and CIDEr-D of greedy captions (our tokens, no
-    PTB step: selection needs a fast, consistent score; reported numbers use the full protocol)."""
+    """Validation perplexity (all sentences), and CIDEr-D and BLEU-4 of greedy captions (our
+    tokens, no PTB step: selection needs a fast, consistent score; reported numbers use the
+    full protocol)."""
+    from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
 
     from scenetalk.captioner import caption_features
@@ -136,9 +167,12 @@ def evaluate_generator(model: CaptionGenerator, features: torch.Tensor, examples
     rows = sorted(examples.references)[:max_images]
     caps = caption_features(model, vocab, features[torch.tensor(rows)], beam_size=1, batch_size=batch_size)
     captions = {r: c[0].text or "<empty>" for r, c in zip(rows, caps)}
-    cider, _ = Cider().compute_score({r: examples.references[r] for r in rows}, {r: [captions[r]] for r in rows})
+    refs, hyps = {r: examples.references[r] for r in rows}, {r: [captions[r]] for r in rows}
+    cider, _ = Cider().compute_score(refs, hyps)
+    bleu, _ = Bleu(4).compute_score(refs, hyps, verbose=0)
     model.train(was_training)
-    return {"perplexity": perplexity(model, features, examples, vocab.pad_id, batch_size), "cider": float(cider)}
+    return {"perplexity": perplexity(model, features, examples, vocab.pad_id, batch_size), "cider": float(cider),
+            "bleu4": float(bleu[3])}
 
 
 def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -168,16 +202,28 @@ class CaptionTrainer:
         self.progress, self.on_step = progress, on_step
         train_sentences = dataset.sentences("train")
         language = train_sentences[0].language if train_sentences else "en"
-        self.vocab = Vocabulary.build([s.tokens for s in train_sentences], min_count=config.min_count,
-                                      language=language)
+        torch.manual_seed(config.seed)
+        if config.init_from:
+            from scenetalk.captioner import load_generator
+
+            self.model, self.vocab, start_meta = load_generator(config.init_from, expect_extractor_id=extractor_id)
+            self.model_config = start_meta["model"]
+        else:
+            self.vocab = Vocabulary.build([s.tokens for s in train_sentences], min_count=config.min_count,
+                                          language=language)
+            self.model_config = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(-1)}
+            self.model = build_generator(self.model_config)
         self.train = build_examples(dataset, "train", self.vocab, row_of, config.max_words)
         self.val = build_examples(dataset, "val", self.vocab, row_of, config.max_words)
-        torch.manual_seed(config.seed)
-        model_cfg = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(-1)}
-        self.model = build_generator(model_cfg)
-        self.model_config = model_cfg
-        with torch.no_grad():
-            self.model.output_bias().copy_(log_unigram_bias(self.train, len(self.vocab)))
+        self.train_images = torch.tensor(sorted(self.train.references))
+        if not config.init_from:
+            with torch.no_grad():
+                self.model.output_bias().copy_(log_unigram_bias(self.train, len(self.vocab)))
+        self.reward = None
+        if config.objective == "scst":
+            from scenetalk.metrics.cider import CiderD
+
+            self.reward = CiderD([self.train.references[int(r)] for r in self.train_images])
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.history: dict[str, list] = {"train": [], "val": []}
@@ -213,6 +259,43 @@ class CaptionTrainer:
         self.best, self.history = t["best"], t["history"]
         return True
 
+    # -- the objectives -------------------------------------------------------------------
+    @property
+    def items_per_epoch(self) -> int:
+        """An epoch visits every training sentence (xe) or every training image (scst)."""
+        return len(self.train.ids) if self.config.objective == "xe" else len(self.train_images)
+
+    def xe_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
+        ids = self.train.ids[idx]
+        length = int((ids != self.vocab.pad_id).sum(1).max())
+        logits = self.model(self.features[self.train.image_rows[idx]], ids[:, : length - 1])
+        loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
+        return loss, n, {}
+
+    def scst_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
+        """Sample ``scst_samples`` captions per image (dropout off, so the gradient is that of
+        the sampling policy), score them with CIDEr-D against the image's references, and
+        weight each one's log-probability by its reward minus the others' mean."""
+        cfg, vocab, k = self.config, self.vocab, self.config.scst_samples
+        rows = self.train_images[idx]
+        image = self.features[rows].repeat_interleave(k, dim=0)
+        self.model.eval()
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        with torch.no_grad():
+            samples = sample(self.model, self.model.init_state(image), len(image), vocab.start_id, vocab.end_id,
+                             max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
+        texts = [" ".join(vocab.decode(h.tokens)) for h in samples]
+        refs = [self.train.references[int(r)] for r in rows for _ in range(k)]
+        rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k)
+        seqs = [[vocab.start_id, *h.tokens] + ([vocab.end_id] if h.complete else []) for h in samples]
+        ids = torch.full((len(seqs), max(map(len, seqs))), vocab.pad_id, dtype=torch.long)
+        for i, seq in enumerate(seqs):
+            ids[i, : len(seq)] = torch.tensor(seq)
+        logits = self.model(image, ids[:, :-1])
+        loss = self_critical_loss(logits, ids[:, 1:], rewards, vocab.pad_id)
+        self.model.train()
+        return loss, int((ids[:, 1:] != vocab.pad_id).sum()), {"reward": float(rewards.mean())}
+
     # -- the loop ------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         scores = evaluate_generator(self.model, self.features, self.val, self.vocab, self.config.val_images)
@@ -220,9 +303,9 @@ class CaptionTrainer:
         self.history["val"].append(scores)
         if self.progress:
             tqdm.write(f"step {self.step} (epoch {self.epoch}): val perplexity {scores['perplexity']:.2f}, "
-                       f"CIDEr-D (greedy) {scores['cider']:.3f}")
+                       f"CIDEr-D (greedy) {scores['cider']:.3f}, BLEU-4 {scores['bleu4']:.3f}")
         key = self.config.select_metric
-        value = scores[key] if key == "cider" else -scores[key]
+        value = -scores[key] if key == "perplexity" else scores[key]
         if self.best is None or value > self.best:
             self.best = value
             save_checkpoint(self.out / "best", self.model.state_dict(), self.meta(val=scores))
@@ -231,19 +314,18 @@ class CaptionTrainer:
     def run(self) -> dict:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        steps_per_epoch = math.ceil(len(self.train.ids) / cfg.batch_size)
+        steps_per_epoch = math.ceil(self.items_per_epoch / cfg.batch_size)
         total = cfg.max_steps or steps_per_epoch * cfg.epochs
         bar = progress_bar(total=total, initial=self.step, disable=not self.progress, unit="step")
         self.model.train()
         started, words_done = time.time(), 0
         while self.step < total and self.epoch < cfg.epochs:
-            batches = _batches(len(self.train.ids), cfg.batch_size, cfg.seed, self.epoch)
+            batches = _batches(self.items_per_epoch, cfg.batch_size, cfg.seed, self.epoch)
             for idx in batches[self.batch_in_epoch:]:
-                ids = self.train.ids[idx]
-                length = int((ids != self.vocab.pad_id).sum(1).max())
-                logits = self.model(self.features[self.train.image_rows[idx]], ids[:, : length - 1])
-                loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
+                loss, n, extra = self.xe_loss(idx) if cfg.objective == "xe" else self.scst_loss(idx)
                 self.optimizer.zero_grad(set_to_none=True)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = scheduled_lr(cfg, self.step, total)
                 loss.backward()
                 torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.clip)
                 self.optimizer.step()
@@ -251,7 +333,7 @@ class CaptionTrainer:
                 self.step += 1
                 self.batch_in_epoch += 1
                 words_done += n
-                self.history["train"].append({"step": self.step, "loss": loss})
+                self.history["train"].append({"step": self.step, "loss": loss, **extra})
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{words_done / (time.time() - started):.0f}",
                                 epoch=self.epoch, refresh=False)
@@ -296,10 +378,13 @@ def plot_curves(history: dict, path: Path) -> None:
     if history["val"]:
         vs = [h["step"] for h in history["val"]]
         axes[0].plot(vs, [math.log(h["perplexity"]) for h in history["val"]], "o-", label="val loss")
-        axes[1].plot(vs, [h["cider"] for h in history["val"]], "o-", color="C3")
+        axes[1].plot(vs, [h["cider"] for h in history["val"]], "o-", color="C3", label="CIDEr-D")
+        if all("bleu4" in h for h in history["val"]):
+            axes[1].plot(vs, [h["bleu4"] for h in history["val"]], "s-", color="C2", label="BLEU-4")
+        axes[1].legend()
     axes[0].set(xlabel="step", ylabel="cross-entropy per word", title="loss")
     axes[0].legend()
-    axes[1].set(xlabel="step", ylabel="CIDEr-D (greedy, val)", title="validation")
+    axes[1].set(xlabel="step", ylabel="greedy captions, val", title="validation")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

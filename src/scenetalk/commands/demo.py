@@ -1,9 +1,9 @@
 """``scenetalk demo``: the main job on built-in defaults.
 
-Runs the feature pipeline on the bundled sample photos (no dataset, no network): global
-features and the 20 regions of Karpathy & Fei-Fei §3.1.1 for each photo, into a feature
-store; prints what the detector found and how similar the photos are; and draws the regions
-into a PNG.
+Captions the bundled sample photos with the shipped captioner (no dataset, no network),
+then runs the feature pipeline on them: global features and the 20 regions of Karpathy &
+Fei-Fei §3.1.1 for each photo, into a feature store; prints what the detector found and how
+similar the photos are; and draws the regions, with each photo's caption, into a PNG.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import os
 import numpy as np
 
 
-def draw_regions(paths: list[str], store, out_png: str, per_image: int = 6) -> None:
+def draw_regions(paths: list[str], store, out_png: str, per_image: int = 6,
+                 captions: dict[str, str] | None = None) -> None:
     """A contact sheet: each photo with its best detected boxes and their class names."""
     import matplotlib
 
@@ -38,7 +39,8 @@ def draw_regions(paths: list[str], store, out_png: str, per_image: int = 6) -> N
             ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=2, color=colour))
             ax.text(x1 + 2, y1 + 2, f"{classes[k]} {store.box_scores[row, k]:.2f}", va="top", fontsize=8,
                     color="white", bbox=dict(facecolor=colour, alpha=0.8, pad=1, lw=0))
-        ax.set_title(name, fontsize=9)
+        title = name if not captions else f"{name}\n{captions[path]}"
+        ax.set_title(title, fontsize=9, wrap=True)
         ax.axis("off")
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
@@ -51,7 +53,17 @@ def run(args: argparse.Namespace) -> int:
     from scenetalk.features.store import FeatureStore
     from scenetalk.samples import SAMPLE_PHOTOS, sample_photo_paths
 
+    import scenetalk
+
     paths = [str(p) for p in sample_photo_paths()]
+    captioner = scenetalk.load()
+    all_captions = captioner.caption(paths, beam_size=args.beam, n_best=3)
+    print(f"scenetalk demo: captions of {len(paths)} bundled sample photos (beam {args.beam}, "
+          f"{captioner.meta['model']['type']} trained on Flickr8K)")
+    for path, caps in zip(paths, all_captions):
+        print(f"{os.path.basename(path)}")
+        for k, c in enumerate(caps, 1):
+            print(f"  {k}. {c.text}  (log p = {c.log_prob:.2f})")
     store_dir = os.path.join(args.out, "features")
     result = extract([(os.path.basename(p), p) for p in paths], store_dir, regions=True,
                      progress=not args.quiet)
@@ -75,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     for n, row in zip(names, sims):
         print(f"{n:>11s}" + "".join(f"{v:11.2f}" for v in row))
     png = os.path.join(args.out, "regions.png")
-    draw_regions(paths, store, png)
+    draw_regions(paths, store, png, captions={p: c[0].text for p, c in zip(paths, all_captions)})
     took = "already extracted" if result.already_done else f"{result.seconds:.1f} s for feature extraction"
     print(f"\nregions drawn in {png} ({took})")
     return 0
@@ -86,5 +98,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("--out", default="scenetalk-demo", help="output folder (default: ./scenetalk-demo)")
     p.add_argument("--min-score", type=float, default=0.3, help="detections to list (default: score >= 0.3)")
+    p.add_argument("--beam", type=int, default=7, help="beam size for the captions (default 7)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -47,7 +47,10 @@ def train_config(path: Path, section: dict):
     unknown = set(section) - fields
     if unknown:
         raise ScenetalkError(f"{path}: train: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(fields))})")
-    return TrainConfig(**section)
+    try:
+        return TrainConfig(**section)
+    except (TypeError, ValueError) as exc:
+        raise ScenetalkError(f"{path}: train: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
     path, data = read_config(args.config)
     cfg = train_config(path, data.get("train") or {})
-    model_type = cfg.model.get("type")
+    if cfg.init_from:
+        from scenetalk.checkpoint import load_checkpoint
+
+        model_type = load_checkpoint(cfg.init_from)[1].get("model", {}).get("type")
+    else:
+        model_type = cfg.model.get("type")
     if model_type not in GENERATORS:
         raise ScenetalkError(f"{path}: train.model.type must be one of {', '.join(GENERATORS)}")
     features = args.features or data.get("features")
@@ -74,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     elif (Path(out) / "last").exists() and not args.resume:
         raise ScenetalkError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
     history = trainer.run()
-    best = max(history["val"], key=lambda h: h["cider"] if cfg.select_metric == "cider" else -h["perplexity"])
+    metric = cfg.select_metric
+    best = max(history["val"], key=lambda h: -h[metric] if metric == "perplexity" else h[metric])
     print(json.dumps({"out": str(out), "steps": trainer.step, "best_val": best}, indent=1))
     return 0
 

@@ -8,6 +8,9 @@
 with the scaled tanh g(x) = 1.7159 · tanh(2x/3) (LeCun et al.) for the embedding and
 multimodal layers. Unlike the Multimodal RNN, the image I enters at every step, through the
 multimodal layer; the recurrent layer sees only words.
+
+``recurrent="lstm"`` swaps the ReLU recurrence for an LSTM fed w(t) (our stronger variant:
+the rest of the model, and the image at every step, stay as in the paper).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class MRNNConfig:
     embed2_dim: int = 256
     multimodal_dim: int = 512
     dropout: float = 0.5
+    recurrent: str = "relu"            # "relu" (the paper) or "lstm"
+    recurrent_dim: int | None = None   # defaults to embed2_dim (the paper ties them)
 
     def to_dict(self) -> dict:
         return {"type": "mrnn", **asdict(self)}
@@ -41,12 +46,20 @@ class MRNNConfig:
 class MRNN(CaptionGenerator):
     def __init__(self, config: MRNNConfig):
         super().__init__()
+        if config.recurrent not in ("relu", "lstm"):
+            raise ValueError(f"recurrent must be 'relu' or 'lstm', not {config.recurrent!r}")
         self.config = config
+        self.r_dim = config.recurrent_dim or config.embed2_dim
+        if config.recurrent == "relu" and self.r_dim != config.embed2_dim:
+            raise ValueError("a ReLU recurrent layer adds w(t), so recurrent_dim must equal embed2_dim")
         self.E_I = nn.Embedding(config.vocab_size, config.embed1_dim)            # embedding I
         self.E_II = nn.Linear(config.embed1_dim, config.embed2_dim)              # embedding II
-        self.U_r = nn.Linear(config.embed2_dim, config.embed2_dim)               # recurrent weights
+        if config.recurrent == "relu":
+            self.U_r = nn.Linear(config.embed2_dim, config.embed2_dim)           # recurrent weights
+        else:
+            self.lstm = nn.LSTM(config.embed2_dim, self.r_dim, batch_first=True)
         self.V_w = nn.Linear(config.embed2_dim, config.multimodal_dim)
-        self.V_r = nn.Linear(config.embed2_dim, config.multimodal_dim, bias=False)
+        self.V_r = nn.Linear(self.r_dim, config.multimodal_dim, bias=False)
         self.V_I = nn.Linear(config.image_dim, config.multimodal_dim, bias=False)
         self.W_o = nn.Linear(config.multimodal_dim, config.vocab_size)
         self.dropout = nn.Dropout(config.dropout)
@@ -57,25 +70,37 @@ class MRNN(CaptionGenerator):
     def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """image: (B, image_dim). V_I·I is the same at every step, so it is computed once."""
         image_term = self.V_I(self.dropout(image))
-        r0 = torch.zeros(image.size(0), self.config.embed2_dim, dtype=image_term.dtype)
-        return {"r": r0, "image_term": image_term}
+        r0 = torch.zeros(image.size(0), self.r_dim, dtype=image_term.dtype)
+        state = {"r": r0, "image_term": image_term}
+        if self.config.recurrent == "lstm":
+            state["c"] = torch.zeros_like(r0)
+        return state
 
     def step_logits(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
         w_t = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(tokens)))))
-        r_t = torch.relu(self.U_r(state["r"]) + w_t)                              # r(t)
+        new = {"image_term": state["image_term"]}
+        if self.config.recurrent == "relu":
+            r_t = torch.relu(self.U_r(state["r"]) + w_t)                          # r(t)
+        else:
+            out, (h, c) = self.lstm(w_t[:, None], (state["r"][None], state["c"][None]))
+            r_t, new["c"] = out[:, 0], c[0]
+        new["r"] = r_t
         m_t = scaled_tanh(self.V_w(self.dropout(w_t)) + self.V_r(self.dropout(r_t))
                           + state["image_term"])                                  # m(t)
-        return self.W_o(self.dropout(m_t)), {"r": r_t, "image_term": state["image_term"]}
+        return self.W_o(self.dropout(m_t)), new
 
     def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Teacher forcing, the same equations as ``step_logits`` with the embedding,
         multimodal and softmax layers computed for every time step at once."""
         w = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(inputs)))))   # (B, T, 256)
-        r, rs = torch.zeros(inputs.size(0), self.config.embed2_dim, dtype=w.dtype), []
-        for t in range(inputs.size(1)):
-            r = torch.relu(self.U_r(r) + w[:, t])                                  # r(t)
-            rs.append(r)
-        r_all = torch.stack(rs, dim=1)
+        if self.config.recurrent == "relu":
+            r, rs = torch.zeros(inputs.size(0), self.r_dim, dtype=w.dtype), []
+            for t in range(inputs.size(1)):
+                r = torch.relu(self.U_r(r) + w[:, t])                              # r(t)
+                rs.append(r)
+            r_all = torch.stack(rs, dim=1)
+        else:
+            r_all, _ = self.lstm(w)
         image_term = self.V_I(self.dropout(image))[:, None]
         m = scaled_tanh(self.V_w(self.dropout(w)) + self.V_r(self.dropout(r_all)) + image_term)
         return self.W_o(self.dropout(m))
