@@ -38,3 +38,26 @@ def self_critical_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: tor
     token_lp = torch.log_softmax(logits, dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)
     sentence_lp = (token_lp * (targets != pad_id)).sum(dim=1)
     return -(advantage * sentence_lp).mean()
+
+
+def ranking_loss(scores: torch.Tensor, image_ids: torch.Tensor | None = None, margin: float = 1.0,
+                 hardest: bool = False) -> torch.Tensor:
+    """Karpathy & Fei-Fei's max-margin structured loss (eq. 9), per image-sentence pair:
+
+        C = Σ_k [ Σ_l max(0, S_kl - S_kk + 1)  +  Σ_l max(0, S_lk - S_kk + 1) ]
+
+    scores (N, N): row k is image k, column l sentence l, and pair (k, k) belongs together.
+    ``image_ids`` (N,) says which pairs show the same image: a batch may hold two sentences
+    of one image, and those are not negatives of each other. ``hardest=True`` keeps only
+    the largest violation in each row and column (VSE++, Faghri et al. 2018) instead of the
+    sum. Returned divided by N, so the scale does not grow with the batch.
+    """
+    n = scores.size(0)
+    positive = scores.diag()
+    ids = torch.arange(n) if image_ids is None else image_ids
+    negatives = ids[:, None] != ids[None, :]
+    rank_sentences = (margin + scores - positive[:, None]).clamp(min=0) * negatives    # image k vs sentences l
+    rank_images = (margin + scores - positive[None, :]).clamp(min=0) * negatives       # sentence l vs images k
+    if hardest:
+        return (rank_sentences.max(dim=1).values.sum() + rank_images.max(dim=0).values.sum()) / n
+    return (rank_sentences.sum() + rank_images.sum()) / n

@@ -1,0 +1,100 @@
+"""Karpathy & Fei-Fei's visual-semantic alignment model (§3.1), read next to the paper.
+
+Image regions (the whole image + top 19 detections) and the words of a sentence are mapped
+into one h-dimensional space:
+
+    v_i = W_m · CNN(I_b) + b_m                               (1)  region embedding
+    x_t = W_w · 𝕀_t                                          (2)  word vector (trained from scratch)
+    e_t = f(W_e · x_t + b_e)                                 (3)
+    h^f_t = f(e_t + W_f · h^f_{t-1} + b_f)                   (4)  forward RNN
+    h^b_t = f(e_t + W_b · h^b_{t+1} + b_b)                   (5)  backward RNN
+    s_t = f(W_d · (h^f_t + h^b_t) + b_d)                     (6)  word embedding in context
+
+with f = ReLU. An image k and a sentence l score
+
+    S_kl = Σ_t max_i v_iᵀ s_t                                (8)  each word picks its best region
+
+or, as in the older fragment model, S_kl = Σ_t Σ_i max(0, v_iᵀ s_t) (7). The ranking losses
+(eq. 9 and the hardest-negative variant) are in ``scenetalk.losses``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+SCORES = ("max", "fragment")
+
+
+@dataclass
+class AlignmentConfig:
+    vocab_size: int
+    region_dim: int = 1280
+    embed_dim: int = 1000        # h, the multimodal space (the paper: 1000-1600)
+    word_dim: int = 300          # x_t
+    hidden_dim: int = 1000       # e_t, h^f_t, h^b_t
+    dropout: float = 0.5
+    score: str = "max"           # "max" (eq. 8) or "fragment" (eq. 7)
+
+    def to_dict(self) -> dict:
+        return {"type": "alignment", **asdict(self)}
+
+
+class AlignmentModel(nn.Module):
+    def __init__(self, config: AlignmentConfig):
+        super().__init__()
+        if config.score not in SCORES:
+            raise ValueError(f"score must be one of {', '.join(SCORES)}, not {config.score!r}")
+        self.config = config
+        self.W_m = nn.Linear(config.region_dim, config.embed_dim)                        # eq. 1
+        self.W_w = nn.Embedding(config.vocab_size, config.word_dim, padding_idx=0)      # eq. 2
+        self.W_e = nn.Linear(config.word_dim, config.hidden_dim)                          # eq. 3
+        self.W_f = nn.Linear(config.hidden_dim, config.hidden_dim)                        # eq. 4 (b_f)
+        self.W_b = nn.Linear(config.hidden_dim, config.hidden_dim)                        # eq. 5 (b_b)
+        self.W_d = nn.Linear(config.hidden_dim, config.embed_dim)                         # eq. 6
+        self.dropout = nn.Dropout(config.dropout)
+
+    def embed_regions(self, regions: torch.Tensor) -> torch.Tensor:
+        """(B, R, region_dim) CNN features -> (B, R, h) region vectors v_i (eq. 1)."""
+        return self.W_m(self.dropout(regions))
+
+    def embed_words(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L, T) word ids, 0-padded at the end -> (L, T, h) word vectors s_t (eq. 2-6) and
+        the (L, T) mask of real words. Padding never reaches a real word's state: the
+        backward pass starts at each sentence's own last word."""
+        mask = ids != 0
+        e = torch.relu(self.W_e(self.dropout(self.W_w(ids))))                          # eq. 2-3
+        T = ids.size(1)
+        forward, backward = [], [None] * T
+        h = e.new_zeros(e.size(0), self.config.hidden_dim)
+        for t in range(T):                                                              # eq. 4
+            h = torch.relu(e[:, t] + self.W_f(h))
+            forward.append(h)
+        h = e.new_zeros(e.size(0), self.config.hidden_dim)
+        for t in reversed(range(T)):                                                    # eq. 5
+            h = torch.relu(e[:, t] + self.W_b(h)) * mask[:, t, None]  # zero until the last word
+            backward[t] = h
+        hf, hb = torch.stack(forward, 1), torch.stack(backward, 1)
+        s = torch.relu(self.W_d(self.dropout(hf + hb)))                                 # eq. 6
+        return s * mask[..., None], mask
+
+    def scores(self, v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """S (B, L): every image (v: B, R, h) against every sentence (s: L, T, h)."""
+        return image_sentence_scores(v, s, mask, self.config.score)
+
+    def forward(self, regions: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Scores of every image in the batch against every sentence in the batch."""
+        s, mask = self.embed_words(ids)
+        return self.scores(self.embed_regions(regions), s, mask)
+
+
+def image_sentence_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, score: str = "max") -> torch.Tensor:
+    """S_kl for images v (B, R, h) and sentences s (L, T, h) with word mask (L, T)."""
+    dots = torch.einsum("brh,lth->blrt", v, s)                     # v_iᵀ s_t for every pair
+    if score == "max":
+        per_word = dots.max(dim=2).values                          # eq. 8: best region per word
+    else:
+        per_word = dots.clamp(min=0).sum(dim=2)                    # eq. 7
+    return (per_word * mask[None]).sum(dim=2)
