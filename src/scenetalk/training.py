@@ -38,16 +38,10 @@ from scenetalk.progress import progress_bar
 
 
 @dataclass
-class TrainConfig:
-    model: dict[str, Any] | None = None  # {"type": ..., **fields}; taken from init_from when that is set
-    objective: str = "xe"          # "xe": cross-entropy on the references; "scst": self-critical CIDEr-D
-    init_from: str | None = None   # start from this checkpoint's weights and vocabulary (scst needs one)
-    scst_samples: int = 5          # sampled captions per image; each one's baseline is the others' mean
-    scst_max_len: int = 16
-    min_count: int = 5
-    max_words: int = 20            # longer training sentences are cut (after this many words)
+class LoopConfig:
+    """What every training run needs, whatever the model."""
     batch_size: int = 100
-    optimizer: str = "rmsprop"     # or "adam"
+    optimizer: str = "rmsprop"     # "rmsprop", "adam" or "sgd" (momentum 0.9)
     lr: float = 1e-3
     lr_schedule: str = "constant"  # or "cosine": lr · ½(1 + cos(π · step / total steps))
     weight_decay: float = 0.0
@@ -56,16 +50,35 @@ class TrainConfig:
     max_steps: int | None = None
     eval_every: int = 500          # steps between validation runs (and at every epoch end)
     checkpoint_every: int = 100
-    select_metric: str = "cider"   # "cider" or "bleu4" (greedy captions on val), or "perplexity"
-    val_images: int | None = None  # score only the first N validation images (faster)
+    select_metric: str = ""        # a validation score (each trainer has its default)
     seed: int = 0
 
+    #: allowed values of the string fields; subclasses add their own
+    choices = {"optimizer": ("rmsprop", "adam", "sgd"), "lr_schedule": ("constant", "cosine")}
+
     def __post_init__(self):
-        choices = {"optimizer": ("rmsprop", "adam"), "lr_schedule": ("constant", "cosine"),
-                   "select_metric": ("cider", "bleu4", "perplexity"), "objective": ("xe", "scst")}
-        for name, allowed in choices.items():
+        for name, allowed in self.choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+
+
+@dataclass
+class TrainConfig(LoopConfig):
+    """A caption generator's training run."""
+    model: dict[str, Any] | None = None  # {"type": ..., **fields}; taken from init_from when that is set
+    objective: str = "xe"          # "xe": cross-entropy on the references; "scst": self-critical CIDEr-D
+    init_from: str | None = None   # start from this checkpoint's weights and vocabulary (scst needs one)
+    scst_samples: int = 5          # sampled captions per image; each one's baseline is the others' mean
+    scst_max_len: int = 16
+    min_count: int = 5
+    max_words: int = 20            # longer training sentences are cut (after this many words)
+    select_metric: str = "cider"   # "cider" or "bleu4" (greedy captions on val), or "perplexity"
+    val_images: int | None = None  # score only the first N validation images (faster)
+
+    choices = {**LoopConfig.choices, "select_metric": ("cider", "bleu4", "perplexity"), "objective": ("xe", "scst")}
+
+    def __post_init__(self):
+        super().__post_init__()
         if self.model is None and self.init_from is None:
             raise ValueError("give the model (model: {type: ...}) or a checkpoint to start from (init_from)")
         if self.model is not None and self.init_from is not None:
@@ -115,10 +128,12 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
         return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-8, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ScenetalkError(f"unknown optimizer {name!r}; use 'rmsprop' or 'adam'")
+    if name == "sgd":  # Karpathy & Fei-Fei §3.3 for the alignment model
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ScenetalkError(f"unknown optimizer {name!r}; use 'rmsprop', 'adam' or 'sgd'")
 
 
-def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
+def scheduled_lr(config: LoopConfig, step: int, total_steps: int) -> float:
     """The learning rate for optimisation step ``step`` (0-based); a pure function of the step,
     so a resumed run follows the same schedule."""
     if config.lr_schedule == "constant":
@@ -190,49 +205,50 @@ def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-class CaptionTrainer:
-    """Trains one generator; ``run()`` returns the history. ``on_step`` is called after every
-    optimisation step (tests use it to simulate a crash)."""
+class Trainer:
+    """The training loop every model shares: seeded batches, the learning-rate schedule,
+    element-wise clipping, periodic validation with model selection, ``last/`` checkpoints
+    that resume exactly, progress, history and curves. A subclass sets ``model``,
+    ``items_per_epoch`` and implements ``batch_loss``, ``evaluate`` and ``checkpoint_meta``.
+    ``on_step`` is called after every optimisation step (tests use it to simulate a crash)."""
 
-    def __init__(self, config: TrainConfig, dataset: CaptionDataset, features: torch.Tensor,
-                 row_of: dict[str, int], extractor_id: str, out_dir: str | Path,
-                 progress: bool = True, on_step: Callable[[int], None] | None = None):
+    model: torch.nn.Module
+    extractor_id: str
+    #: the validation scores where lower is better (the others: higher is better)
+    lower_is_better: tuple[str, ...] = ("perplexity",)
+
+    def __init__(self, config, out_dir: str | Path, progress: bool, on_step: Callable[[int], None] | None):
         self.config, self.out = config, Path(out_dir)
-        self.features, self.extractor_id = features.float(), extractor_id
         self.progress, self.on_step = progress, on_step
-        train_sentences = dataset.sentences("train")
-        language = train_sentences[0].language if train_sentences else "en"
-        torch.manual_seed(config.seed)
-        if config.init_from:
-            from scenetalk.captioner import load_generator
-
-            self.model, self.vocab, start_meta = load_generator(config.init_from, expect_extractor_id=extractor_id)
-            self.model_config = start_meta["model"]
-        else:
-            self.vocab = Vocabulary.build([s.tokens for s in train_sentences], min_count=config.min_count,
-                                          language=language)
-            self.model_config = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(-1)}
-            self.model = build_generator(self.model_config)
-        self.train = build_examples(dataset, "train", self.vocab, row_of, config.max_words)
-        self.val = build_examples(dataset, "val", self.vocab, row_of, config.max_words)
-        self.train_images = torch.tensor(sorted(self.train.references))
-        if not config.init_from:
-            with torch.no_grad():
-                self.model.output_bias().copy_(log_unigram_bias(self.train, len(self.vocab)))
-        self.reward = None
-        if config.objective == "scst":
-            from scenetalk.metrics.cider import CiderD
-
-            self.reward = CiderD([self.train.references[int(r)] for r in self.train_images])
-        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.history: dict[str, list] = {"train": [], "val": []}
         self.best: float | None = None
 
+    def make_optimizer(self) -> None:
+        cfg = self.config
+        self.optimizer = make_optimizer(cfg.optimizer, self.model.parameters(), cfg.lr, cfg.weight_decay)
+
+    @property
+    def items_per_epoch(self) -> int:
+        raise NotImplementedError
+
+    def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
+        """Loss of the batch of items ``idx``, the number of tokens it covers, extra numbers to log."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def checkpoint_meta(self) -> dict:
+        raise NotImplementedError
+
+    def describe(self, scores: dict) -> str:
+        return ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float))
+
     # -- checkpoints -------------------------------------------------------------------
     def meta(self, **extra) -> dict:
-        return {"kind": "caption_generator", "model": self.model_config, "vocabulary": self.vocab.to_dict(),
-                "extractor_id": self.extractor_id, "train_config": asdict(self.config), **extra}
+        return {**self.checkpoint_meta(), "extractor_id": self.extractor_id, "train_config": asdict(self.config),
+                **extra}
 
     def save_last(self) -> None:
         opt_tensors, opt_meta = _optimizer_to_tensors(self.optimizer)
@@ -259,53 +275,19 @@ class CaptionTrainer:
         self.best, self.history = t["best"], t["history"]
         return True
 
-    # -- the objectives -------------------------------------------------------------------
-    @property
-    def items_per_epoch(self) -> int:
-        """An epoch visits every training sentence (xe) or every training image (scst)."""
-        return len(self.train.ids) if self.config.objective == "xe" else len(self.train_images)
-
-    def xe_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
-        ids = self.train.ids[idx]
-        length = int((ids != self.vocab.pad_id).sum(1).max())
-        logits = self.model(self.features[self.train.image_rows[idx]], ids[:, : length - 1])
-        loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
-        return loss, n, {}
-
-    def scst_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
-        """Sample ``scst_samples`` captions per image (dropout off, so the gradient is that of
-        the sampling policy), score them with CIDEr-D against the image's references, and
-        weight each one's log-probability by its reward minus the others' mean."""
-        cfg, vocab, k = self.config, self.vocab, self.config.scst_samples
-        rows = self.train_images[idx]
-        image = self.features[rows].repeat_interleave(k, dim=0)
-        self.model.eval()
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
-        with torch.no_grad():
-            samples = sample(self.model, self.model.init_state(image), len(image), vocab.start_id, vocab.end_id,
-                             max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
-        texts = [" ".join(vocab.decode(h.tokens)) for h in samples]
-        refs = [self.train.references[int(r)] for r in rows for _ in range(k)]
-        rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k)
-        seqs = [[vocab.start_id, *h.tokens] + ([vocab.end_id] if h.complete else []) for h in samples]
-        ids = torch.full((len(seqs), max(map(len, seqs))), vocab.pad_id, dtype=torch.long)
-        for i, seq in enumerate(seqs):
-            ids[i, : len(seq)] = torch.tensor(seq)
-        logits = self.model(image, ids[:, :-1])
-        loss = self_critical_loss(logits, ids[:, 1:], rewards, vocab.pad_id)
-        self.model.train()
-        return loss, int((ids[:, 1:] != vocab.pad_id).sum()), {"reward": float(rewards.mean())}
-
     # -- the loop ------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        scores = evaluate_generator(self.model, self.features, self.val, self.vocab, self.config.val_images)
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            scores = self.evaluate()
+        self.model.train(was_training)
         scores.update(step=self.step, epoch=self.epoch, time=time.time())
         self.history["val"].append(scores)
         if self.progress:
-            tqdm.write(f"step {self.step} (epoch {self.epoch}): val perplexity {scores['perplexity']:.2f}, "
-                       f"CIDEr-D (greedy) {scores['cider']:.3f}, BLEU-4 {scores['bleu4']:.3f}")
+            tqdm.write(f"step {self.step} (epoch {self.epoch}): val {self.describe(scores)}")
         key = self.config.select_metric
-        value = -scores[key] if key == "perplexity" else scores[key]
+        value = -scores[key] if key in self.lower_is_better else scores[key]
         if self.best is None or value > self.best:
             self.best = value
             save_checkpoint(self.out / "best", self.model.state_dict(), self.meta(val=scores))
@@ -322,7 +304,7 @@ class CaptionTrainer:
         while self.step < total and self.epoch < cfg.epochs:
             batches = _batches(self.items_per_epoch, cfg.batch_size, cfg.seed, self.epoch)
             for idx in batches[self.batch_in_epoch:]:
-                loss, n, extra = self.xe_loss(idx) if cfg.objective == "xe" else self.scst_loss(idx)
+                loss, n, extra = self.batch_loss(idx)
                 self.optimizer.zero_grad(set_to_none=True)
                 for group in self.optimizer.param_groups:
                     group["lr"] = scheduled_lr(cfg, self.step, total)
@@ -355,6 +337,92 @@ class CaptionTrainer:
         atomic_write_text(self.out / "history.json", json.dumps(self.history))
         plot_curves(self.history, self.out / "curves.png")
         return self.history
+
+
+
+class CaptionTrainer(Trainer):
+    """Trains one caption generator (cross-entropy, or self-critical from a trained one)."""
+
+    def __init__(self, config: TrainConfig, dataset: CaptionDataset, features: torch.Tensor,
+                 row_of: dict[str, int], extractor_id: str, out_dir: str | Path,
+                 progress: bool = True, on_step: Callable[[int], None] | None = None):
+        super().__init__(config, out_dir, progress, on_step)
+        self.features, self.extractor_id = features.float(), extractor_id
+        train_sentences = dataset.sentences("train")
+        language = train_sentences[0].language if train_sentences else "en"
+        torch.manual_seed(config.seed)
+        if config.init_from:
+            from scenetalk.captioner import load_generator
+
+            self.model, self.vocab, start_meta = load_generator(config.init_from, expect_extractor_id=extractor_id)
+            self.model_config = start_meta["model"]
+        else:
+            self.vocab = Vocabulary.build([s.tokens for s in train_sentences], min_count=config.min_count,
+                                          language=language)
+            self.model_config = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(-1)}
+            self.model = build_generator(self.model_config)
+        self.train = build_examples(dataset, "train", self.vocab, row_of, config.max_words)
+        self.val = build_examples(dataset, "val", self.vocab, row_of, config.max_words)
+        self.train_images = torch.tensor(sorted(self.train.references))
+        if not config.init_from:
+            with torch.no_grad():
+                self.model.output_bias().copy_(log_unigram_bias(self.train, len(self.vocab)))
+        self.reward = None
+        if config.objective == "scst":
+            from scenetalk.metrics.cider import CiderD
+
+            self.reward = CiderD([self.train.references[int(r)] for r in self.train_images])
+        self.make_optimizer()
+
+    def checkpoint_meta(self) -> dict:
+        return {"kind": "caption_generator", "model": self.model_config, "vocabulary": self.vocab.to_dict()}
+
+    def evaluate(self) -> dict[str, float]:
+        return evaluate_generator(self.model, self.features, self.val, self.vocab, self.config.val_images)
+
+    def describe(self, scores: dict) -> str:
+        return (f"perplexity {scores['perplexity']:.2f}, CIDEr-D (greedy) {scores['cider']:.3f}, "
+                f"BLEU-4 {scores['bleu4']:.3f}")
+
+    # -- the objectives -------------------------------------------------------------------
+    @property
+    def items_per_epoch(self) -> int:
+        """An epoch visits every training sentence (xe) or every training image (scst)."""
+        return len(self.train.ids) if self.config.objective == "xe" else len(self.train_images)
+
+    def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
+        return self.xe_loss(idx) if self.config.objective == "xe" else self.scst_loss(idx)
+
+    def xe_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
+        ids = self.train.ids[idx]
+        length = int((ids != self.vocab.pad_id).sum(1).max())
+        logits = self.model(self.features[self.train.image_rows[idx]], ids[:, : length - 1])
+        loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
+        return loss, n, {}
+
+    def scst_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
+        """Sample ``scst_samples`` captions per image (dropout off, so the gradient is that of
+        the sampling policy), score them with CIDEr-D against the image's references, and
+        weight each one's log-probability by its reward minus the others' mean."""
+        cfg, vocab, k = self.config, self.vocab, self.config.scst_samples
+        rows = self.train_images[idx]
+        image = self.features[rows].repeat_interleave(k, dim=0)
+        self.model.eval()
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        with torch.no_grad():
+            samples = sample(self.model, self.model.init_state(image), len(image), vocab.start_id, vocab.end_id,
+                             max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
+        texts = [" ".join(vocab.decode(h.tokens)) for h in samples]
+        refs = [self.train.references[int(r)] for r in rows for _ in range(k)]
+        rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k)
+        seqs = [[vocab.start_id, *h.tokens] + ([vocab.end_id] if h.complete else []) for h in samples]
+        ids = torch.full((len(seqs), max(map(len, seqs))), vocab.pad_id, dtype=torch.long)
+        for i, seq in enumerate(seqs):
+            ids[i, : len(seq)] = torch.tensor(seq)
+        logits = self.model(image, ids[:, :-1])
+        loss = self_critical_loss(logits, ids[:, 1:], rewards, vocab.pad_id)
+        self.model.train()
+        return loss, int((ids[:, 1:] != vocab.pad_id).sum()), {"reward": float(rewards.mean())}
 
 
 def plot_curves(history: dict, path: Path) -> None:
