@@ -45,3 +45,17 @@ def test_words_see_both_directions():
     c = m.embed_words(torch.tensor([[9, 6, 7]]))[0]
     assert not torch.allclose(a[0, 0], b[0, 0])  # the last word reaches the first (backward RNN)
     assert not torch.allclose(a[0, 2], c[0, 2])  # and the first reaches the last (forward RNN)
+
+
+@pytest.mark.parametrize("score", ["max", "fragment"])
+def test_all_pairs_scoring_equals_the_batched_equation(score):
+    from scenetalk.models.alignment import all_pairs_scores, image_sentence_scores
+
+    torch.manual_seed(2)
+    v = torch.randn(7, 4, 5)
+    lengths = torch.tensor([3, 1, 6, 2, 4])
+    mask = torch.arange(6)[None, :] < lengths[:, None]
+    s = torch.randn(5, 6, 5).relu() * mask[..., None]
+    want = image_sentence_scores(v, s, mask, score)
+    got = all_pairs_scores(v, s, mask, score, words_per_chunk=4)  # chunks that split sentences
+    assert torch.allclose(got, want, atol=1e-5)

@@ -216,6 +216,8 @@ class Trainer:
     extractor_id: str
     #: the validation scores where lower is better (the others: higher is better)
     lower_is_better: tuple[str, ...] = ("perplexity",)
+    #: validation scores drawn in curves.png (name -> label), and the y label of that panel
+    curves: dict[str, str] = {}
 
     def __init__(self, config, out_dir: str | Path, progress: bool, on_step: Callable[[int], None] | None):
         self.config, self.out = config, Path(out_dir)
@@ -335,13 +337,15 @@ class Trainer:
         bar.close()
         self.save_last()
         atomic_write_text(self.out / "history.json", json.dumps(self.history))
-        plot_curves(self.history, self.out / "curves.png")
+        plot_curves(self.history, self.out / "curves.png", self.curves)
         return self.history
 
 
 
 class CaptionTrainer(Trainer):
     """Trains one caption generator (cross-entropy, or self-critical from a trained one)."""
+
+    curves = {"cider": "CIDEr-D (greedy captions)", "bleu4": "BLEU-4 (greedy captions)"}
 
     def __init__(self, config: TrainConfig, dataset: CaptionDataset, features: torch.Tensor,
                  row_of: dict[str, int], extractor_id: str, out_dir: str | Path,
@@ -425,7 +429,7 @@ class CaptionTrainer(Trainer):
         return loss, int((ids[:, 1:] != vocab.pad_id).sum()), {"reward": float(rewards.mean())}
 
 
-def plot_curves(history: dict, path: Path) -> None:
+def plot_curves(history: dict, path: Path, curves: dict[str, str]) -> None:
     """Training loss and validation scores against steps, as a PNG."""
     import matplotlib
 
@@ -443,16 +447,18 @@ def plot_curves(history: dict, path: Path) -> None:
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
         axes[0].plot(steps, loss, alpha=0.25, label="train loss (per batch)")
         axes[0].plot(steps[k - 1:], smooth, label=f"train loss (mean of {k})")
-    if history["val"]:
-        vs = [h["step"] for h in history["val"]]
-        axes[0].plot(vs, [math.log(h["perplexity"]) for h in history["val"]], "o-", label="val loss")
-        axes[1].plot(vs, [h["cider"] for h in history["val"]], "o-", color="C3", label="CIDEr-D")
-        if all("bleu4" in h for h in history["val"]):
-            axes[1].plot(vs, [h["bleu4"] for h in history["val"]], "s-", color="C2", label="BLEU-4")
+    val = history["val"]
+    if val:
+        vs = [h["step"] for h in val]
+        if all("perplexity" in h for h in val):
+            axes[0].plot(vs, [math.log(h["perplexity"]) for h in val], "o-", label="val loss")
+        for n, (key, label) in enumerate(curves.items()):
+            if all(key in h for h in val):
+                axes[1].plot(vs, [h[key] for h in val], "os^v"[n % 4] + "-", color=f"C{n + 2}", label=label)
         axes[1].legend()
-    axes[0].set(xlabel="step", ylabel="cross-entropy per word", title="loss")
+    axes[0].set(xlabel="step", ylabel="loss", title="training")
     axes[0].legend()
-    axes[1].set(xlabel="step", ylabel="greedy captions, val", title="validation")
+    axes[1].set(xlabel="step", title="validation")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -12,7 +12,8 @@ import yaml
 
 from scenetalk.errors import ScenetalkError
 
-TOP_KEYS = {"dataset", "root", "features", "out", "train"}
+TOP_KEYS = {"task", "dataset", "root", "features", "out", "train"}
+TASKS = ("caption", "alignment")
 
 
 def shipped_configs() -> dict[str, Path]:
@@ -39,16 +40,21 @@ def read_config(path_or_name: str) -> tuple[Path, dict]:
     return path, data
 
 
-def train_config(path: Path, section: dict):
-    """The ``train:`` section as a ``TrainConfig``; an unknown key names the file and key."""
-    from scenetalk.training import TrainConfig
-
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+def train_config(path: Path, section: dict, task: str = "caption"):
+    """The ``train:`` section as a ``TrainConfig`` (or ``AlignTrainConfig``); an unknown key
+    names the file and key."""
+    if task == "alignment":
+        from scenetalk.alignment import AlignTrainConfig as config_class
+    elif task == "caption":
+        from scenetalk.training import TrainConfig as config_class
+    else:
+        raise ScenetalkError(f"{path}: task must be one of {', '.join(TASKS)}, not {task!r}")
+    fields = {f.name for f in dataclasses.fields(config_class)}
     unknown = set(section) - fields
     if unknown:
         raise ScenetalkError(f"{path}: train: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(fields))})")
     try:
-        return TrainConfig(**section)
+        return config_class(**section)
     except (TypeError, ValueError) as exc:
         raise ScenetalkError(f"{path}: train: {exc}") from None
 
@@ -60,38 +66,47 @@ def run(args: argparse.Namespace) -> int:
     from scenetalk.training import CaptionTrainer
 
     path, data = read_config(args.config)
-    cfg = train_config(path, data.get("train") or {})
-    if cfg.init_from:
-        from scenetalk.checkpoint import load_checkpoint
-
-        model_type = load_checkpoint(cfg.init_from)[1].get("model", {}).get("type")
-    else:
-        model_type = cfg.model.get("type")
-    if model_type not in GENERATORS:
-        raise ScenetalkError(f"{path}: train.model.type must be one of {', '.join(GENERATORS)}")
+    task = data.get("task", "caption")
+    cfg = train_config(path, data.get("train") or {}, task)
     features = args.features or data.get("features")
     out = args.out or data.get("out")
     if not features or not out:
         raise ScenetalkError(f"{path}: needs 'features' and 'out' (or pass --features / --out)")
     dataset = load_dataset(data.get("dataset", "flickr8k"), root=args.root or data.get("root"))
     store = FeatureStore.open(features)
-    feats = store.model_input(GENERATORS[model_type][0].image_input)
-    trainer = CaptionTrainer(cfg, dataset, feats, store.row_index, store.extractor_id, out, progress=not args.quiet)
+    if task == "alignment":
+        from scenetalk.alignment import AlignmentTrainer
+
+        trainer = AlignmentTrainer(cfg, dataset, store.model_input("regions"), store.row_index, store.extractor_id,
+                                   out, progress=not args.quiet)
+    else:
+        if cfg.init_from:
+            from scenetalk.checkpoint import load_checkpoint
+
+            model_type = load_checkpoint(cfg.init_from)[1].get("model", {}).get("type")
+        else:
+            model_type = cfg.model.get("type")
+        if model_type not in GENERATORS:
+            raise ScenetalkError(f"{path}: train.model.type must be one of {', '.join(GENERATORS)}")
+        feats = store.model_input(GENERATORS[model_type][0].image_input)
+        trainer = CaptionTrainer(cfg, dataset, feats, store.row_index, store.extractor_id, out,
+                                 progress=not args.quiet)
     if args.resume and trainer.resume():
         print(f"resuming {out} at step {trainer.step}")
     elif (Path(out) / "last").exists() and not args.resume:
         raise ScenetalkError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
     history = trainer.run()
     metric = cfg.select_metric
-    best = max(history["val"], key=lambda h: -h[metric] if metric == "perplexity" else h[metric])
+    best = max(history["val"], key=lambda h: -h[metric] if metric in trainer.lower_is_better else h[metric])
     print(json.dumps({"out": str(out), "steps": trainer.step, "best_val": best}, indent=1))
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a caption generator from a YAML config",
-                       description="Train a caption generator on cached image features. CONFIG is a "
-                                   "YAML file or the name of a shipped config.")
+    p = sub.add_parser("train", help="train a caption generator or an alignment model from a YAML config",
+                       description="Train a caption generator (task: caption) or the alignment model "
+                                   "(task: alignment) on cached image features. CONFIG is a YAML file or the "
+                                   "name of a shipped config.")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--features", help="feature store folder (overrides the config)")
     p.add_argument("--out", help="run folder (overrides the config)")

@@ -148,11 +148,11 @@ class FeatureStore:
 
     def model_input(self, kind: str) -> torch.Tensor:
         """All images' features as a float32 tensor, in the form a model reads:
-        ``"global"`` (N, D) vectors or the ``"grid"`` (N, cells, D)."""
+        ``"global"`` (N, D) vectors, the ``"grid"`` (N, cells, D) or the ``"regions"`` (N, 20, D)."""
         import torch
 
-        if kind not in ("global", "grid"):
-            raise ValueError(f"unknown model input {kind!r}; expected 'global' or 'grid'")
+        if kind not in ("global", "grid", "regions"):
+            raise ValueError(f"unknown model input {kind!r}; expected 'global', 'grid' or 'regions'")
         return torch.from_numpy(np.array(self.array(kind), dtype=np.float32))  # a copy in memory
 
     def rows(self, names: list[str]) -> np.ndarray:

@@ -1,0 +1,154 @@
+"""Training and using the visual-semantic alignment model (Karpathy & Fei-Fei §3.1, §3.3).
+
+Training pairs are (image, sentence) from the training split; a batch of 100 pairs is scored
+all against all (``AlignmentModel.forward``) and ranked with the max-margin loss of eq. 9
+(``losses.ranking_loss``), with SGD + momentum 0.9 as in the paper (Adam as an option),
+dropout, and element-wise clipping at 5. The model is selected on the validation split's
+R@K sum (R@1+R@5+R@10, both directions), over all its images and sentences.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scenetalk.checkpoint import CheckpointError, load_checkpoint
+from scenetalk.data.schema import CaptionDataset
+from scenetalk.data.text import Vocabulary
+from scenetalk.errors import ScenetalkError
+from scenetalk.losses import ranking_loss
+from scenetalk.metrics.retrieval import retrieval_metrics, rsum
+from scenetalk.models.alignment import AlignmentConfig, AlignmentModel, all_pairs_scores
+from scenetalk.training import LoopConfig, Trainer
+
+
+@dataclass
+class AlignTrainConfig(LoopConfig):
+    """An alignment model's training run."""
+    model: dict[str, Any] = field(default_factory=dict)  # fields of AlignmentConfig (vocab and region size aside)
+    margin: float = 1.0
+    hardest: bool = False          # VSE++'s hardest negative instead of eq. 9's sum over negatives
+    min_count: int = 5
+    max_words: int = 40
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    select_metric: str = "rsum"
+
+    choices = {**LoopConfig.choices, "select_metric": ("rsum",)}
+
+
+@dataclass
+class SentenceSet:
+    """Sentences of one split as padded word ids (no start/end tokens), each with its image."""
+    ids: torch.Tensor              # (M, T), 0-padded
+    image_rows: torch.Tensor       # (M,) feature-store row of each sentence's image
+    image_of: torch.Tensor         # (M,) index of each sentence's image within the split
+    images: torch.Tensor           # (I,) feature-store row of each image of the split
+
+
+def sentence_set(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_of: dict[str, int],
+                 max_words: int) -> SentenceSet:
+    seqs, rows, image_of, images = [], [], [], []
+    for k, image in enumerate(dataset.split(split)):
+        if image.relpath not in row_of:
+            raise ScenetalkError(f"image {image.relpath} of split {split!r} has no cached region features; "
+                                 "run `scenetalk features --regions` on this dataset first")
+        images.append(row_of[image.relpath])
+        for s in image.sentences:
+            seqs.append([vocab.stoi.get(t, vocab.unk_id) for t in s.tokens[:max_words]] or [vocab.unk_id])
+            rows.append(row_of[image.relpath])
+            image_of.append(k)
+    if not seqs:
+        raise ScenetalkError(f"dataset {dataset.name!r} has no sentences in split {split!r}")
+    ids = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        ids[i, : len(seq)] = torch.tensor(seq)
+    return SentenceSet(ids, torch.tensor(rows), torch.tensor(image_of), torch.tensor(images))
+
+
+@torch.no_grad()
+def score_split(model: AlignmentModel, regions: torch.Tensor, sentences: SentenceSet,
+                batch_size: int = 500) -> torch.Tensor:
+    """S (images of the split, sentences of the split), every pair exactly (eq. 8)."""
+    was_training = model.training
+    model.eval()
+    v = torch.cat([model.embed_regions(regions[sentences.images[i:i + batch_size]])
+                   for i in range(0, len(sentences.images), batch_size)])
+    s_parts, m_parts = [], []
+    T = sentences.ids.size(1)
+    for i in range(0, len(sentences.ids), batch_size):
+        s, m = model.embed_words(sentences.ids[i:i + batch_size])
+        s_parts.append(torch.nn.functional.pad(s, (0, 0, 0, T - s.size(1))))
+        m_parts.append(torch.nn.functional.pad(m, (0, T - m.size(1))))
+    model.train(was_training)
+    return all_pairs_scores(v, torch.cat(s_parts), torch.cat(m_parts), model.config.score)
+
+
+def evaluate_alignment(model: AlignmentModel, regions: torch.Tensor, sentences: SentenceSet) -> dict:
+    return retrieval_metrics(score_split(model, regions, sentences), sentences.image_of)
+
+
+class AlignmentTrainer(Trainer):
+    """Trains the alignment model on region features (N, 20, D) of a dataset's images."""
+
+    curves = {"rsum": "R@1+5+10, both directions"}
+
+    def __init__(self, config: AlignTrainConfig, dataset: CaptionDataset, regions: torch.Tensor,
+                 row_of: dict[str, int], extractor_id: str, out_dir: str | Path,
+                 progress: bool = True, on_step: Callable[[int], None] | None = None):
+        super().__init__(config, out_dir, progress, on_step)
+        self.regions, self.extractor_id = regions.float(), extractor_id
+        train_sentences = dataset.sentences("train")
+        language = train_sentences[0].language if train_sentences else "en"
+        self.vocab = Vocabulary.build([s.tokens for s in train_sentences], min_count=config.min_count,
+                                      language=language)
+        self.train = sentence_set(dataset, "train", self.vocab, row_of, config.max_words)
+        self.val = sentence_set(dataset, "val", self.vocab, row_of, config.max_words)
+        torch.manual_seed(config.seed)
+        self.model_config = {**config.model, "vocab_size": len(self.vocab), "region_dim": self.regions.size(-1)}
+        self.model = AlignmentModel(AlignmentConfig(**self.model_config))
+        self.make_optimizer()
+
+    @property
+    def items_per_epoch(self) -> int:
+        return len(self.train.ids)
+
+    def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
+        ids = self.train.ids[idx]
+        ids = ids[:, : int((ids != 0).sum(1).max())]
+        rows = self.train.image_rows[idx]
+        scores = self.model(self.regions[rows], ids)
+        loss = ranking_loss(scores, image_ids=rows, margin=self.config.margin, hardest=self.config.hardest)
+        return loss, int((ids != 0).sum()), {}
+
+    def evaluate(self) -> dict[str, float]:
+        m = evaluate_alignment(self.model, self.regions, self.val)
+        flat = {f"{'i2t' if d == 'image_to_text' else 't2i'}_{k}": v
+                for d in ("image_to_text", "text_to_image") for k, v in m[d].items()}
+        return {"rsum": rsum(m), **flat}
+
+    def describe(self, scores: dict) -> str:
+        return (f"R@1/5/10 image->text {scores['i2t_R@1']:.1f}/{scores['i2t_R@5']:.1f}/{scores['i2t_R@10']:.1f}, "
+                f"text->image {scores['t2i_R@1']:.1f}/{scores['t2i_R@5']:.1f}/{scores['t2i_R@10']:.1f}, "
+                f"rsum {scores['rsum']:.1f}")
+
+    def checkpoint_meta(self) -> dict:
+        return {"kind": "alignment", "model": self.model_config, "vocabulary": self.vocab.to_dict()}
+
+
+def load_alignment(folder: str | os.PathLike, expect_extractor_id: str | None = None
+                   ) -> tuple[AlignmentModel, Vocabulary, dict]:
+    tensors, meta = load_checkpoint(folder, expect_extractor_id)
+    if meta.get("kind") != "alignment":
+        raise CheckpointError(f"{folder}: not an alignment checkpoint (kind {meta.get('kind')!r})")
+    model = AlignmentModel(AlignmentConfig(**meta["model"]))
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{folder}: weights do not fit the model config: {str(exc).splitlines()[0]}") from None
+    return model.eval(), Vocabulary.from_dict(meta["vocabulary"]), meta
