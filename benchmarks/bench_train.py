@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 #: Karpathy & Fei-Fei, Flickr8K (their Table 2), the row to pass.
 MILESTONES = {"BLEU-1": 0.579, "BLEU-2": 0.383, "BLEU-3": 0.245, "BLEU-4": 0.160, "METEOR": 0.167, "CIDEr-D": 0.318}
 BUDGET_MIN = 15.0
-DEFAULT_CONFIG = "best_flickr8k"
+DEFAULT_CONFIG = "mrnn_lstm_flickr8k"
 
 
 class Stop(Exception):

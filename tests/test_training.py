@@ -168,3 +168,11 @@ def test_self_critical_resume_matches_uninterrupted_run(tmp_path, xe_start):
     resumed.run()
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_bf16_training_learns_like_fp32(tmp_path):
+    kw = dict(max_steps=100, eval_every=100, checkpoint_every=100, model={"type": "mrnn", "dropout": 0.0})
+    fp32 = trainer(tmp_path, "fp32", config(**kw)).run()
+    bf16 = trainer(tmp_path, "bf16", config(precision="bf16", **kw)).run()
+    assert bf16["train"][-1]["loss"] < bf16["train"][0]["loss"] * 0.5
+    assert bf16["val"][-1]["perplexity"] < fp32["val"][-1]["perplexity"] * 1.2

@@ -15,6 +15,7 @@ def caption_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, pad_id: i
     """
     mask = targets != pad_id
     n = int(mask.sum())
+    logits = logits.float()  # softmax in float32 even when the model ran in bfloat16
     loss = F.cross_entropy(logits[mask], targets[mask], reduction="mean") if n else logits.sum() * 0
     return loss, n
 
@@ -35,7 +36,7 @@ def self_critical_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: tor
     k = rewards.size(1)
     baseline = (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)
     advantage = (rewards - baseline).reshape(-1)
-    token_lp = torch.log_softmax(logits, dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)
+    token_lp = torch.log_softmax(logits.float(), dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)
     sentence_lp = (token_lp * (targets != pad_id)).sum(dim=1)
     return -(advantage * sentence_lp).mean()
 
@@ -53,6 +54,7 @@ def ranking_loss(scores: torch.Tensor, image_ids: torch.Tensor | None = None, ma
     sum. Returned divided by N, so the scale does not grow with the batch.
     """
     n = scores.size(0)
+    scores = scores.float()
     positive = scores.diag()
     ids = torch.arange(n) if image_ids is None else image_ids
     negatives = ids[:, None] != ids[None, :]

@@ -52,9 +52,12 @@ class LoopConfig:
     checkpoint_every: int = 100
     select_metric: str = ""        # a validation score (each trainer has its default)
     seed: int = 0
+    precision: str = "fp32"        # "bf16": forward and backward matrix products in bfloat16 (autocast),
+    #                                weights and optimiser in float32; 2-2.5x faster on CPUs with AVX-512 BF16
 
     #: allowed values of the string fields; subclasses add their own
-    choices = {"optimizer": ("rmsprop", "adam", "sgd"), "lr_schedule": ("constant", "cosine")}
+    choices = {"optimizer": ("rmsprop", "adam", "sgd"), "lr_schedule": ("constant", "cosine"),
+               "precision": ("fp32", "bf16")}
 
     def __post_init__(self):
         for name, allowed in self.choices.items():
@@ -306,7 +309,8 @@ class Trainer:
         while self.step < total and self.epoch < cfg.epochs:
             batches = _batches(self.items_per_epoch, cfg.batch_size, cfg.seed, self.epoch)
             for idx in batches[self.batch_in_epoch:]:
-                loss, n, extra = self.batch_loss(idx)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    loss, n, extra = self.batch_loss(idx)
                 self.optimizer.zero_grad(set_to_none=True)
                 for group in self.optimizer.param_groups:
                     group["lr"] = scheduled_lr(cfg, self.step, total)

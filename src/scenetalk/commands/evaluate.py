@@ -1,5 +1,6 @@
-"""``scenetalk evaluate``: caption metrics of a checkpoint (or the nearest-neighbour
-baseline) on a dataset split, printed and saved as JSON."""
+"""``scenetalk evaluate``: caption metrics of a generator checkpoint (or of the nearest-neighbour
+baseline), or retrieval metrics of an alignment checkpoint, on a dataset split, printed and
+saved as JSON."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
         raise ScenetalkError("give a CHECKPOINT or --nearest-neighbour (not both)")
     dataset = load_dataset(args.dataset, root=args.root)
     store = FeatureStore.open(args.features)
+    if args.checkpoint and checkpoint_kind(args.checkpoint) == "alignment":
+        return evaluate_retrieval(args, dataset, store)
     row_of = store.row_index
     started = time.time()
     extra: dict = {}
@@ -61,8 +64,51 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoint_kind(folder: str) -> str | None:
+    from scenetalk.checkpoint import load_checkpoint
+
+    return load_checkpoint(folder)[1].get("kind")
+
+
+def print_retrieval(title: str, metrics: dict) -> None:
+    print(title)
+    print(f"  {'':16s}{'R@1':>7s}{'R@5':>7s}{'R@10':>7s}{'med r':>8s}{'mean r':>8s}")
+    for key, name in (("image_to_text", "image -> text"), ("text_to_image", "text -> image")):
+        m = metrics[key]
+        print(f"  {name:16s}{m['R@1']:7.1f}{m['R@5']:7.1f}{m['R@10']:7.1f}{m['median_rank']:8.1f}{m['mean_rank']:8.1f}")
+
+
+def evaluate_retrieval(args: argparse.Namespace, dataset, store) -> int:
+    """R@K, median and mean rank of an alignment checkpoint, every image of the split against
+    every sentence of it (``--folds 5`` for the COCO 1K protocol)."""
+    from scenetalk.alignment import load_alignment, score_split, sentence_set
+    from scenetalk.io import atomic_write_text
+    from scenetalk.metrics.retrieval import coco_1k, retrieval_metrics
+
+    model, vocab, meta = load_alignment(args.checkpoint, expect_extractor_id=store.extractor_id)
+    sentences = sentence_set(dataset, args.split, vocab, store.row_index, max_words=10_000)
+    started = time.time()
+    scores = score_split(model, store.model_input("regions"), sentences)
+    scoring_s = time.time() - started
+    if args.folds > 1:
+        metrics = coco_1k(scores, sentences.image_of, folds=args.folds)
+    else:
+        metrics = retrieval_metrics(scores, sentences.image_of)
+    what = f"{args.checkpoint} (alignment, S_kl eq. {8 if model.config.score == 'max' else 7})"
+    report = {"what": what, "dataset": args.dataset, "split": args.split, "images": len(sentences.images),
+              "sentences": len(sentences.ids), "scoring_seconds": round(scoring_s, 2), **metrics}
+    print_retrieval(f"{what}: {args.dataset} {args.split}, {len(sentences.images)} images, "
+                    f"{len(sentences.ids)} sentences" + (f", mean of {args.folds} folds" if args.folds > 1 else ""),
+                    metrics)
+    print(f"  scored all pairs in {scoring_s:.1f} s")
+    if args.out:
+        atomic_write_text(args.out, json.dumps(report, indent=1, ensure_ascii=False))
+        print(f"saved {args.out}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="caption metrics of a checkpoint on a dataset split",
+    p = sub.add_parser("evaluate", help="caption or retrieval metrics of a checkpoint on a dataset split",
                        description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT", help="checkpoint folder")
     p.add_argument("--nearest-neighbour", action="store_true", help="score the nearest-neighbour baseline instead")
@@ -74,5 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-len", type=int, default=20)
     p.add_argument("--length-penalty", type=float, default=0.0)
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java start costs seconds)")
+    p.add_argument("--folds", type=int, default=1,
+                   help="retrieval: mean over this many folds of the split's images (5 = COCO 1K protocol)")
     p.add_argument("--out", help="write the report here as JSON")
     p.set_defaults(func=run)
