@@ -29,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
     store = FeatureStore.open(args.features)
     if args.checkpoint and checkpoint_kind(args.checkpoint) == "alignment":
         return evaluate_retrieval(args, dataset, store)
+    if args.retrieval:
+        if not args.checkpoint:
+            raise ScenetalkError("--retrieval needs a CHECKPOINT")
+        return evaluate_generative_retrieval(args, dataset, store)
     row_of = store.row_index
     started = time.time()
     extra: dict = {}
@@ -107,6 +111,48 @@ def evaluate_retrieval(args: argparse.Namespace, dataset, store) -> int:
     return 0
 
 
+def evaluate_generative_retrieval(args: argparse.Namespace, dataset, store) -> int:
+    """m-RNN's ranking with a caption generator: images by log P(s | I), sentences by their
+    perplexity given the image relative to a prior averaged over 100 training images."""
+    from scenetalk.captioner import load_generator
+    from scenetalk.generative_ranking import generative_scores, log_prior, sentence_log_likelihoods
+    from scenetalk.io import atomic_write_text
+    from scenetalk.metrics.retrieval import coco_1k, retrieval_metrics
+    from scenetalk.training import build_examples
+
+    model, vocab, meta = load_generator(args.checkpoint, expect_extractor_id=store.extractor_id)
+    feats = store.model_input(model.image_input)
+    images = dataset.split(args.split)
+    examples = build_examples(dataset, args.split, vocab, store.row_index, max_words=10_000)
+    image_rows = torch.tensor([store.row_index[im.relpath] for im in images])
+    position = {int(r): k for k, r in enumerate(image_rows)}
+    sentence_image = torch.tensor([position[int(r)] for r in examples.image_rows])
+    train = dataset.split("train")
+    g = torch.Generator().manual_seed(0)
+    prior_rows = torch.tensor([store.row_index[train[int(i)].relpath] for i in torch.randperm(len(train), generator=g)[:100]])
+    started = time.time()
+    print(f"scoring {len(images)} images x {len(examples.ids)} sentences (+100 training images for the prior)")
+    lik = sentence_log_likelihoods(model, feats[image_rows], examples.ids, vocab.pad_id, progress=True)
+    prior = log_prior(sentence_log_likelihoods(model, feats[prior_rows], examples.ids, vocab.pad_id))
+    to_text, to_image = generative_scores(lik, prior, (examples.ids[:, 1:] != vocab.pad_id).sum(1))
+    scoring_s = time.time() - started
+    if args.folds > 1:
+        m_text, m_image = coco_1k(to_text, sentence_image, args.folds), coco_1k(to_image, sentence_image, args.folds)
+    else:
+        m_text, m_image = retrieval_metrics(to_text, sentence_image), retrieval_metrics(to_image, sentence_image)
+    metrics = {"image_to_text": m_text["image_to_text"], "text_to_image": m_image["text_to_image"]}
+    what = f"{args.checkpoint} ({meta['model']['type']}), generative ranking"
+    report = {"what": what, "dataset": args.dataset, "split": args.split, "images": len(images),
+              "sentences": len(examples.ids), "scoring_seconds": round(scoring_s, 1), **metrics}
+    print_retrieval(f"{what}: {args.dataset} {args.split}, {len(images)} images, {len(examples.ids)} sentences",
+                    metrics)
+    print(f"  scored all pairs in {scoring_s:.0f} s")
+    if args.out:
+        atomic_write_text(args.out, json.dumps(report, indent=1, ensure_ascii=False))
+        print(f"saved {args.out}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="caption or retrieval metrics of a checkpoint on a dataset split",
                        description=__doc__.splitlines()[0])
@@ -120,6 +166,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-len", type=int, default=20)
     p.add_argument("--length-penalty", type=float, default=0.0)
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java start costs seconds)")
+    p.add_argument("--retrieval", action="store_true",
+                   help="with a caption generator: image and sentence retrieval by its likelihoods (m-RNN)")
     p.add_argument("--folds", type=int, default=1,
                    help="retrieval: mean over this many folds of the split's images (5 = COCO 1K protocol)")
     p.add_argument("--out", help="write the report here as JSON")

@@ -1,0 +1,63 @@
+"""Retrieval with a caption generator, as m-RNN does it (Mao et al. 2015, §6).
+
+Every (image, sentence) pair is scored by the generator's log-likelihood of the sentence
+given the image, log P(s | I), <end> included:
+
+* image retrieval (text -> image): for a sentence, rank the images by log P(s | I);
+* sentence retrieval (image -> text): for an image, rank the sentences by their perplexity
+  given the image relative to their perplexity under an image-averaged prior,
+  (log P(s | I) - log P(s)) / n_words with P(s) = mean over images I' of P(s | I'), so that
+  short, generic sentences that every image likes do not win. The prior averages over a
+  seeded sample of *training* images, never the test images.
+
+The likelihoods are teacher-forced passes of every sentence under every image, in chunks,
+with the matrix products in bfloat16 by default (the softmax over the vocabulary for every
+word of every pair dominates; ``precision="fp32"`` for exact float32).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from scenetalk.models.generator import CaptionGenerator
+from scenetalk.progress import progress_bar
+
+
+@torch.no_grad()
+def sentence_log_likelihoods(model: CaptionGenerator, images: torch.Tensor, ids: torch.Tensor, pad_id: int = 0,
+                             sentences_per_pass: int = 1000, precision: str = "bf16",
+                             progress: bool = False) -> torch.Tensor:
+    """log P(s_l | I_k) for every image (N, ...) and sentence (L, T: <start> w.. <end> <pad>..),
+    as an (N, L) float32 matrix."""
+    model.eval()
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    mask = targets != pad_id
+    out = torch.empty(len(images), len(ids))
+    bar = progress_bar(total=len(images), unit="image", disable=not progress)
+    for k in range(len(images)):
+        for start in range(0, len(ids), sentences_per_pass):
+            block = slice(start, start + sentences_per_pass)
+            length = int(mask[block].sum(1).max())
+            image = images[k:k + 1].expand(len(inputs[block]), *images.shape[1:])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                logits = model(image, inputs[block, :length])
+            lp = torch.log_softmax(logits.float(), dim=-1).gather(2, targets[block, :length, None]).squeeze(2)
+            out[k, block] = (lp * mask[block, :length]).sum(dim=1)
+        bar.update(1)
+    bar.close()
+    return out
+
+
+def log_prior(prior_likelihoods: torch.Tensor) -> torch.Tensor:
+    """log P(s) = log mean_I' P(s | I') from an (N', L) matrix of log-likelihoods."""
+    return torch.logsumexp(prior_likelihoods, dim=0) - math.log(prior_likelihoods.size(0))
+
+
+def generative_scores(likelihoods: torch.Tensor, prior: torch.Tensor, n_words: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image -> text scores, text -> image scores), both (N, L): the normalised log-perplexity
+    ratio for ranking sentences, the plain log-likelihood for ranking images."""
+    sentence_scores = (likelihoods - prior[None, :]) / n_words.clamp(min=1)[None, :].float()
+    return sentence_scores, likelihoods
