@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [str(p) for p in sample_photo_paths()]
     captioner = scenetalk.load()
-    all_captions = captioner.caption(paths, beam_size=args.beam, n_best=3)
+    all_captions = captioner.caption(paths, beam_size=args.beam, n_best=min(3, args.beam))
     print(f"scenetalk demo: captions of {len(paths)} bundled sample photos (beam {args.beam}, "
           f"{captioner.meta['model']['type']} trained on Flickr8K)")
     for path, caps in zip(paths, all_captions):
