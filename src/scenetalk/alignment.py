@@ -73,7 +73,7 @@ def sentence_set(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_of:
 
 @torch.no_grad()
 def score_split(model: AlignmentModel, regions: torch.Tensor, sentences: SentenceSet,
-                batch_size: int = 500) -> torch.Tensor:
+                batch_size: int = 500, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """S (images of the split, sentences of the split), every pair exactly (eq. 8)."""
     was_training = model.training
     model.eval()
@@ -86,11 +86,12 @@ def score_split(model: AlignmentModel, regions: torch.Tensor, sentences: Sentenc
         s_parts.append(torch.nn.functional.pad(s, (0, 0, 0, T - s.size(1))))
         m_parts.append(torch.nn.functional.pad(m, (0, T - m.size(1))))
     model.train(was_training)
-    return all_pairs_scores(v, torch.cat(s_parts), torch.cat(m_parts), model.config.score)
+    return all_pairs_scores(v, torch.cat(s_parts), torch.cat(m_parts), model.config.score, dtype=dtype)
 
 
-def evaluate_alignment(model: AlignmentModel, regions: torch.Tensor, sentences: SentenceSet) -> dict:
-    return retrieval_metrics(score_split(model, regions, sentences), sentences.image_of)
+def evaluate_alignment(model: AlignmentModel, regions: torch.Tensor, sentences: SentenceSet,
+                       dtype: torch.dtype = torch.float32) -> dict:
+    return retrieval_metrics(score_split(model, regions, sentences, dtype=dtype), sentences.image_of)
 
 
 class AlignmentTrainer(Trainer):
@@ -127,7 +128,8 @@ class AlignmentTrainer(Trainer):
         return loss, int((ids != 0).sum()), {}
 
     def evaluate(self) -> dict[str, float]:
-        m = evaluate_alignment(self.model, self.regions, self.val)
+        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32
+        m = evaluate_alignment(self.model, self.regions, self.val, dtype)
         flat = {f"{'i2t' if d == 'image_to_text' else 't2i'}_{k}": v
                 for d in ("image_to_text", "text_to_image") for k, v in m[d].items()}
         return {"rsum": rsum(m), **flat}

@@ -104,20 +104,22 @@ def image_sentence_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, 
 
 @torch.no_grad()
 def all_pairs_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, score: str = "max",
-                     words_per_chunk: int = 4096) -> torch.Tensor:
+                     words_per_chunk: int = 4096, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """S_kl for every image (v: N, R, h) against every sentence (s: L, T, h, mask: L, T),
     exactly as ``image_sentence_scores`` but for thousands of pairs at once: the real words
     of all sentences are packed into one (W, h) matrix, so each chunk is a single matrix
     product of every region against a block of words, followed by the max over each image's
-    regions and a sum over each sentence's words. No padding is ever multiplied."""
+    regions and a sum over each sentence's words. No padding is ever multiplied.
+    ``dtype=torch.bfloat16`` runs the products 3-4 times as fast (sums stay float32), for
+    model selection; reported numbers use float32."""
     n, r, h = v.shape
-    words = s[mask]                                                       # (W, h)
+    words = s[mask].to(dtype)                                             # (W, h)
     owner = torch.arange(s.size(0)).repeat_interleave(mask.sum(dim=1))    # sentence of each word
-    regions = v.reshape(n * r, h)
-    out = torch.zeros(n, s.size(0), dtype=v.dtype)
+    regions = v.reshape(n * r, h).to(dtype)
+    out = torch.zeros(n, s.size(0))
     for start in range(0, len(words), words_per_chunk):
         block = words[start:start + words_per_chunk]
-        dots = (regions @ block.T).view(n, r, -1)                         # v_iᵀ s_t
+        dots = (regions @ block.T).float().view(n, r, -1)                 # v_iᵀ s_t
         per_word = dots.max(dim=1).values if score == "max" else dots.clamp(min=0).sum(dim=1)
         out.index_add_(1, owner[start:start + words_per_chunk], per_word)
     return out
