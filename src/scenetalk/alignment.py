@@ -53,21 +53,19 @@ class SentenceSet:
 
 def sentence_set(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_of: dict[str, int],
                  max_words: int) -> SentenceSet:
-    seqs, rows, image_of, images = [], [], [], []
+    tokens, rows, image_of, images = [], [], [], []
     for k, image in enumerate(dataset.split(split)):
         if image.relpath not in row_of:
             raise ScenetalkError(f"image {image.relpath} of split {split!r} has no cached region features; "
                                  "run `scenetalk features --regions` on this dataset first")
         images.append(row_of[image.relpath])
         for s in image.sentences:
-            seqs.append([vocab.stoi.get(t, vocab.unk_id) for t in s.tokens[:max_words]] or [vocab.unk_id])
+            tokens.append(s.tokens[:max_words] or ["<unk>"])
             rows.append(row_of[image.relpath])
             image_of.append(k)
-    if not seqs:
+    if not tokens:
         raise ScenetalkError(f"dataset {dataset.name!r} has no sentences in split {split!r}")
-    ids = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
-    for i, seq in enumerate(seqs):
-        ids[i, : len(seq)] = torch.tensor(seq)
+    ids, _ = vocab.encode_batch(tokens, add_start=False, add_end=False)
     return SentenceSet(ids, torch.tensor(rows), torch.tensor(image_of), torch.tensor(images))
 
 

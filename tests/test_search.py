@@ -1,0 +1,81 @@
+"""Searching photos with the alignment model: the candidate stage never changes the answer
+when it says it is exact, and bad input is refused with a clear message."""
+
+import shutil
+
+import pytest
+import torch
+
+from scenetalk.checkpoint import save_checkpoint
+from scenetalk.data.text import Vocabulary
+from scenetalk.errors import ScenetalkError
+from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
+from scenetalk.samples import sample_photo_paths
+from scenetalk.search import SearchIndexError, Searcher, build_index
+
+WORDS = "a the cat dog man woman rocket cup coffee astronaut sits on table in space red white".split()
+
+
+def random_checkpoint(folder, extractor_id, seed=0):
+    torch.manual_seed(seed)
+    vocab = Vocabulary.build([WORDS], min_count=1)
+    cfg = {"vocab_size": len(vocab), "region_dim": 1280, "embed_dim": 16, "word_dim": 8, "hidden_dim": 16,
+           "dropout": 0.0}
+    model = AlignmentModel(AlignmentConfig(**cfg))
+    save_checkpoint(folder, model.state_dict(), {"kind": "alignment", "model": cfg, "vocabulary": vocab.to_dict(),
+                                                 "extractor_id": extractor_id})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    from scenetalk.features.extract import Extractor
+
+    root = tmp_path_factory.mktemp("search")
+    photos = root / "photos"
+    photos.mkdir()
+    for p in sample_photo_paths():
+        shutil.copy(p, photos / p.name)
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    ckpt = random_checkpoint(root / "align", Extractor(regions=True).extractor_id)
+    images = sorted((p.name, str(p)) for p in photos.iterdir())
+    return build_index(images, root / "index", ckpt, progress=False), ckpt, root
+
+
+def test_search_is_exhaustive_when_it_says_exact(index):
+    path, ckpt, _ = index
+    searcher = Searcher(path, ckpt)
+    assert "broken.jpg" not in searcher.names and len(searcher.names) == 4
+    s, _ = searcher.embed_query("a cat sits on the table")
+    v = torch.tensor(searcher.vectors[:], dtype=torch.float32)
+    brute = torch.einsum("nrh,th->nrt", v, s).max(dim=1).values.sum(dim=1)
+    want = [searcher.names[i] for i in brute.argsort(descending=True)[:2]]
+    for candidates in (1, 2, 3, 4):
+        result = searcher.search("a cat sits on the table", k=2, candidates=candidates)
+        if result.exact:
+            assert [h.name for h in result.hits] == want
+    full = searcher.search("a cat sits on the table", k=2, candidates=4)
+    assert full.exact and [h.name for h in full.hits] == want
+    assert [h.score for h in full.hits] == pytest.approx(sorted(brute.tolist(), reverse=True)[:2], rel=1e-3)
+
+
+def test_unknown_and_empty_queries(index):
+    path, ckpt, _ = index
+    searcher = Searcher(path, ckpt)
+    assert searcher.search("a zebra on the table", k=1).unknown_words == ["zebra"]
+    with pytest.raises(ScenetalkError, match="none of the words"):
+        searcher.search("zebra giraffe")
+    with pytest.raises(ScenetalkError, match="empty query"):
+        searcher.search("  ?! ")
+
+
+def test_index_refuses_another_model_and_missing_files(index, tmp_path):
+    path, ckpt, root = index
+    other = random_checkpoint(tmp_path / "other", "efficientnet-lite0-224-000000000000+x")
+    with pytest.raises(ScenetalkError, match="000000000000"):
+        Searcher(path, other)
+    same_features = random_checkpoint(tmp_path / "same", Searcher(path, ckpt).meta["extractor_id"], seed=1)
+    with pytest.raises(SearchIndexError, match="rebuild the index"):
+        Searcher(path, same_features)
+    with pytest.raises(SearchIndexError, match="not a scenetalk index"):
+        Searcher(tmp_path, ckpt)
