@@ -79,3 +79,22 @@ def test_index_refuses_another_model_and_missing_files(index, tmp_path):
         Searcher(path, same_features)
     with pytest.raises(SearchIndexError, match="not a scenetalk index"):
         Searcher(tmp_path, ckpt)
+
+
+def test_cli_index_and_search(index, tmp_path, capsys):
+    import json
+
+    from scenetalk.cli import main
+
+    _, ckpt, root = index
+    assert main(["index", "build", str(root / "photos"), "--out", str(tmp_path / "idx"), "--checkpoint", str(ckpt),
+                 "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "indexed 4 images" in captured.out and "broken.jpg" in captured.err
+    assert main(["search", str(tmp_path / "idx"), "a red cup on the table", "--top", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["hits"]) == 3 and out["exact"] and out["unknown_words"] == []
+    assert main(["search", str(tmp_path / "idx"), "zebra"]) == 2
+    assert "none of the words" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "nowhere"), "a dog"]) == 2
+    assert "not a scenetalk index" in capsys.readouterr().err

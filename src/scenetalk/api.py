@@ -34,6 +34,34 @@ def shipped_captioner() -> Path:
     return Path(str(resources.files("scenetalk") / "weights" / "captioner"))
 
 
+def shipped_alignment() -> Path:
+    """The alignment model that ships inside the package (``src/scenetalk/weights/alignment``)."""
+    path = Path(str(resources.files("scenetalk") / "weights" / "alignment"))
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: no alignment model ships with this version yet; pass --checkpoint "
+                              "(train one with `scenetalk train alignment_flickr8k`)")
+    return path
+
+
+def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None = None):
+    """A ``search.Searcher`` for an index: with ``checkpoint``, else the checkpoint the index
+    was built with (when it is still there), else the shipped alignment model."""
+    import json
+
+    from scenetalk.search import INDEX_FILE, Searcher, SearchIndexError
+
+    if not (Path(index) / INDEX_FILE).is_file():
+        raise SearchIndexError(f"{index}: not a scenetalk index (no {INDEX_FILE}); build one with "
+                               "`scenetalk index build DIR --out INDEX`")
+    if checkpoint is None:
+        try:
+            built_with = json.loads((Path(index) / INDEX_FILE).read_text(encoding="utf-8")).get("checkpoint")
+        except (OSError, ValueError):
+            built_with = None  # Searcher reports the damaged index
+        checkpoint = built_with if built_with and Path(built_with).is_dir() else shipped_alignment()
+    return Searcher(index, checkpoint)
+
+
 def backbone_for(extractor_id: str, where: str | os.PathLike):
     """The installed backbone whose extractor id is ``extractor_id``, or a ``CheckpointError``."""
     name = next((n for n in BACKBONES if extractor_id.startswith(f"{n}-")), None)
