@@ -86,7 +86,7 @@ def main() -> None:
     import scenetalk
 
     start = time.perf_counter()
-    model = scenetalk.load(args.checkpoint)
+    model = scenetalk.load(args.checkpoint).captioner
     load_s = time.perf_counter() - start
     print(f"captioner      {model.checkpoint} ({model.meta['model']['type']}, features {model.extractor_id})")
     print(f"threads        {torch.get_num_threads()} (torch), backbone engine {model.extractor.backbone.engine}")

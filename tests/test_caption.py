@@ -103,4 +103,4 @@ def test_checkpoint_for_other_features_is_refused_naming_both_ids(tmp_path):
     meta["extractor_id"] = "efficientnet-lite0-224-000000000000"
     save_checkpoint(tmp_path / "other", tensors, meta)
     with pytest.raises(CheckpointError, match="000000000000.*installed backbone gives 'efficientnet-lite0-224-"):
-        scenetalk.load(tmp_path / "other")
+        scenetalk.load(tmp_path / "other").caption(sample_photo_paths()[0])

@@ -98,3 +98,22 @@ def test_cli_index_and_search(index, tmp_path, capsys):
     assert "none of the words" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "nowhere"), "a dog"]) == 2
     assert "not a scenetalk index" in capsys.readouterr().err
+
+
+def test_api_search_and_score(index):
+    import scenetalk
+
+    path, ckpt, root = index
+    m = scenetalk.load(alignment=ckpt)
+    photos = sorted((root / "photos").glob("*.png"))
+    S = m.score([str(p) for p in photos], ["a cat sits on the table", "a rocket in space"])
+    assert S.shape == (len(photos), 2)
+    searcher = Searcher(path, ckpt)
+    s, _ = searcher.embed_query("a cat sits on the table")
+    # the API's score of a photo equals the index's exact score of it
+    result = m.search(path, "a cat sits on the table", k=4)
+    by_name = {h.name: h.score for h in result.hits}
+    for p, score in zip(photos, S[:, 0].tolist()):
+        assert by_name[p.name] == pytest.approx(score, rel=1e-2)
+    with pytest.raises(ScenetalkError, match="has no words"):
+        m.score([str(photos[0])], ["?!"])

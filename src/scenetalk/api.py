@@ -62,18 +62,19 @@ def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None
     return Searcher(index, checkpoint)
 
 
-def backbone_for(extractor_id: str, where: str | os.PathLike):
-    """The installed backbone whose extractor id is ``extractor_id``, or a ``CheckpointError``."""
+def extractor_for(extractor_id: str, where: str | os.PathLike, grid: bool = True) -> Extractor:
+    """An ``Extractor`` that gives the features ``extractor_id`` names (global, or with the 20
+    regions when the id has a detector part), or a ``CheckpointError`` naming both ids."""
     name = next((n for n in BACKBONES if extractor_id.startswith(f"{n}-")), None)
     if name is None:
         raise CheckpointError(f"{where}: made for image features {extractor_id!r}, which no installed backbone "
                               f"gives (known: {', '.join(BACKBONES)})")
-    backbone = create_backbone(name)
-    if backbone.extractor_id != extractor_id:
+    extractor = Extractor(create_backbone(name), regions="+" in extractor_id, grid=grid)
+    if extractor.extractor_id != extractor_id:
         raise CheckpointError(f"{where}: made for image features {extractor_id!r}, but the installed backbone "
-                              f"gives {backbone.extractor_id!r} (other weights); reinstall the version it was "
-                              "trained with")
-    return backbone
+                              f"gives {extractor.extractor_id!r} (other weights or settings); reinstall the "
+                              "version it was trained with")
+    return extractor
 
 
 class Captioner:
@@ -83,8 +84,7 @@ class Captioner:
         self.checkpoint = Path(checkpoint)
         self.generator, self.vocab, self.meta = load_generator(self.checkpoint)
         self.extractor_id = self.meta.get("extractor_id") or ""
-        self.extractor = Extractor(backbone_for(self.extractor_id, self.checkpoint),
-                                   grid=self.generator.image_input == "grid")
+        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid=self.generator.image_input == "grid")
 
     def features(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """The generator's image input for RGB images: (N, D) vectors or (N, cells, D) grids."""
@@ -109,11 +109,87 @@ class Captioner:
         return out
 
 
-def load(checkpoint: str | os.PathLike | None = None) -> Captioner:
-    """A captioner from a checkpoint folder (``model.safetensors`` + ``config.json``);
-    by default the one shipped with the package."""
-    path = Path(checkpoint) if checkpoint is not None else shipped_captioner()
-    if checkpoint is None and not (path / "config.json").is_file():
-        raise CheckpointError(f"{path}: the shipped captioner is missing from this install; "
-                              "reinstall scenetalk or pass a checkpoint folder")
-    return Captioner(path)
+class Aligner:
+    """Images and sentences in one space (Karpathy & Fei-Fei §3.1): scores S_kl."""
+
+    def __init__(self, checkpoint: str | os.PathLike):
+        from scenetalk.alignment import load_alignment
+
+        self.checkpoint = Path(checkpoint)
+        self.model, self.vocab, self.meta = load_alignment(self.checkpoint)
+        self.extractor_id = self.meta.get("extractor_id") or ""
+        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid=False)
+
+    @torch.no_grad()
+    def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str],
+              batch_size: int = 16) -> torch.Tensor:
+        """S_kl (eq. 8) of every image against every sentence, an (images, sentences) tensor.
+        Unknown words count as ``<unk>``; a sentence with no words is an error."""
+        from scenetalk.data.text import tokenize
+        from scenetalk.errors import ScenetalkError
+        from scenetalk.models.alignment import all_pairs_scores
+
+        if isinstance(images, (str, os.PathLike, Image.Image)):
+            images = [images]
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        images = list(images)
+        tokens = [tokenize(s, self.vocab.language) for s in sentences]
+        empty = [s for s, t in zip(sentences, tokens) if not t]
+        if empty:
+            raise ScenetalkError(f"sentence {empty[0]!r} has no words")
+        regions = []
+        for start in range(0, len(images), batch_size):
+            batch = [load_image(im) for im in images[start:start + batch_size]]
+            regions.append(torch.from_numpy(self.extractor.features(batch)["regions"]).float())
+        v = self.model.embed_regions(torch.cat(regions))
+        ids, _ = self.vocab.encode_batch(tokens, add_start=False, add_end=False)
+        s, mask = self.model.embed_words(ids)
+        return all_pairs_scores(v, s, mask, self.model.config.score)
+
+
+class Scenetalk:
+    """The façade: ``caption`` with the generator; ``search`` and ``score`` with the
+    alignment model. Each model is loaded on first use."""
+
+    def __init__(self, captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None):
+        self._paths = {"captioner": captioner, "alignment": alignment}
+        self._captioner: Captioner | None = None
+        self._aligner: Aligner | None = None
+
+    @property
+    def captioner(self) -> Captioner:
+        if self._captioner is None:
+            path = self._paths["captioner"]
+            if path is None:
+                path = shipped_captioner()
+                if not (path / "config.json").is_file():
+                    raise CheckpointError(f"{path}: the shipped captioner is missing from this install; "
+                                          "reinstall scenetalk or pass a checkpoint folder")
+            self._captioner = Captioner(path)
+        return self._captioner
+
+    @property
+    def aligner(self) -> Aligner:
+        if self._aligner is None:
+            self._aligner = Aligner(self._paths["alignment"] or shipped_alignment())
+        return self._aligner
+
+    def caption(self, images: ImageLike | Iterable[ImageLike], beam_size: int = 7, n_best: int = 1,
+                **kwargs) -> list[list[Caption]]:
+        """See ``Captioner.caption``."""
+        return self.captioner.caption(images, beam_size=beam_size, n_best=n_best, **kwargs)
+
+    def search(self, index: str | os.PathLike, sentence: str, k: int = 10, candidates: int = 1000):
+        """The ``k`` photos of an index (``scenetalk index build``) that best match ``sentence``."""
+        return open_searcher(index, self._paths["alignment"]).search(sentence, k=k, candidates=candidates)
+
+    def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str]) -> torch.Tensor:
+        """See ``Aligner.score``."""
+        return self.aligner.score(images, sentences)
+
+
+def load(captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None) -> Scenetalk:
+    """scenetalk's models: a caption generator checkpoint folder (``model.safetensors`` +
+    ``config.json``) and an alignment checkpoint, by default the ones shipped with the package."""
+    return Scenetalk(captioner, alignment)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"scenetalk caption: {line}", file=sys.stderr)
     if not paths:
         raise ScenetalkError("nothing to caption")
-    model = load(args.checkpoint)
+    model = load(args.checkpoint).captioner
     results, failed = [], 0
     bar = progress_bar(total=len(paths), unit="image", disable=args.quiet or len(paths) <= args.batch_size)
     for start in range(0, len(paths), args.batch_size):

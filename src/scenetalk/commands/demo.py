@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import scenetalk
 
     paths = [str(p) for p in sample_photo_paths()]
-    captioner = scenetalk.load()
+    captioner = scenetalk.load().captioner
     all_captions = captioner.caption(paths, beam_size=args.beam, n_best=min(3, args.beam))
     print(f"scenetalk demo: captions of {len(paths)} bundled sample photos (beam {args.beam}, "
           f"{captioner.meta['model']['type']} trained on Flickr8K)")
