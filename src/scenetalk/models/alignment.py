@@ -57,10 +57,8 @@ class AlignmentModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def embed_regions(self, regions: torch.Tensor) -> torch.Tensor:
-        """(B, R, region_dim) CNN features -> (B, R, h) region vectors v_i (eq. 1). Dropout acts
-        on v rather than on the CNN features: the same regularisation of this layer's output
-        for a mask 2.5 times smaller (drawing dropout masks is a tenth of a training step)."""
-        return self.dropout(self.W_m(regions))
+        """(B, R, region_dim) CNN features -> (B, R, h) region vectors v_i (eq. 1)."""
+        return self.W_m(self.dropout(regions))
 
     def embed_words(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(L, T) word ids, 0-padded at the end -> (L, T, h) word vectors s_t (eq. 2-6) and
@@ -93,13 +91,16 @@ class AlignmentModel(nn.Module):
 
 
 def image_sentence_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, score: str = "max") -> torch.Tensor:
-    """S_kl for images v (B, R, h) and sentences s (L, T, h) with word mask (L, T)."""
-    dots = torch.einsum("brh,lth->blrt", v, s)                     # v_iᵀ s_t for every pair
-    if score == "max":
-        per_word = dots.max(dim=2).values                          # eq. 8: best region per word
-    else:
-        per_word = dots.clamp(min=0).sum(dim=2)                    # eq. 7
-    return (per_word * mask[None]).sum(dim=2)
+    """S_kl for images v (B, R, h) and sentences s (L, T, h) with word mask (L, T). Always in
+    float32, even under bfloat16 autocast: S is a sum of many dot products, compared with a
+    margin of 1, and bfloat16's 8-bit mantissa would blur it by about that much."""
+    with torch.autocast("cpu", enabled=False):
+        dots = torch.einsum("brh,lth->blrt", v.float(), s.float())  # v_iᵀ s_t for every pair
+        if score == "max":
+            per_word = dots.max(dim=2).values                      # eq. 8: best region per word
+        else:
+            per_word = dots.clamp(min=0).sum(dim=2)                # eq. 7
+        return (per_word * mask[None]).sum(dim=2)
 
 
 @torch.no_grad()
