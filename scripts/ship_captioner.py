@@ -26,10 +26,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a caption generator checkpoint folder (e.g. runs/X/best)")
     parser.add_argument("--note", required=True, help="the command that trained it")
+    parser.add_argument("--length-penalty", type=float, default=0.0,
+                        help="default length normalisation for beam search, chosen on validation")
     args = parser.parse_args()
     tensors, meta = load_checkpoint(args.checkpoint)
     if meta.get("kind") != "caption_generator":
         sys.exit(f"{args.checkpoint}: not a caption generator checkpoint")
+    meta["decoding"] = {"length_penalty": args.length_penalty}
     meta["shipped"] = {"from": args.checkpoint, "trained_with": args.note, "precision": "float16"}
     save_checkpoint(TARGET, tensors, meta, half=True)
     size = sum(f.stat().st_size for f in TARGET.iterdir())

@@ -92,11 +92,15 @@ class Captioner:
         return torch.from_numpy(arrays[self.generator.image_input]).float()
 
     def caption(self, images: ImageLike | Iterable[ImageLike], beam_size: int = 7, n_best: int = 1,
-                max_len: int = 20, min_len: int = 1, length_penalty: float = 0.0,
+                max_len: int = 20, min_len: int = 1, length_penalty: float | None = None,
                 batch_size: int = 32) -> list[list[Caption]]:
         """For each image (a path or a PIL image) its ``n_best`` captions, best first, each with
         its total log-probability and the beam's ranking score. A path that cannot be read
-        raises ``ImageError`` naming it (``scenetalk caption`` skips such files and reports them)."""
+        raises ``ImageError`` naming it (``scenetalk caption`` skips such files and reports them).
+        ``length_penalty`` defaults to the checkpoint's ``decoding.length_penalty`` (chosen on
+        validation when it was shipped), else 0."""
+        if length_penalty is None:
+            length_penalty = float(self.meta.get("decoding", {}).get("length_penalty", 0.0))
         if isinstance(images, (str, os.PathLike, Image.Image)):
             images = [images]
         images = list(images)

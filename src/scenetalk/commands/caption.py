@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.write(f"scenetalk caption: skipped {exc}", file=sys.stderr)
         if batch_images:
             captions = model.caption(batch_images, beam_size=args.beam, n_best=args.n_best, max_len=args.max_len,
-                                     batch_size=args.batch_size)
+                                     length_penalty=args.length_penalty, batch_size=args.batch_size)
             for path, caps in zip(batch_paths, captions):
                 results.append((path, caps))
                 if not args.json:
@@ -109,6 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=7, help="beam size (default 7, as in both papers; 1 = greedy)")
     p.add_argument("--n-best", type=int, default=1, help="captions per image (default 1)")
     p.add_argument("--max-len", type=int, default=20, help="longest caption in words (default 20)")
+    p.add_argument("--length-penalty", type=float, default=None,
+                   help="beam scores = log p / length**this (default: the checkpoint's, chosen on validation)")
     p.add_argument("--json", action="store_true", help="print JSON: image, captions with log-probabilities")
     p.add_argument("--checkpoint", help="a caption generator checkpoint folder (default: the shipped one)")
     p.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")

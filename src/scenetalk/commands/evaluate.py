@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         captions = {im.relpath: c[0].text for im, c in zip(images, caps)}
         examples = build_examples(dataset, args.split, vocab, row_of, max_words=10_000)
         extra["perplexity"] = perplexity(model, feats, examples, vocab.pad_id)
-        what = f"{args.checkpoint} ({meta['model']['type']}), beam {args.beam}"
+        what = f"{args.checkpoint} ({meta['model']['type']}), beam {args.beam}" + (
+            f", length penalty {args.length_penalty:g}" if args.length_penalty else "")
     report = caption_report(captions, dataset, args.split, meteor=not args.no_meteor)
     report.update(extra, what=what, dataset=args.dataset, seconds=round(time.time() - started, 1))
     report["examples"] = dict(list(captions.items())[:10])
