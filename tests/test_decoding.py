@@ -177,3 +177,18 @@ def test_banned_words_are_never_chosen():
     for seed in range(5):
         [s] = sample(m, m.init_state(1), 1, START, END, banned=(A,), generator=torch.Generator().manual_seed(seed))
         assert A not in s.tokens
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wide_beam_with_length_penalty_is_exact_on_random_tables(seed):
+    # the early stop with length normalisation (bound: log-prob / max_len**alpha) loses nothing
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.rand(6, 6, generator=g) ** 3
+    probs[:, [PAD, START]] = 0
+    probs = probs / probs.sum(1, keepdim=True)
+    t = probs.tolist()
+    alpha = 0.7
+    every = exhaustive(t, max_len=4, n=10_000)
+    ref = sorted(every, key=lambda x: -x[0] / (len(x[1]) + 1) ** alpha)[:3]
+    hyps = run_beam([t], beam_size=27, n_best=3, max_len=4, length_penalty=alpha)[0]
+    assert [h.tokens for h in hyps] == [w for _, w in ref]

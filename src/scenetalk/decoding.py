@@ -123,9 +123,9 @@ def beam_search(model: StepModel, state: State, batch_size: int, start_id: int, 
     hypotheses, the best ``beam_size`` others stay live. Scores are summed
     log-probabilities, divided by ``length**length_penalty`` when ``length_penalty`` > 0
     (length counts the ``<end>`` token). ``banned`` word ids are never chosen. Beams still live at ``max_len`` are returned as
-    incomplete hypotheses, ranked after every complete one. Without length normalisation an
-    image stops early once no live beam can beat its ``n_best`` finished ones (log-probs
-    only fall).
+    incomplete hypotheses, ranked after every complete one. An image stops early once no
+    live beam can beat its ``n_best`` finished ones (log-probs only fall; with length
+    normalisation the bound divides by ``max_len**length_penalty``).
     """
     if beam_size < 1 or n_best < 1 or n_best > beam_size:
         raise ValueError("need 1 <= n_best <= beam_size")
@@ -168,8 +168,10 @@ def beam_search(model: StepModel, state: State, batch_size: int, start_id: int, 
                     new_lp[b, live], new_beam[b, live], new_tok[b, live] = lp, beam, tok
                     live += 1
             best = sorted(finished[b], key=lambda h: -h.score)
-            if live == 0 or (not length_penalty and len(best) >= n_best
-                             and float(new_lp[b, 0]) <= best[n_best - 1].score):
+            # The best score any live beam can still reach: its log-prob only falls, and a
+            # length-normalised score is highest at the longest length, max_len.
+            reachable = float(new_lp[b, 0]) / (max_len ** length_penalty if length_penalty else 1.0)
+            if live == 0 or (len(best) >= n_best and reachable <= best[n_best - 1].score):
                 done[b] = True
                 new_lp[b] = -math.inf
         if all(done):

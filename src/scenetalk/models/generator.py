@@ -10,6 +10,20 @@ import torch
 from torch import nn
 
 
+def lstm_step(lstm: nn.LSTM, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One time step of a one-layer ``nn.LSTM`` with its own weights, written out:
+
+        i, f, g, o = split(W_ih·x + b_ih + W_hh·h + b_hh)
+        c' = σ(f)⊙c + σ(i)⊙tanh(g),   h' = σ(o)⊙tanh(c')
+
+    the same numbers as calling the module on a length-1 sequence, without its per-call
+    overhead (about 1.5 ms on this CPU, most of a beam-search step for a small beam)."""
+    gates = torch.addmm(lstm.bias_ih_l0, x, lstm.weight_ih_l0.t()) + torch.addmm(lstm.bias_hh_l0, h, lstm.weight_hh_l0.t())
+    i, f, g, o = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
 class CaptionGenerator(nn.Module):
     #: which cached features the model reads: "global" (B, D) vectors or the "grid" (B, cells, D)
     image_input = "global"

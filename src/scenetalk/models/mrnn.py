@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from scenetalk.models.generator import CaptionGenerator
+from scenetalk.models.generator import CaptionGenerator, lstm_step
 
 
 def scaled_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -82,8 +82,7 @@ class MRNN(CaptionGenerator):
         if self.config.recurrent == "relu":
             r_t = torch.relu(self.U_r(state["r"]) + w_t)                          # r(t)
         else:
-            out, (h, c) = self.lstm(w_t[:, None], (state["r"][None], state["c"][None]))
-            r_t, new["c"] = out[:, 0], c[0]
+            r_t, new["c"] = lstm_step(self.lstm, w_t, state["r"], state["c"])
         new["r"] = r_t
         m_t = scaled_tanh(self.V_w(self.dropout(w_t)) + self.V_r(self.dropout(r_t))
                           + state["image_term"])                                  # m(t)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from scenetalk.models.generator import CaptionGenerator
+from scenetalk.models.generator import CaptionGenerator, lstm_step
 
 
 @dataclass
@@ -68,8 +68,8 @@ class MultimodalRNN(CaptionGenerator):
             h_t = torch.relu(u_t + self.W_hh(state["h"]))      # eq. 14
             new = {"h": h_t}
         else:
-            out, (h_t, c_t) = self.lstm(u_t[:, None], (state["h"][None], state["c"][None]))
-            h_t, new = out[:, 0], {"h": h_t[0], "c": c_t[0]}
+            h_t, c_t = lstm_step(self.lstm, u_t, state["h"], state["c"])
+            new = {"h": h_t, "c": c_t}
         new["first_step_bias"] = torch.zeros_like(state["first_step_bias"])
         return self.W_oh(self.dropout(h_t)), new                 # eq. 15 before the softmax
 

@@ -209,6 +209,10 @@ def _onnx_session(net: torch.nn.Module, path: str, size: int, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # ONNX Runtime's threads otherwise spin for a while after each run, taking the cores from
+    # whatever torch does next (beam search after the features): with spinning, captioning one
+    # image took ~100 ms median instead of ~55 (benchmarks/bench_caption.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
