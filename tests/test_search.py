@@ -117,3 +117,31 @@ def test_api_search_and_score(index):
         assert by_name[p.name] == pytest.approx(score, rel=1e-2)
     with pytest.raises(ScenetalkError, match="has no words"):
         m.score([str(photos[0])], ["?!"])
+
+
+def test_shipped_alignment_model_finds_the_sample_photos(tmp_path, capsys):
+    """The shipped model, on a fresh install: the index of the bundled photos answers
+    sentences about them with the right photo (and the API scores agree)."""
+    import json
+
+    import scenetalk
+    from scenetalk.api import shipped_alignment
+    from scenetalk.checkpoint import load_checkpoint
+    from scenetalk.cli import main
+
+    folder = shipped_alignment()
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 30 * 2**20
+    assert load_checkpoint(folder)[1]["kind"] == "alignment"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sample_photo_paths():
+        shutil.copy(p, photos / p.name)
+    assert main(["index", "build", str(photos), "--out", str(tmp_path / "idx"), "--quiet"]) == 0
+    expected = {"a cat lying on a blanket": "chelsea.png", "a man in a white suit": "astronaut.png",
+                "a cup of coffee on a table": "coffee.png"}
+    capsys.readouterr()
+    for query, photo in expected.items():
+        assert main(["search", str(tmp_path / "idx"), query, "--top", "1", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["hits"][0]["image"] == photo
+    S = scenetalk.load().score([str(photos / n) for n in expected.values()], list(expected))
+    assert torch.equal(S.argmax(dim=0), torch.arange(3))

@@ -1,0 +1,47 @@
+"""Copy a trained checkpoint into the package as a shipped model, in fp16.
+
+    python scripts/ship_checkpoint.py runs/mrnn_lstm-flickr8k/best --note "scenetalk train mrnn_lstm_flickr8k ..."
+    python scripts/ship_checkpoint.py runs/alignment-flickr8k/best --note "scenetalk train alignment_flickr8k ..."
+
+A caption generator goes to src/scenetalk/weights/captioner/ (used by ``scenetalk caption`` and
+``scenetalk.load().caption``), an alignment model to src/scenetalk/weights/alignment/ (used by
+``scenetalk index``/``search`` and ``scenetalk.load().search``). The trainer's optimiser state
+is not part of a ``best`` checkpoint, so only the weights travel; ``--note`` records how they
+were made (kept in config.json under ``shipped``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from scenetalk.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+
+TARGETS = {"caption_generator": "captioner", "alignment": "alignment"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a checkpoint folder (e.g. runs/X/best)")
+    parser.add_argument("--note", required=True, help="the command that trained it")
+    parser.add_argument("--length-penalty", type=float, default=0.0,
+                        help="captioners: default length normalisation for beam search, chosen on validation")
+    args = parser.parse_args()
+    tensors, meta = load_checkpoint(args.checkpoint)
+    if meta.get("kind") not in TARGETS:
+        sys.exit(f"{args.checkpoint}: not a caption generator or alignment checkpoint")
+    target = REPO / "src" / "scenetalk" / "weights" / TARGETS[meta["kind"]]
+    if meta["kind"] == "caption_generator":
+        meta["decoding"] = {"length_penalty": args.length_penalty}
+    meta["shipped"] = {"from": args.checkpoint, "trained_with": args.note, "precision": "float16"}
+    save_checkpoint(target, tensors, meta, half=True)
+    size = sum(f.stat().st_size for f in target.iterdir())
+    print(f"shipped {args.checkpoint} -> {target.relative_to(REPO)} ({size / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
