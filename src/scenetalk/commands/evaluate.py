@@ -93,7 +93,8 @@ def evaluate_retrieval(args: argparse.Namespace, dataset, store) -> int:
     model, vocab, meta = load_alignment(args.checkpoint, expect_extractor_id=store.extractor_id)
     sentences = sentence_set(dataset, args.split, vocab, store.row_index, max_words=10_000)
     started = time.time()
-    scores = score_split(model, store.model_input("regions"), sentences)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    scores = score_split(model, store.model_input("regions"), sentences, dtype=dtype)
     scoring_s = time.time() - started
     if args.folds > 1:
         metrics = coco_1k(scores, sentences.image_of, folds=args.folds)
@@ -167,6 +168,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-len", type=int, default=20)
     p.add_argument("--length-penalty", type=float, default=0.0)
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java start costs seconds)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="alignment: products of the all-pairs scoring in bfloat16 (faster, approximate)")
     p.add_argument("--retrieval", action="store_true",
                    help="with a caption generator: image and sentence retrieval by its likelihoods (m-RNN)")
     p.add_argument("--folds", type=int, default=1,
