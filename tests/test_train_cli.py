@@ -13,11 +13,18 @@ from scenetalk.models import GENERATORS
 
 def test_every_shipped_config_is_valid():
     configs = shipped_configs()
-    assert {"multimodal_rnn_flickr8k", "mrnn_flickr8k", "attention_lstm_flickr8k"} <= set(configs)
+    assert {"multimodal_rnn_flickr8k", "mrnn_flickr8k", "mrnn_lstm_flickr8k", "mrnn_lstm_scst_flickr8k",
+            "attention_lstm_flickr8k", "alignment_flickr8k"} <= set(configs)
     for name in configs:
         path, data = read_config(name)
-        cfg = train_config(path, data["train"])
-        assert cfg.model["type"] in GENERATORS
+        task = data.get("task", "caption")
+        cfg = train_config(path, data["train"], task)
+        if task == "alignment":
+            assert cfg.select_metric == "rsum"
+        elif cfg.init_from:  # fine-tuning: the model comes from the run it names
+            assert cfg.init_from.startswith("runs/") and cfg.objective == "scst"
+        else:
+            assert cfg.model["type"] in GENERATORS
 
 
 def test_config_errors_name_the_file_and_key(tmp_path, capsys):
