@@ -75,16 +75,23 @@ def score_split(model: AlignmentModel, regions: torch.Tensor, sentences: Sentenc
     """S (images of the split, sentences of the split), every pair exactly (eq. 8)."""
     was_training = model.training
     model.eval()
-    v = torch.cat([model.embed_regions(regions[sentences.images[i:i + batch_size]])
-                   for i in range(0, len(sentences.images), batch_size)])
-    s_parts, m_parts = [], []
-    T = sentences.ids.size(1)
-    for i in range(0, len(sentences.ids), batch_size):
-        s, m = model.embed_words(sentences.ids[i:i + batch_size])
-        s_parts.append(torch.nn.functional.pad(s, (0, 0, 0, T - s.size(1))))
-        m_parts.append(torch.nn.functional.pad(m, (0, T - m.size(1))))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        v = torch.cat([model.embed_regions(regions[sentences.images[i:i + batch_size]])
+                       for i in range(0, len(sentences.images), batch_size)]).float()
+        # Sentences in order of length, so a batch's recurrence runs only as long as its longest.
+        order = (sentences.ids != 0).sum(dim=1).argsort()
+        T = sentences.ids.size(1)
+        s_all = torch.zeros(len(order), T, model.config.embed_dim)
+        m_all = torch.zeros(len(order), T, dtype=torch.bool)
+        for i in range(0, len(order), batch_size):
+            rows = order[i:i + batch_size]
+            ids = sentences.ids[rows]
+            ids = ids[:, : int((ids != 0).sum(dim=1).max())]
+            s, m = model.embed_words(ids)
+            s_all[rows, : ids.size(1)] = s.float()
+            m_all[rows, : ids.size(1)] = m
     model.train(was_training)
-    return all_pairs_scores(v, torch.cat(s_parts), torch.cat(m_parts), model.config.score, dtype=dtype)
+    return all_pairs_scores(v, s_all, m_all, model.config.score, dtype=dtype)
 
 
 def evaluate_alignment(model: AlignmentModel, regions: torch.Tensor, sentences: SentenceSet,

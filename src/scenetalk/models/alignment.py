@@ -120,7 +120,10 @@ def all_pairs_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, score
     out = torch.zeros(n, s.size(0))
     for start in range(0, len(words), words_per_chunk):
         block = words[start:start + words_per_chunk]
-        dots = (regions @ block.T).float().view(n, r, -1)                 # v_iᵀ s_t
-        per_word = dots.max(dim=1).values if score == "max" else dots.clamp(min=0).sum(dim=1)
+        dots = (regions @ block.T).view(n, r, -1)                         # v_iᵀ s_t
+        if score == "max":  # the max of rounded values is exact: convert after reducing
+            per_word = dots.max(dim=1).values.float()
+        else:
+            per_word = dots.float().clamp(min=0).sum(dim=1)
         out.index_add_(1, owner[start:start + words_per_chunk], per_word)
     return out
