@@ -105,7 +105,7 @@ def image_sentence_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, 
 
 @torch.no_grad()
 def all_pairs_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, score: str = "max",
-                     words_per_chunk: int = 4096, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                     words_per_chunk: int = 512, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """S_kl for every image (v: N, R, h) against every sentence (s: L, T, h, mask: L, T),
     exactly as ``image_sentence_scores`` but for thousands of pairs at once: the real words
     of all sentences are packed into one (W, h) matrix, so each chunk is a single matrix
