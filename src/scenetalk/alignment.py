@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from scenetalk.checkpoint import CheckpointError, load_checkpoint
+from scenetalk.checkpoint import load_model
 from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ScenetalkError
@@ -150,12 +150,4 @@ class AlignmentTrainer(Trainer):
 
 def load_alignment(folder: str | os.PathLike, expect_extractor_id: str | None = None
                    ) -> tuple[AlignmentModel, Vocabulary, dict]:
-    tensors, meta = load_checkpoint(folder, expect_extractor_id)
-    if meta.get("kind") != "alignment":
-        raise CheckpointError(f"{folder}: not an alignment checkpoint (kind {meta.get('kind')!r})")
-    model = AlignmentModel(AlignmentConfig(**meta["model"]))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{folder}: weights do not fit the model config: {str(exc).splitlines()[0]}") from None
-    return model.eval(), Vocabulary.from_dict(meta["vocabulary"]), meta
+    return load_model(folder, "alignment", lambda cfg: AlignmentModel(AlignmentConfig(**cfg)), expect_extractor_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from scenetalk.checkpoint import CheckpointError, load_checkpoint
+from scenetalk.checkpoint import load_model
 from scenetalk.data.text import Vocabulary
 from scenetalk.decoding import Hypothesis, beam_search, greedy
 from scenetalk.models import build_generator
@@ -29,16 +29,7 @@ class Caption:
 
 def load_generator(folder: str | os.PathLike, expect_extractor_id: str | None = None
                    ) -> tuple[CaptionGenerator, Vocabulary, dict]:
-    tensors, meta = load_checkpoint(folder, expect_extractor_id)
-    if meta.get("kind") != "caption_generator":
-        raise CheckpointError(f"{folder}: not a caption generator checkpoint (kind {meta.get('kind')!r})")
-    model = build_generator(meta["model"])
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{folder}: weights do not fit the model config: {str(exc).splitlines()[0]}") from None
-    model.eval()
-    return model, Vocabulary.from_dict(meta["vocabulary"]), meta
+    return load_model(folder, "caption_generator", build_generator, expect_extractor_id)
 
 
 def _to_caption(vocab: Vocabulary, h: Hypothesis) -> Caption:

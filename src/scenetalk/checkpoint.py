@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -58,16 +59,41 @@ def save_checkpoint(folder: str | os.PathLike, tensors: dict[str, torch.Tensor],
     return folder
 
 
-def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None = None
-                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint; tensors come back as float32. Checks the feature-extractor id."""
+def read_meta(folder: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's JSON (kind, model config, vocabulary, extractor id) without its weights."""
     folder = Path(folder)
     if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
         raise CheckpointError(f"{folder}: not a scenetalk checkpoint (expected {WEIGHTS} and {META})")
     try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        return json.loads((folder / META).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{folder / META}: damaged: {exc}") from None
+
+
+def load_model(folder: str | os.PathLike, kind: str, build: Callable[[dict], torch.nn.Module],
+               expect_extractor_id: str | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """A model of ``kind`` ("caption_generator", "alignment") rebuilt by ``build(meta["model"])``
+    with the checkpoint's weights, in eval mode, with its vocabulary and metadata."""
+    from scenetalk.data.text import Vocabulary
+
+    tensors, meta = load_checkpoint(folder, expect_extractor_id)
+    if meta.get("kind") != kind:
+        name = kind.replace("_", " ")
+        raise CheckpointError(f"{folder}: not {'an' if name[0] in 'aeiou' else 'a'} {name} checkpoint "
+                              f"(kind {meta.get('kind')!r})")
+    model = build(meta["model"])
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{folder}: weights do not fit the model config: {str(exc).splitlines()[0]}") from None
+    return model.eval(), Vocabulary.from_dict(meta["vocabulary"]), meta
+
+
+def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint; tensors come back as float32. Checks the feature-extractor id."""
+    folder = Path(folder)
+    meta = read_meta(folder)
     try:
         tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(folder / WEIGHTS)).items()}
     except Exception as exc:  # safetensors raises its own error types for damaged files

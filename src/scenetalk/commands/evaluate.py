@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def checkpoint_kind(folder: str) -> str | None:
-    from scenetalk.checkpoint import load_checkpoint
+    from scenetalk.checkpoint import read_meta
 
-    return load_checkpoint(folder)[1].get("kind")
+    return read_meta(folder).get("kind")
 
 
 def print_retrieval(title: str, metrics: dict) -> None:

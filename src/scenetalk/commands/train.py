@@ -81,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
                                    out, progress=not args.quiet)
     else:
         if cfg.init_from:
-            from scenetalk.checkpoint import load_checkpoint
+            from scenetalk.checkpoint import read_meta
 
-            model_type = load_checkpoint(cfg.init_from)[1].get("model", {}).get("type")
+            model_type = read_meta(cfg.init_from).get("model", {}).get("type")
         else:
             model_type = cfg.model.get("type")
         if model_type not in GENERATORS:
