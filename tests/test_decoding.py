@@ -109,6 +109,14 @@ def test_length_penalty_prefers_longer_sentences():
     assert hyps[0].score == pytest.approx(math.log(0.15) / 3)
 
 
+def random_table(seed):
+    """A random next-word table, peaked (cubed uniform) so that beams differ."""
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.rand(6, 6, generator=g) ** 3
+    probs[:, [PAD, START]] = 0
+    return (probs / probs.sum(1, keepdim=True)).tolist()
+
+
 def exhaustive(t, max_len, n):
     """All complete sentences of 1..max_len-1 words (min_len=1) then <end>, best first."""
     lt = torch.tensor(t).log()
@@ -125,11 +133,7 @@ def exhaustive(t, max_len, n):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_wide_beam_is_exact_on_random_tables(seed):
-    g = torch.Generator().manual_seed(seed)
-    probs = torch.rand(6, 6, generator=g) ** 3
-    probs[:, [PAD, START]] = 0
-    probs = probs / probs.sum(1, keepdim=True)
-    t = probs.tolist()
+    t = random_table(seed)
     ref = exhaustive(t, max_len=4, n=3)
     hyps = run_beam([t], beam_size=27, n_best=3, max_len=4)[0]
     assert [h.tokens for h in hyps] == [w for _, w in ref]
@@ -182,11 +186,7 @@ def test_banned_words_are_never_chosen():
 @pytest.mark.parametrize("seed", range(5))
 def test_wide_beam_with_length_penalty_is_exact_on_random_tables(seed):
     # the early stop with length normalisation (bound: log-prob / max_len**alpha) loses nothing
-    g = torch.Generator().manual_seed(seed)
-    probs = torch.rand(6, 6, generator=g) ** 3
-    probs[:, [PAD, START]] = 0
-    probs = probs / probs.sum(1, keepdim=True)
-    t = probs.tolist()
+    t = random_table(seed)
     alpha = 0.7
     every = exhaustive(t, max_len=4, n=10_000)
     ref = sorted(every, key=lambda x: -x[0] / (len(x[1]) + 1) ** alpha)[:3]

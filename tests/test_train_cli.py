@@ -80,3 +80,12 @@ train:
     # a second run into the same folder must say --resume, not overwrite
     assert main(["train", str(cfg), "--quiet"]) == 2
     assert "--resume" in capsys.readouterr().err
+    # the trained generator ranks images and sentences (m-RNN's retrieval) on the val split
+    assert main(["evaluate", str(tmp_path / "run" / "best"), "--retrieval", "--dataset", str(tmp_path / "data.json"),
+                 "--features", str(tmp_path / "features"), "--split", "val", "--out", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["images"] == 6 and report["sentences"] == 12
+    # two val images of each colour: a model that knows colours puts the right image in the top 2
+    # (chance: 1 in 3); print what it got if not
+    assert report["text_to_image"]["median_rank"] <= 2, report
+    assert report["image_to_text"]["median_rank"] <= 4, report

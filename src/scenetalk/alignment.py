@@ -10,7 +10,7 @@ R@K sum (R@1+R@5+R@10, both directions), over all its images and sentences.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,12 @@ import torch
 
 from scenetalk.checkpoint import load_model
 from scenetalk.data.schema import CaptionDataset
-from scenetalk.data.text import Vocabulary
+from scenetalk.data.text import Vocabulary, tokenize
 from scenetalk.errors import ScenetalkError
 from scenetalk.losses import ranking_loss
 from scenetalk.metrics.retrieval import retrieval_metrics, rsum
 from scenetalk.models.alignment import AlignmentConfig, AlignmentModel, all_pairs_scores
-from scenetalk.training import LoopConfig, Trainer
+from scenetalk.training import LoopConfig, Trainer, training_vocabulary
 
 
 @dataclass
@@ -69,6 +69,16 @@ def sentence_set(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_of:
     return SentenceSet(ids, torch.tensor(rows), torch.tensor(image_of), torch.tensor(images))
 
 
+def sentence_tokens(sentences: Sequence[str], vocab: Vocabulary, what: str = "sentence") -> list[list[str]]:
+    """Users' sentences as tokens (the training rule); a sentence with no words is an error
+    whose message starts with ``what``."""
+    tokens = [tokenize(s, vocab.language) for s in sentences]
+    for sentence, words in zip(sentences, tokens):
+        if not words:
+            raise ScenetalkError(f"{what} {sentence!r} has no words: give a sentence, e.g. \"a dog runs on the beach\"")
+    return tokens
+
+
 @torch.no_grad()
 def score_split(model: AlignmentModel, regions: torch.Tensor, sentences: SentenceSet,
                 batch_size: int = 500, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -109,10 +119,7 @@ class AlignmentTrainer(Trainer):
                  progress: bool = True, on_step: Callable[[int], None] | None = None):
         super().__init__(config, out_dir, progress, on_step)
         self.regions, self.extractor_id = regions.float(), extractor_id
-        train_sentences = dataset.sentences("train")
-        language = train_sentences[0].language if train_sentences else "en"
-        self.vocab = Vocabulary.build([s.tokens for s in train_sentences], min_count=config.min_count,
-                                      language=language)
+        self.vocab = training_vocabulary(dataset, config.min_count)
         self.train = sentence_set(dataset, "train", self.vocab, row_of, config.max_words)
         self.val = sentence_set(dataset, "val", self.vocab, row_of, config.max_words)
         torch.manual_seed(config.seed)

@@ -13,7 +13,7 @@ weights differ from the ones it was trained on.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -77,6 +77,16 @@ def extractor_for(extractor_id: str, where: str | os.PathLike, grid: bool = True
     return extractor
 
 
+def loaded_batches(images: ImageLike | Iterable[ImageLike], batch_size: int) -> Iterator[list[Image.Image]]:
+    """Paths or PIL images, one or many, as batches of loaded RGB images (``load_image``
+    raises an ``ImageError`` naming any file it cannot read)."""
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        images = [images]
+    images = list(images)
+    for start in range(0, len(images), batch_size):
+        yield [load_image(im) for im in images[start:start + batch_size]]
+
+
 class Captioner:
     """Images in, sentences out. Build it with ``scenetalk.load()``."""
 
@@ -101,12 +111,8 @@ class Captioner:
         validation when it was shipped), else 0."""
         if length_penalty is None:
             length_penalty = float(self.meta.get("decoding", {}).get("length_penalty", 0.0))
-        if isinstance(images, (str, os.PathLike, Image.Image)):
-            images = [images]
-        images = list(images)
         out: list[list[Caption]] = []
-        for start in range(0, len(images), batch_size):
-            batch = [load_image(im) for im in images[start:start + batch_size]]
+        for batch in loaded_batches(images, batch_size):
             out.extend(caption_features(self.generator, self.vocab, self.features(batch), beam_size=beam_size,
                                         n_best=n_best, max_len=max_len, min_len=min_len,
                                         length_penalty=length_penalty, batch_size=batch_size))
@@ -129,23 +135,12 @@ class Aligner:
               batch_size: int = 16) -> torch.Tensor:
         """S_kl (eq. 8) of every image against every sentence, an (images, sentences) tensor.
         Unknown words count as ``<unk>``; a sentence with no words is an error."""
-        from scenetalk.data.text import tokenize
-        from scenetalk.errors import ScenetalkError
+        from scenetalk.alignment import sentence_tokens
         from scenetalk.models.alignment import all_pairs_scores
 
-        if isinstance(images, (str, os.PathLike, Image.Image)):
-            images = [images]
-        if isinstance(sentences, str):
-            sentences = [sentences]
-        images = list(images)
-        tokens = [tokenize(s, self.vocab.language) for s in sentences]
-        empty = [s for s, t in zip(sentences, tokens) if not t]
-        if empty:
-            raise ScenetalkError(f"sentence {empty[0]!r} has no words")
-        regions = []
-        for start in range(0, len(images), batch_size):
-            batch = [load_image(im) for im in images[start:start + batch_size]]
-            regions.append(torch.from_numpy(self.extractor.features(batch)["regions"]).float())
+        tokens = sentence_tokens([sentences] if isinstance(sentences, str) else sentences, self.vocab)
+        regions = [torch.from_numpy(self.extractor.features(batch)["regions"]).float()
+                   for batch in loaded_batches(images, batch_size)]
         v = self.model.embed_regions(torch.cat(regions))
         ids, _ = self.vocab.encode_batch(tokens, add_start=False, add_end=False)
         s, mask = self.model.embed_words(ids)

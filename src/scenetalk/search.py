@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scenetalk.alignment import load_alignment
-from scenetalk.data.text import tokenize
+from scenetalk.alignment import load_alignment, sentence_tokens
 from scenetalk.errors import ScenetalkError
+from scenetalk.models.alignment import image_sentence_scores
 from scenetalk.io import atomic_path, atomic_write_text
 
 INDEX_FILE, VECTORS_FILE, BOUNDS_FILE, FEATURES_DIR = "index.json", "regions_embedded.npy", "bounds.npy", "features"
@@ -89,9 +89,7 @@ class Searcher:
 
     @torch.no_grad()
     def embed_query(self, query: str) -> tuple[torch.Tensor, list[str]]:
-        tokens = tokenize(query, self.vocab.language)
-        if not tokens:
-            raise ScenetalkError("empty query: give a sentence, e.g. \"a dog runs on the beach\"")
+        [tokens] = sentence_tokens([query], self.vocab, what="empty query:")
         unknown = [t for t in tokens if t not in self.vocab.stoi]
         if len(unknown) == len(tokens):
             raise ScenetalkError(f"none of the words of {query!r} is known to the model "
@@ -104,15 +102,18 @@ class Searcher:
     def search(self, query: str, k: int = 10, candidates: int = 200) -> SearchResult:
         s, unknown = self.embed_query(query)
         bound = self.bounds @ s.sum(dim=0)                                     # u_kᵀ Σ_t s_t
-        c = min(len(self.names), max(k, candidates))
-        top_bound, cand = bound.topk(c)
-        v = torch.from_numpy(np.asarray(self.vectors[np.sort(cand.numpy())])).float()
-        order = torch.from_numpy(np.sort(cand.numpy()))
-        exact_scores = (torch.einsum("crh,th->crt", v, s).max(dim=1).values).sum(dim=1)   # eq. 8
+        n = len(self.names)
+        c = min(n, max(k, candidates))
+        top = bound.topk(min(n, c + 1))        # one more than the candidates: the best bound left out
+        rows = np.sort(top.indices[:c].numpy())  # read the memory-mapped vectors in file order
+        v = torch.from_numpy(np.asarray(self.vectors[rows])).float()
+        mask = torch.ones(1, len(s), dtype=torch.bool)
+        exact_scores = image_sentence_scores(v, s[None], mask, self.model.config.score)[:, 0]
         best, pos = exact_scores.topk(min(k, c))
-        hits = [Hit(self.names[int(order[p])], float(b)) for b, p in zip(best, pos)]
-        left_out = float(bound.topk(c + 1).values[-1]) if c < len(self.names) else float("-inf")
-        exact = len(hits) == 0 or float(best[-1]) >= left_out
+        hits = [Hit(self.names[int(rows[p])], float(b)) for b, p in zip(best, pos)]
+        left_out = float(top.values[c]) if c < n else float("-inf")
+        # The bound holds for eq. 8 only (eq. 7 sums over regions instead of taking the max).
+        exact = self.model.config.score == "max" and (not hits or float(best[-1]) >= left_out)
         return SearchResult(query, hits, unknown, exact, c)
 
 

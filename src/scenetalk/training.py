@@ -116,6 +116,13 @@ def build_examples(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_o
     return CaptionExamples(torch.tensor(rows), ids, refs)
 
 
+def training_vocabulary(dataset: CaptionDataset, min_count: int) -> Vocabulary:
+    """The words of the training split seen at least ``min_count`` times (never val or test)."""
+    sentences = dataset.sentences("train")
+    language = sentences[0].language if sentences else "en"
+    return Vocabulary.build([s.tokens for s in sentences], min_count=min_count, language=language)
+
+
 def log_unigram_bias(examples: CaptionExamples, vocab_size: int) -> torch.Tensor:
     """Karpathy & Fei-Fei §6.5: start the softmax biases at the log frequency of each word
     (END included) in the training targets, so the untrained model already predicts words
@@ -356,8 +363,6 @@ class CaptionTrainer(Trainer):
                  progress: bool = True, on_step: Callable[[int], None] | None = None):
         super().__init__(config, out_dir, progress, on_step)
         self.features, self.extractor_id = features.float(), extractor_id
-        train_sentences = dataset.sentences("train")
-        language = train_sentences[0].language if train_sentences else "en"
         torch.manual_seed(config.seed)
         if config.init_from:
             from scenetalk.captioner import load_generator
@@ -365,8 +370,7 @@ class CaptionTrainer(Trainer):
             self.model, self.vocab, start_meta = load_generator(config.init_from, expect_extractor_id=extractor_id)
             self.model_config = start_meta["model"]
         else:
-            self.vocab = Vocabulary.build([s.tokens for s in train_sentences], min_count=config.min_count,
-                                          language=language)
+            self.vocab = training_vocabulary(dataset, config.min_count)
             self.model_config = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(-1)}
             self.model = build_generator(self.model_config)
         self.train = build_examples(dataset, "train", self.vocab, row_of, config.max_words)

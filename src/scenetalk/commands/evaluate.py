@@ -83,29 +83,25 @@ def print_retrieval(title: str, metrics: dict) -> None:
         print(f"  {name:16s}{m['R@1']:7.1f}{m['R@5']:7.1f}{m['R@10']:7.1f}{m['median_rank']:8.1f}{m['mean_rank']:8.1f}")
 
 
-def evaluate_retrieval(args: argparse.Namespace, dataset, store) -> int:
-    """R@K, median and mean rank of an alignment checkpoint, every image of the split against
-    every sentence of it (``--folds 5`` for the COCO 1K protocol)."""
-    from scenetalk.alignment import load_alignment, score_split, sentence_set
+def report_retrieval(args: argparse.Namespace, what: str, to_text: torch.Tensor, to_image: torch.Tensor,
+                     sentence_image: torch.Tensor, scoring_s: float) -> int:
+    """R@K and ranks from (images, sentences) scores, ``to_text`` ranking sentences for each
+    image and ``to_image`` images for each sentence (the same matrix for the alignment model);
+    printed, and saved as JSON with ``--out``."""
     from scenetalk.io import atomic_write_text
     from scenetalk.metrics.retrieval import coco_1k, retrieval_metrics
 
-    model, vocab, meta = load_alignment(args.checkpoint, expect_extractor_id=store.extractor_id)
-    sentences = sentence_set(dataset, args.split, vocab, store.row_index, max_words=10_000)
-    started = time.time()
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    scores = score_split(model, store.model_input("regions"), sentences, dtype=dtype)
-    scoring_s = time.time() - started
-    if args.folds > 1:
-        metrics = coco_1k(scores, sentences.image_of, folds=args.folds)
-    else:
-        metrics = retrieval_metrics(scores, sentences.image_of)
-    what = f"{args.checkpoint} (alignment, S_kl eq. {8 if model.config.score == 'max' else 7})"
-    report = {"what": what, "dataset": args.dataset, "split": args.split, "images": len(sentences.images),
-              "sentences": len(sentences.ids), "scoring_seconds": round(scoring_s, 2), **metrics}
-    print_retrieval(f"{what}: {args.dataset} {args.split}, {len(sentences.images)} images, "
-                    f"{len(sentences.ids)} sentences" + (f", mean of {args.folds} folds" if args.folds > 1 else ""),
-                    metrics)
+    def measure(scores: torch.Tensor) -> dict:
+        return coco_1k(scores, sentence_image, args.folds) if args.folds > 1 else retrieval_metrics(scores, sentence_image)
+
+    text_metrics = measure(to_text)
+    image_metrics = text_metrics if to_image is to_text else measure(to_image)
+    metrics = {"image_to_text": text_metrics["image_to_text"], "text_to_image": image_metrics["text_to_image"]}
+    n_images, n_sentences = to_text.shape
+    report = {"what": what, "dataset": args.dataset, "split": args.split, "images": n_images,
+              "sentences": n_sentences, "folds": args.folds, "scoring_seconds": round(scoring_s, 2), **metrics}
+    print_retrieval(f"{what}: {args.dataset} {args.split}, {n_images} images, {n_sentences} sentences"
+                    + (f", mean of {args.folds} folds" if args.folds > 1 else ""), metrics)
     print(f"  scored all pairs in {scoring_s:.1f} s")
     if args.out:
         atomic_write_text(args.out, json.dumps(report, indent=1, ensure_ascii=False))
@@ -113,13 +109,26 @@ def evaluate_retrieval(args: argparse.Namespace, dataset, store) -> int:
     return 0
 
 
+def evaluate_retrieval(args: argparse.Namespace, dataset, store) -> int:
+    """R@K, median and mean rank of an alignment checkpoint, every image of the split against
+    every sentence of it (``--folds 5`` for the COCO 1K protocol)."""
+    from scenetalk.alignment import load_alignment, score_split, sentence_set
+
+    model, vocab, meta = load_alignment(args.checkpoint, expect_extractor_id=store.extractor_id)
+    sentences = sentence_set(dataset, args.split, vocab, store.row_index, max_words=10_000)
+    started = time.time()
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    scores = score_split(model, store.model_input("regions"), sentences, dtype=dtype)
+    scoring_s = time.time() - started
+    what = f"{args.checkpoint} (alignment, S_kl eq. {8 if model.config.score == 'max' else 7})"
+    return report_retrieval(args, what, scores, scores, sentences.image_of, scoring_s)
+
+
 def evaluate_generative_retrieval(args: argparse.Namespace, dataset, store) -> int:
     """m-RNN's ranking with a caption generator: images by log P(s | I), sentences by their
     perplexity given the image relative to a prior averaged over 100 training images."""
     from scenetalk.captioner import load_generator
     from scenetalk.generative_ranking import generative_scores, log_prior, sentence_log_likelihoods
-    from scenetalk.io import atomic_write_text
-    from scenetalk.metrics.retrieval import coco_1k, retrieval_metrics
     from scenetalk.training import build_examples
 
     model, vocab, meta = load_generator(args.checkpoint, expect_extractor_id=store.extractor_id)
@@ -138,21 +147,8 @@ def evaluate_generative_retrieval(args: argparse.Namespace, dataset, store) -> i
     prior = log_prior(sentence_log_likelihoods(model, feats[prior_rows], examples.ids, vocab.pad_id))
     to_text, to_image = generative_scores(lik, prior, (examples.ids[:, 1:] != vocab.pad_id).sum(1))
     scoring_s = time.time() - started
-    if args.folds > 1:
-        m_text, m_image = coco_1k(to_text, sentence_image, args.folds), coco_1k(to_image, sentence_image, args.folds)
-    else:
-        m_text, m_image = retrieval_metrics(to_text, sentence_image), retrieval_metrics(to_image, sentence_image)
-    metrics = {"image_to_text": m_text["image_to_text"], "text_to_image": m_image["text_to_image"]}
     what = f"{args.checkpoint} ({meta['model']['type']}), generative ranking"
-    report = {"what": what, "dataset": args.dataset, "split": args.split, "images": len(images),
-              "sentences": len(examples.ids), "scoring_seconds": round(scoring_s, 1), **metrics}
-    print_retrieval(f"{what}: {args.dataset} {args.split}, {len(images)} images, {len(examples.ids)} sentences",
-                    metrics)
-    print(f"  scored all pairs in {scoring_s:.0f} s")
-    if args.out:
-        atomic_write_text(args.out, json.dumps(report, indent=1, ensure_ascii=False))
-        print(f"saved {args.out}")
-    return 0
+    return report_retrieval(args, what, to_text, to_image, sentence_image, scoring_s)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
