@@ -145,3 +145,18 @@ def test_shipped_alignment_model_finds_the_sample_photos(tmp_path, capsys):
         assert json.loads(capsys.readouterr().out)["hits"][0]["image"] == photo
     S = scenetalk.load().score([str(photos / n) for n in expected.values()], list(expected))
     assert torch.equal(S.argmax(dim=0), torch.arange(3))
+
+
+def test_damaged_index_and_bad_options_are_one_line_errors(index, tmp_path, capsys):
+    from scenetalk.cli import main
+    from scenetalk.search import BOUNDS_FILE
+
+    path, ckpt, _ = index
+    broken = tmp_path / "broken"
+    shutil.copytree(path, broken)
+    (broken / BOUNDS_FILE).write_bytes(b"not numpy")
+    with pytest.raises(SearchIndexError, match="damaged index arrays"):
+        Searcher(broken, ckpt)
+    assert main(["search", str(path), "a cat", "--top", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--top" in err and "Traceback" not in err

@@ -84,8 +84,13 @@ class Searcher:
             raise SearchIndexError(f"{self.path}: built with alignment model {self.meta['checkpoint_id']}, but the model "
                               f"given is {have}; rebuild the index with this model")
         self.names: list[str] = self.meta["names"]
-        self.vectors = np.load(self.path / VECTORS_FILE, mmap_mode="r")      # (N, R, h) float16
-        self.bounds = torch.from_numpy(np.load(self.path / BOUNDS_FILE))       # (N, h) float32
+        try:
+            self.vectors = np.load(self.path / VECTORS_FILE, mmap_mode="r")  # (N, R, h) float16
+            self.bounds = torch.from_numpy(np.load(self.path / BOUNDS_FILE))   # (N, h) float32
+        except (OSError, ValueError) as exc:
+            raise SearchIndexError(f"{self.path}: damaged index arrays ({exc}); rebuild the index") from None
+        if not len(self.vectors) == len(self.bounds) == len(self.names):
+            raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
 
     @torch.no_grad()
     def embed_query(self, query: str) -> tuple[torch.Tensor, list[str]]:

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.beam < 1 or args.n_best < 1 or args.n_best > args.beam:
         raise ScenetalkError(f"need 1 <= --n-best <= --beam (got --beam {args.beam}, --n-best {args.n_best})")
+    if args.batch_size < 1 or args.max_len < 1:
+        raise ScenetalkError(f"--batch-size and --max-len must be at least 1 (got {args.batch_size} and {args.max_len})")
     paths, problems = collect_inputs(args.inputs, args.recursive)
     for line in problems:
         print(f"scenetalk caption: {line}", file=sys.stderr)

@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 
+from scenetalk.errors import ScenetalkError
+
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk.api import open_searcher
 
+    if args.top < 1 or args.candidates < 1:
+        raise ScenetalkError(f"--top and --candidates must be at least 1 (got {args.top} and {args.candidates})")
     searcher = open_searcher(args.index, args.checkpoint)
     result = searcher.search(args.query, k=args.top, candidates=args.candidates)
     if result.unknown_words:
