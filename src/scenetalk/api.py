@@ -31,15 +31,19 @@ ImageLike = str | os.PathLike | Image.Image
 
 def shipped_captioner() -> Path:
     """The captioner that ships inside the package (``src/scenetalk/weights/captioner``)."""
-    return Path(str(resources.files("scenetalk") / "weights" / "captioner"))
+    path = Path(str(resources.files("scenetalk") / "weights" / "captioner"))
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: the shipped captioner is missing from this install; "
+                              "reinstall scenetalk or pass a checkpoint folder")
+    return path
 
 
 def shipped_alignment() -> Path:
     """The alignment model that ships inside the package (``src/scenetalk/weights/alignment``)."""
     path = Path(str(resources.files("scenetalk") / "weights" / "alignment"))
     if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path}: no alignment model ships with this version yet; pass --checkpoint "
-                              "(train one with `scenetalk train alignment_flickr8k`)")
+        raise CheckpointError(f"{path}: the shipped alignment model is missing from this install; reinstall "
+                              "scenetalk or pass --checkpoint (train one with `scenetalk train alignment_flickr8k`)")
     return path
 
 
@@ -159,13 +163,7 @@ class Scenetalk:
     @property
     def captioner(self) -> Captioner:
         if self._captioner is None:
-            path = self._paths["captioner"]
-            if path is None:
-                path = shipped_captioner()
-                if not (path / "config.json").is_file():
-                    raise CheckpointError(f"{path}: the shipped captioner is missing from this install; "
-                                          "reinstall scenetalk or pass a checkpoint folder")
-            self._captioner = Captioner(path)
+            self._captioner = Captioner(self._paths["captioner"] or shipped_captioner())
         return self._captioner
 
     @property

@@ -104,7 +104,7 @@ class Searcher:
         return s[0][mask[0]], unknown
 
     @torch.no_grad()
-    def search(self, query: str, k: int = 10, candidates: int = 200) -> SearchResult:
+    def search(self, query: str, k: int = 10, candidates: int = 1000) -> SearchResult:
         s, unknown = self.embed_query(query)
         bound = self.bounds @ s.sum(dim=0)                                     # u_kᵀ Σ_t s_t
         n = len(self.names)
