@@ -7,12 +7,21 @@ import torch
 
 from scenetalk.generative_ranking import generative_scores, log_prior, sentence_log_likelihoods
 from scenetalk.models.mrnn import MRNN, MRNNConfig
+from scenetalk.models.multimodal_rnn import MultimodalRNN, MultimodalRNNConfig
+
+GENERATORS = {  # the m-RNN takes the once-per-sentence path, the Multimodal RNN the full one
+    "mrnn": lambda: MRNN(MRNNConfig(20, image_dim=6, embed1_dim=4, embed2_dim=8, multimodal_dim=8)),
+    "mrnn-lstm": lambda: MRNN(MRNNConfig(20, image_dim=6, embed1_dim=4, embed2_dim=8, multimodal_dim=8,
+                                         recurrent="lstm", recurrent_dim=6)),
+    "multimodal-rnn": lambda: MultimodalRNN(MultimodalRNNConfig(20, image_dim=6, word_dim=5, hidden_dim=7)),
+}
 
 
+@pytest.mark.parametrize("kind", GENERATORS)
 @torch.no_grad()
-def test_log_likelihoods_equal_stepping_through_each_sentence():
+def test_log_likelihoods_equal_stepping_through_each_sentence(kind):
     torch.manual_seed(0)
-    model = MRNN(MRNNConfig(20, image_dim=6, embed1_dim=4, embed2_dim=8, multimodal_dim=8)).eval()
+    model = GENERATORS[kind]().eval()
     images = torch.randn(3, 6)
     ids = torch.tensor([[1, 5, 6, 2, 0, 0], [1, 7, 2, 0, 0, 0], [1, 8, 9, 10, 11, 2]])  # <start> .. <end> <pad>
     got = sentence_log_likelihoods(model, images, ids, sentences_per_pass=2, precision="fp32")

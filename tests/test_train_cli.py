@@ -3,9 +3,7 @@ dataset written by the test (Karpathy JSON + a feature store of synthetic images
 
 import json
 
-import numpy as np
-from PIL import Image
-
+from conftest import write_colour_squares
 from scenetalk.cli import main
 from scenetalk.commands.train import read_config, shipped_configs, train_config
 from scenetalk.models import GENERATORS
@@ -41,21 +39,8 @@ def test_config_errors_name_the_file_and_key(tmp_path, capsys):
 
 
 def test_train_end_to_end_on_a_tiny_dataset(tmp_path, capsys):
-    images = tmp_path / "images"
-    images.mkdir()
-    colours = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
-    records, rng = [], np.random.default_rng(0)
-    for i in range(18):
-        name = list(colours)[i % 3]
-        pixels = np.clip(np.array(colours[name]) + rng.normal(0, 10, (64, 64, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(images / f"{i}.jpg")
-        split = "train" if i < 12 else "val"
-        sents = [f"a {name} square", f"the square is {name}"]
-        records.append({"filename": f"{i}.jpg", "imgid": i, "split": split, "sentids": [2 * i, 2 * i + 1],
-                        "sentences": [{"raw": s, "tokens": s.split(), "imgid": i, "sentid": 2 * i + k}
-                                      for k, s in enumerate(sents)]})
-    (tmp_path / "data.json").write_text(json.dumps({"images": records, "dataset": "tiny"}))
-    assert main(["features", str(tmp_path / "data.json"), "--images", str(images),
+    write_colour_squares(tmp_path)
+    assert main(["features", str(tmp_path / "data.json"), "--images", str(tmp_path / "images"),
                  "--out", str(tmp_path / "features"), "--quiet"]) == 0
     capsys.readouterr()
     cfg = tmp_path / "tiny.yaml"

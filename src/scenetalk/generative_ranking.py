@@ -30,19 +30,31 @@ def sentence_log_likelihoods(model: CaptionGenerator, images: torch.Tensor, ids:
                              sentences_per_pass: int = 1000, precision: str = "bf16",
                              progress: bool = False) -> torch.Tensor:
     """log P(s_l | I_k) for every image (N, ...) and sentence (L, T: <start> w.. <end> <pad>..),
-    as an (N, L) float32 matrix."""
+    as an (N, L) float32 matrix.
+
+    A model whose recurrent layer never sees the image (the m-RNN: it has ``text_term``) gets
+    the image-free part of every sentence computed once, so each image costs only the
+    multimodal and softmax layers; any other generator is run in full for every image."""
     model.eval()
     inputs, targets = ids[:, :-1], ids[:, 1:]
     mask = targets != pad_id
+    blocks = [slice(s, s + sentences_per_pass) for s in range(0, len(ids), sentences_per_pass)]
+    lengths = [int(mask[b].sum(1).max()) for b in blocks]
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    text_terms = None
+    if hasattr(model, "text_term"):
+        with autocast:
+            text_terms = [model.text_term(inputs[b, :n]) for b, n in zip(blocks, lengths)]
     out = torch.empty(len(images), len(ids))
     bar = progress_bar(total=len(images), unit="image", disable=not progress)
     for k in range(len(images)):
-        for start in range(0, len(ids), sentences_per_pass):
-            block = slice(start, start + sentences_per_pass)
-            length = int(mask[block].sum(1).max())
-            image = images[k:k + 1].expand(len(inputs[block]), *images.shape[1:])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                logits = model(image, inputs[block, :length])
+        for i, (block, length) in enumerate(zip(blocks, lengths)):
+            with autocast:
+                if text_terms is not None:
+                    logits = model.multimodal_logits(text_terms[i], images[k:k + 1])
+                else:
+                    image = images[k:k + 1].expand(len(inputs[block]), *images.shape[1:])
+                    logits = model(image, inputs[block, :length])
             lp = torch.log_softmax(logits.float(), dim=-1).gather(2, targets[block, :length, None]).squeeze(2)
             out[k, block] = (lp * mask[block, :length]).sum(dim=1)
         bar.update(1)

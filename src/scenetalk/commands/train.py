@@ -1,4 +1,5 @@
-"""``scenetalk train CONFIG.yaml``: train a caption generator on cached features."""
+"""``scenetalk train CONFIG.yaml``: train a caption generator (on whole images, or on regions and
+the snippets aligned to them) or the alignment model, on cached features."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import yaml
 
 from scenetalk.errors import ScenetalkError
 
-TOP_KEYS = {"task", "dataset", "root", "features", "out", "train"}
-TASKS = ("caption", "alignment")
+TOP_KEYS = {"task", "dataset", "root", "features", "snippets", "out", "train"}
+TASKS = ("caption", "alignment", "regions")
 
 
 def shipped_configs() -> dict[str, Path]:
@@ -45,7 +46,7 @@ def train_config(path: Path, section: dict, task: str = "caption"):
     names the file and key."""
     if task == "alignment":
         from scenetalk.alignment import AlignTrainConfig as config_class
-    elif task == "caption":
+    elif task in ("caption", "regions"):
         from scenetalk.training import TrainConfig as config_class
     else:
         raise ScenetalkError(f"{path}: task must be one of {', '.join(TASKS)}, not {task!r}")
@@ -72,12 +73,25 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or data.get("out")
     if not features or not out:
         raise ScenetalkError(f"{path}: needs 'features' and 'out' (or pass --features / --out)")
-    dataset = load_dataset(data.get("dataset", "flickr8k"), root=args.root or data.get("root"))
     store = FeatureStore.open(features)
+    if task == "regions":
+        from scenetalk.grounding import flat_region_rows, load_corpus, region_dataset
+
+        if not data.get("snippets"):
+            raise ScenetalkError(f"{path}: task regions needs 'snippets' (a corpus from `scenetalk snippets`)")
+        corpus = load_corpus(data["snippets"])
+        if corpus["extractor_id"] != store.extractor_id:
+            raise ScenetalkError(f"{data['snippets']}: made from features {corpus['extractor_id']!r}, but {features} "
+                                 f"holds {store.extractor_id!r}")
+        dataset = region_dataset(corpus)
+        feats, row_of = flat_region_rows(store)
+    else:
+        dataset = load_dataset(data.get("dataset", "flickr8k"), root=args.root or data.get("root"))
+        row_of = store.row_index
     if task == "alignment":
         from scenetalk.alignment import AlignmentTrainer
 
-        trainer = AlignmentTrainer(cfg, dataset, store.model_input("regions"), store.row_index, store.extractor_id,
+        trainer = AlignmentTrainer(cfg, dataset, store.model_input("regions"), row_of, store.extractor_id,
                                    out, progress=not args.quiet)
     else:
         if cfg.init_from:
@@ -88,8 +102,12 @@ def run(args: argparse.Namespace) -> int:
             model_type = cfg.model.get("type")
         if model_type not in GENERATORS:
             raise ScenetalkError(f"{path}: train.model.type must be one of {', '.join(GENERATORS)}")
-        feats = store.model_input(GENERATORS[model_type][0].image_input)
-        trainer = CaptionTrainer(cfg, dataset, feats, store.row_index, store.extractor_id, out,
+        if task == "caption":
+            feats = store.model_input(GENERATORS[model_type][0].image_input)
+        elif GENERATORS[model_type][0].image_input != "global":
+            raise ScenetalkError(f"{path}: task regions takes one feature vector per region; "
+                                 f"model type {model_type!r} reads a grid")
+        trainer = CaptionTrainer(cfg, dataset, feats, row_of, store.extractor_id, out,
                                  progress=not args.quiet)
     if args.resume and trainer.resume():
         print(f"resuming {out} at step {trainer.step}")
@@ -104,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a caption generator or an alignment model from a YAML config",
-                       description="Train a caption generator (task: caption) or the alignment model "
-                                   "(task: alignment) on cached image features. CONFIG is a YAML file or the "
+                       description="Train a caption generator (task: caption), a region generator on a snippet "
+                                   "corpus (task: regions) or the alignment model (task: alignment) on cached "
+                                   "image features. CONFIG is a YAML file or the "
                                    "name of a shipped config.")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--features", help="feature store folder (overrides the config)")

@@ -88,9 +88,9 @@ class MRNN(CaptionGenerator):
                           + state["image_term"])                                  # m(t)
         return self.W_o(self.dropout(m_t)), new
 
-    def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing, the same equations as ``step_logits`` with the embedding,
-        multimodal and softmax layers computed for every time step at once."""
+    def text_term(self, inputs: torch.Tensor) -> torch.Tensor:
+        """V_w·w(t) + V_r·r(t) for every time step (B, T, multimodal_dim): the part of m(t)
+        that does not depend on the image, so ranking can compute it once per sentence."""
         w = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(inputs)))))   # (B, T, 256)
         if self.config.recurrent == "relu":
             r, rs = torch.zeros(inputs.size(0), self.r_dim, dtype=w.dtype), []
@@ -100,6 +100,14 @@ class MRNN(CaptionGenerator):
             r_all = torch.stack(rs, dim=1)
         else:
             r_all, _ = self.lstm(w)
-        image_term = self.V_I(self.dropout(image))[:, None]
-        m = scaled_tanh(self.V_w(self.dropout(w)) + self.V_r(self.dropout(r_all)) + image_term)
+        return self.V_w(self.dropout(w)) + self.V_r(self.dropout(r_all))
+
+    def multimodal_logits(self, text_term: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """m(t) = g(text term + V_I·I), then W_o·m(t); image (B, image_dim) or broadcastable."""
+        m = scaled_tanh(text_term + self.V_I(self.dropout(image))[:, None])
         return self.W_o(self.dropout(m))
+
+    def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing, the same equations as ``step_logits`` with the embedding,
+        multimodal and softmax layers computed for every time step at once."""
+        return self.multimodal_logits(self.text_term(inputs), image)

@@ -1,0 +1,135 @@
+"""Grounding on hand-made scores: phrase localisation, its baselines, snippet agreement, the
+region-snippet corpus and the region dataset built from it."""
+
+import numpy as np
+import pytest
+import torch
+
+from scenetalk.data.entities import EntityImage, EntityPhrase, EntitySentence
+from scenetalk.grounding import (ScoredSentences, flat_region_rows, informative, localisation_table, localise,
+                                 phrase_regions, region_dataset, snippet_agreement, snippets_of)
+
+# Three candidate regions: 0 the whole image, 1 the left half, 2 a small box at the top right.
+BOXES = np.array([[[0, 0, 1, 1], [0, 0, 0.5, 1], [0.7, 0, 1, 0.3]]], dtype=np.float32)
+
+
+def phrase(text, start, types, boxes):
+    return EntityPhrase(text, text.split(), start, "1", types, np.array(boxes, dtype=np.float32), False)
+
+
+def scored_example():
+    # "a man in a red shirt": "a man" is the left half; "a red shirt" is the small box.
+    tokens = "a man in a red shirt".split()
+    phrases = [phrase("a man", 0, ["people"], [[0, 0, 0.5, 1]]),
+               phrase("a red shirt", 3, ["clothing"], [[0.7, 0, 1, 0.3]])]
+    image = EntityImage("p.jpg", 100, 100, [EntitySentence(" ".join(tokens), tokens, phrases)], {})
+    unary = torch.tensor([[0.0, 0.1, 0.0],    # a
+                          [1.0, 2.0, 0.0],    # man     -> left half
+                          [0.2, 0.0, 0.0],    # in
+                          [0.0, 0.0, 0.1],    # a
+                          [0.5, 0.0, 1.0],    # red     -> small box
+                          [0.9, 0.0, 1.0]])[None]  # shirt -> small box
+    return ScoredSentences({"p.jpg": image}, [("p.jpg", 0)], unary, torch.ones(1, 6, dtype=torch.bool))
+
+
+def test_phrase_regions_sum_and_mrf():
+    unary = scored_example().unary[0]
+    assert phrase_regions(unary, [(0, 2), (3, 6)], "sum") == [1, 2]
+    # The MRF put every word on region 0: its choice is limited to what the words got.
+    assert phrase_regions(unary, [(0, 2)], "mrf", torch.zeros(6, dtype=torch.long)) == [0]
+    with pytest.raises(ValueError):
+        phrase_regions(unary, [(0, 2)], "nearest")
+
+
+def test_localisation_and_baselines():
+    scored = scored_example()
+    out = localise(scored, BOXES, {"p.jpg": 0}, "sum")
+    assert [(o.text, o.region, o.hit, o.upper_bound, o.whole_image, o.largest_box) for o in out] == [
+        ("a man", 1, True, True, True, True),      # whole image IoU 0.5 with the left half: a hit
+        ("a red shirt", 2, True, True, False, False)]
+    table = localisation_table(out)
+    assert table["all"] == {"phrases": 2, "alignment": 100.0, "upper_bound": 100.0, "whole_image": 50.0,
+                            "largest_box": 50.0}
+    assert table["clothing"]["whole_image"] == 0.0
+    # β large: the whole sentence goes to one region, so one phrase must miss.
+    big = localise(scored, BOXES, {"p.jpg": 0}, "mrf", beta=100.0)
+    assert sum(o.hit for o in big) == 1
+
+
+def test_snippet_agreement_counts_exact_grounded_phrases():
+    scored = scored_example()
+    # β = 0: words go to their own best regions: "a man" is split ("a" and "man" both on 1 -> one
+    # run), "red shirt" runs on 2 but "a" before it goes to 2 as well: runs are
+    # [a man](1) [in](0) [a red shirt](2) -> both phrases exact and on hit regions.
+    row = snippet_agreement(scored, BOXES, {"p.jpg": 0}, beta=0.0)
+    assert (row["precision"], row["recall"]) == (pytest.approx(100 * 2 / 3, abs=0.01), 100.0)
+    assert row["mean_snippet_words"] == 2.0
+
+
+def test_snippets_and_region_dataset():
+    scored = scored_example()
+    snips = snippets_of("p.jpg", 0, "a man in a red shirt".split(), scored.unary[0],
+                        torch.tensor([1, 1, 0, 2, 2, 2]), BOXES[0])
+    assert [(s.region, s.text, s.score) for s in snips] == [(1, "a man", 2.1), (0, "in", 0.2),
+                                                             (2, "a red shirt", 2.1)]
+    assert snips[2].box == [0.7, 0.0, 1.0, 0.3]
+    corpus = {"snippets": [{"split": "train", **s.__dict__} for s in snips]
+              + [{"split": "val", "image": "q.jpg", "sentence": 0, "region": 1, "box": [0, 0, 1, 1], "start": 0,
+                  "end": 1, "text": "dog", "score": -0.5}]}
+    data = region_dataset(corpus)
+    # "in" is only a function word; the val snippet scores below 0: both are left out.
+    assert [(im.file_name, im.split, [s.raw for s in im.sentences]) for im in data.images] == [
+        ("p.jpg#1", "train", ["a man"]), ("p.jpg#2", "train", ["a red shirt"])]
+    assert not informative(["in", "the"]) and informative(["the", "dog"])
+
+
+def test_flat_region_rows():
+    class Store:
+        row_index = {"a.jpg": 0, "b.jpg": 1}
+
+        def model_input(self, kind):
+            assert kind == "regions"
+            return torch.arange(2 * 3 * 2, dtype=torch.float32).view(2, 3, 2)
+
+    feats, rows = flat_region_rows(Store())
+    assert feats.shape == (6, 2)
+    assert feats[rows["b.jpg#2"]].tolist() == [10.0, 11.0]
+
+
+def test_corpus_and_region_generator_end_to_end(tmp_path, capsys):
+    """features with regions -> alignment -> MRF snippets -> a generator trained on regions."""
+    import json
+
+    from conftest import write_colour_squares
+    from scenetalk.cli import main
+
+    data = write_colour_squares(tmp_path, count=12)
+    assert main(["features", str(data), "--images", str(tmp_path / "images"), "--regions",
+                 "--out", str(tmp_path / "features"), "--quiet"]) == 0
+    common = f"dataset: {data}\nfeatures: {tmp_path / 'features'}\n"
+    (tmp_path / "align.yaml").write_text(common + f"""task: alignment
+out: {tmp_path / 'align'}
+train: {{model: {{embed_dim: 16, word_dim: 8, hidden_dim: 16, dropout: 0.0}}, min_count: 1, batch_size: 8,
+         optimizer: adam, lr: 0.01, epochs: 4, eval_every: 10, checkpoint_every: 10}}
+""")
+    assert main(["train", str(tmp_path / "align.yaml"), "--quiet"]) == 0
+    corpus = tmp_path / "snippets.json"
+    assert main(["snippets", str(tmp_path / "align" / "best"), "--dataset", str(data), "--features",
+                 str(tmp_path / "features"), "--out", str(corpus), "--quiet"]) == 0
+    assert "snippets" in capsys.readouterr().out
+    made = json.loads(corpus.read_text())
+    assert made["beta"] == 0.75 and made["splits"] == ["train", "val"]
+    # every word of every sentence is in exactly one snippet
+    assert sum(s["end"] - s["start"] for s in made["snippets"]) == 12 * (3 + 4)
+    assert main(["snippets", str(tmp_path / "align" / "best"), "--dataset", str(data), "--features",
+                 str(tmp_path / "features"), "--splits", "train,test", "--out", str(tmp_path / "x.json")]) == 2
+    assert "test split" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+    (tmp_path / "regions.yaml").write_text(f"""task: regions
+features: {tmp_path / 'features'}
+snippets: {corpus}
+out: {tmp_path / 'regions'}
+train: {{model: {{type: mrnn, embed1_dim: 8, embed2_dim: 16, multimodal_dim: 16, dropout: 0.0}}, min_count: 1,
+         batch_size: 8, optimizer: adam, lr: 0.01, epochs: 2, eval_every: 10, checkpoint_every: 10}}
+""")
+    assert main(["train", str(tmp_path / "regions.yaml"), "--quiet"]) == 0
+    assert (tmp_path / "regions" / "best" / "model.safetensors").is_file()

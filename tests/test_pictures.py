@@ -1,0 +1,143 @@
+"""Grounding pictures: `scenetalk align`, `regions` and `sheet` on the bundled sample photos
+with the shipped models, the drawing functions on their own, and bad input refused on one
+line without writing anything."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scenetalk.cli import main
+from scenetalk.commands.sheet import best_regions
+from scenetalk.pictures import (DISPLAY_SIZE, MARGIN, alignment_picture, links, place_label, regions_picture,
+                                snippet_sheet)
+from scenetalk.samples import sample_photo_paths
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for p in sample_photo_paths():
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(photos, tmp_path_factory):
+    from scenetalk.api import shipped_alignment
+    from scenetalk.search import build_index
+
+    out = tmp_path_factory.mktemp("index") / "index"
+    images = sorted((p.name, str(p)) for p in photos.iterdir())
+    return build_index(images, out, shipped_alignment(), progress=False)
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_align_draws_both_panels_and_gives_every_word_a_region(photos, tmp_path, capsys):
+    png = tmp_path / "cat.png"
+    sentence = "a cat lying on a red blanket"
+    code, out, _ = run_cli(capsys, "align", photos / "chelsea.png", sentence, "--out", png, "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert [w["word"] for w in result["words"]] == sentence.split()
+    assert all(0 <= w["best_region"] < 20 and 0 <= w["mrf_region"] < 20 for w in result["words"])
+    assert sum(s["end"] - s["start"] for s in result["segments"]) == len(sentence.split())
+    with Image.open(png) as im:
+        # Two panels, each the photo at DISPLAY_SIZE px wide with a margin on both sides.
+        assert im.width == 2 * (DISPLAY_SIZE + 2 * MARGIN) and im.height > DISPLAY_SIZE * 300 / 451
+
+
+def test_align_with_a_huge_beta_puts_the_sentence_on_one_region(photos, capsys):
+    code, out, _ = run_cli(capsys, "align", photos / "coffee.png", "a cup of coffee on a table", "--beta", "1000",
+                           "--json")
+    result = json.loads(out)
+    assert code == 0 and len({w["mrf_region"] for w in result["words"]}) == 1 and len(result["segments"]) == 1
+    code, out, _ = run_cli(capsys, "align", photos / "coffee.png", "a cup of coffee on a table")
+    assert code == 0 and "MRF segments (β = 0.5)" in out
+
+
+def test_regions_describes_the_top_detections(photos, tmp_path, capsys):
+    png = tmp_path / "regions.png"
+    code, out, _ = run_cli(capsys, "regions", photos / "rocket.jpg", "--top", "3", "--json", "--out", png)
+    result = json.loads(out)
+    assert code == 0 and len(result["regions"]) == 3
+    assert all(r["phrase"].strip() and 1 <= r["region"] < 20 for r in result["regions"])
+    scores = [r["detector_score"] for r in result["regions"]]
+    assert scores == sorted(scores, reverse=True) and "captioner" in result["generator_description"]
+    assert Image.open(png).width > DISPLAY_SIZE
+
+
+def test_sheet_of_the_sample_photos(index, photos, tmp_path, capsys):
+    png = tmp_path / "sheet.png"
+    code, out, _ = run_cli(capsys, "sheet", index, "cat", "a cup of coffee", "--top", "3", "--images", photos,
+                           "--out", png, "--json")
+    result = json.loads(out)
+    assert code == 0 and png.is_file() and [len(s["regions"]) for s in result["snippets"]] == [3, 3]
+    for s in result["snippets"]:
+        assert all(r["region"] >= 1 for r in s["regions"])                   # the whole photo left out
+        assert len({r["image"] for r in s["regions"]}) == 3                  # one region per photo
+        assert [r["score"] for r in s["regions"]] == sorted((r["score"] for r in s["regions"]), reverse=True)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["align", "{photos}/missing.jpg", "a cat"], "missing.jpg"),
+    (["align", "{photos}/chelsea.png", " ?! "], "has no words"),
+    (["align", "{photos}/chelsea.png", "zzxq qqzx"], "none of the words"),
+    (["align", "{photos}/chelsea.png", "a cat", "--beta", "-1"], "--beta"),
+    (["regions", "{photos}/chelsea.png", "--top", "0"], "--top"),
+    (["regions", "{photos}/nothing.png"], "nothing.png"),
+    (["sheet", "{index}", "cat", "--top", "0", "--images", "{photos}"], "--top"),
+    (["sheet", "{index}", "zzxq", "--images", "{photos}"], "none of the words"),
+    (["sheet", "{index}", "cat"], "--images"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(argv, message, photos, index, tmp_path, capsys):
+    png = tmp_path / "out.png"
+    argv = [a.format(photos=photos, index=index) for a in argv] + ["--out", str(png)]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "" and not png.exists()
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"scenetalk {argv[0]}: error:") and message in err
+
+
+def test_pictures_without_models():
+    """The drawing functions alone: labels stay inside the picture, hidden links are grey."""
+    image = Image.new("RGB", (224, 224), (90, 140, 200))
+    tokens = ["a", "dog", "on", "the", "grass"]
+    unary = torch.full((5, 3), -1.0)
+    unary[1, 2], unary[4, 1], unary[0, 2] = 2.0, 1.0, 0.05
+    boxes = np.array([[0, 0, 1, 1], [0, 0.6, 1, 1], [0.9, 0.0, 1.0, 0.1]], dtype=np.float32)
+    best = links(unary, unary.argmax(dim=1), per_word=True)
+    assert [link.shown for link in best] == [False, True, False, False, True]
+    picture = alignment_picture(image, tokens, unary, boxes, unary.argmax(dim=1), beta=0.5)
+    assert picture.width == 2 * (DISPLAY_SIZE + 2 * MARGIN)
+    # A label wider than its box in the photo's top right corner is pulled inside the photo,
+    # and a second label of the same box goes where it covers none of the first.
+    first = place_label((400, 0, 448, 40), 90, 20, (0, 0, 448, 448), [])
+    assert first == (358, 0)
+    x, y = place_label((400, 0, 448, 40), 90, 20, (0, 0, 448, 448), [(358, 0, 448, 20)])
+    assert 0 <= x <= 448 - 90 and y >= 20
+    labels = [("a dog", "#1"), ("grass", "#2")]
+    assert regions_picture(image, boxes[1:], labels).height >= DISPLAY_SIZE
+    sheet = snippet_sheet([("dog", [(image, "1.00")] * 3), ("grass", [(image, "0.50")])], cell=100)
+    assert sheet.width > 3 * 100
+
+
+def test_best_regions_matches_brute_force():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(30, 20, 8)).astype(np.float16)
+    query = rng.normal(size=8).astype(np.float32)
+    scores = vectors.astype(np.float32) @ query
+    got = best_regions(vectors, query, top=5)
+    want = sorted(((scores[n, 1:].max(), n) for n in range(30)), reverse=True)[:5]
+    assert [r for r, _, _ in got] == [n for _, n in want]
+    assert all(region >= 1 for _, region, _ in got)
+    many = best_regions(vectors, query, top=4, include_whole=True, per_photo=20)
+    flat = np.sort(scores.ravel())[::-1][:4]
+    assert [s for _, _, s in many] == pytest.approx(flat.tolist(), rel=1e-5)
