@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from scenetalk.grounding import DEFAULT_BETA
 from scenetalk.cli import main
 from scenetalk.commands.sheet import best_regions
 from scenetalk.pictures import (DISPLAY_SIZE, MARGIN, alignment_picture, links, place_label, regions_picture,
@@ -61,7 +62,7 @@ def test_align_with_a_huge_beta_puts_the_sentence_on_one_region(photos, capsys):
     result = json.loads(out)
     assert code == 0 and len({w["mrf_region"] for w in result["words"]}) == 1 and len(result["segments"]) == 1
     code, out, _ = run_cli(capsys, "align", photos / "coffee.png", "a cup of coffee on a table")
-    assert code == 0 and "MRF segments (β = 0.5)" in out
+    assert code == 0 and f"MRF segments (β = {DEFAULT_BETA})" in out
 
 
 def test_regions_describes_the_top_detections(photos, tmp_path, capsys):
