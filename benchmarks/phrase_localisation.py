@@ -9,7 +9,8 @@ its boxes, Plummer et al.'s protocol, which GroundeR and CCA report). Choose the
 on val (``benchmarks/tune_grounding.py``) and run test once:
 
     python benchmarks/phrase_localisation.py --checkpoint runs/alignment-flickr8k/best \
-        --features features/flickr8k-regions --root ../shared/data --split test --method mrf --beta 0
+        --features features/flickr8k-regions --root ../shared/data --split test --method sum \
+        --prior-weight 4 --whole-image-prior 0.25
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-COLUMNS = ("alignment", "upper_bound", "whole_image", "largest_box")
+COLUMNS = ("alignment", "upper_bound", "whole_image", "largest_box", "top_detection")
 
 
 def main() -> None:
@@ -35,6 +36,8 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--method", default="mrf", choices=LOCALISATION_METHODS)
     ap.add_argument("--beta", type=float, default=0.0)
+    ap.add_argument("--prior-weight", type=float, default=0.0, help="objectness prior λ (0: alignment alone)")
+    ap.add_argument("--whole-image-prior", type=float, default=0.0)
     ap.add_argument("--out")
     args = ap.parse_args()
 
@@ -43,14 +46,17 @@ def main() -> None:
     store = FeatureStore.open(args.features)
     model, vocab, _ = load_alignment(args.checkpoint, expect_extractor_id=store.extractor_id)
     scored = score_entities(model, vocab, entities, store.model_input("regions"), store.row_index)
-    report = {"split": args.split, "checkpoint": args.checkpoint, "method": args.method, "beta": args.beta}
+    report = {"split": args.split, "checkpoint": args.checkpoint, "method": args.method, "beta": args.beta,
+              "prior_weight": args.prior_weight, "whole_image_prior": args.whole_image_prior}
     for protocol in ("any", "union"):
-        table = localisation_table(localise(scored, store.boxes, store.row_index, args.method, args.beta, protocol))
+        table = localisation_table(localise(scored, store.boxes, store.row_index, args.method, args.beta, protocol,
+                                            store.box_scores, args.prior_weight, args.whole_image_prior))
         report[protocol] = table
         print(f"\nFlickr8K {args.split}, {len(entities)} images, method {args.method}, beta {args.beta}, "
+              f"objectness prior {args.prior_weight} (whole image {args.whole_image_prior}), "
               f"protocol {protocol} (accuracy %, IoU >= 0.5)")
-        print("| phrase type | phrases | ours | upper bound | whole image | largest box |")
-        print("|---|---|---|---|---|---|")
+        print("| phrase type | phrases | ours | upper bound | whole image | largest box | most confident box |")
+        print("|---|---|---|---|---|---|---|")
         for kind, row in table.items():
             print(f"| {kind} | {row['phrases']} | " + " | ".join(f"{row[c]:.1f}" for c in COLUMNS) + " |")
     if args.out:

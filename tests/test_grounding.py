@@ -44,16 +44,28 @@ def test_phrase_regions_sum_and_mrf():
 def test_localisation_and_baselines():
     scored = scored_example()
     out = localise(scored, BOXES, {"p.jpg": 0}, "sum")
-    assert [(o.text, o.region, o.hit, o.upper_bound, o.whole_image, o.largest_box) for o in out] == [
-        ("a man", 1, True, True, True, True),      # whole image IoU 0.5 with the left half: a hit
-        ("a red shirt", 2, True, True, False, False)]
+    assert [(o.text, o.region, o.hit, o.upper_bound, o.whole_image, o.largest_box, o.top_detection)
+            for o in out] == [
+        ("a man", 1, True, True, True, True, True),      # whole image IoU 0.5 with the left half: a hit
+        ("a red shirt", 2, True, True, False, False, False)]
     table = localisation_table(out)
     assert table["all"] == {"phrases": 2, "alignment": 100.0, "upper_bound": 100.0, "whole_image": 50.0,
-                            "largest_box": 50.0}
+                            "largest_box": 50.0, "top_detection": 50.0}
     assert table["clothing"]["whole_image"] == 0.0
     # β large: the whole sentence goes to one region, so one phrase must miss.
     big = localise(scored, BOXES, {"p.jpg": 0}, "mrf", beta=100.0)
     assert sum(o.hit for o in big) == 1
+
+
+def test_objectness_prior_moves_a_phrase_to_a_confident_box():
+    scored = scored_example()
+    scores = np.array([[1.0, 0.1, 0.9]], dtype=np.float32)   # region 0's stored 1 is replaced by the prior
+    # "a man": left half 2.1 + 0.1λ against the small box 0 + 0.9λ: the prior wins from λ > 2.625.
+    for weight, region in ((2.0, 1), (3.0, 2)):
+        out = localise(scored, BOXES, {"p.jpg": 0}, "sum", box_scores=scores, prior_weight=weight)
+        assert out[0].region == region and out[0].top_detection is False
+    with pytest.raises(ValueError):
+        localise(scored, BOXES, {"p.jpg": 0}, "sum", prior_weight=1.0)
 
 
 def test_snippet_agreement_counts_exact_grounded_phrases():

@@ -55,7 +55,9 @@ def sentence_log_likelihoods(model: CaptionGenerator, images: torch.Tensor, ids:
                 else:
                     image = images[k:k + 1].expand(len(inputs[block]), *images.shape[1:])
                     logits = model(image, inputs[block, :length])
-            lp = torch.log_softmax(logits.float(), dim=-1).gather(2, targets[block, :length, None]).squeeze(2)
+            # log softmax at the target only: the target's logit minus the log-sum-exp over the vocabulary
+            lp = (logits.gather(2, targets[block, :length, None]).squeeze(2).float()
+                  - torch.logsumexp(logits.float(), dim=-1))
             out[k, block] = (lp * mask[block, :length]).sum(dim=1)
         bar.update(1)
     bar.close()

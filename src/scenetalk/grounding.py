@@ -10,6 +10,10 @@ From these scores:
   with the highest summed score over the phrase's words (``method="sum"``) or, after the
   MRF over the whole sentence, the region its words were assigned to (``method="mrf"``; when
   the words went to several regions, the one with the highest summed score among those).
+  Optionally with an objectness prior: λ times the detector's confidence in the box is added
+  to the phrase's total (``prior_weight``; the whole image gets ``whole_image_prior``). The
+  alignment knows what a phrase looks like but not whether a box holds a whole object; the
+  detector knows the latter. λ and the whole image's value are chosen on dev images.
 
 The word vectors are computed by the BRNN over the whole sentence, so a phrase's words carry
 their context ("red" in "a man in a red shirt" knows about the shirt).
@@ -59,14 +63,17 @@ def word_region_scores(model: AlignmentModel, vocab: Vocabulary, regions: torch.
 
 
 def phrase_regions(unary: torch.Tensor, spans: Sequence[tuple[int, int]], method: str = "sum",
-                   assignment: torch.Tensor | None = None) -> list[int]:
+                   assignment: torch.Tensor | None = None, prior: torch.Tensor | None = None) -> list[int]:
     """The region of each phrase [start, end) of one sentence; unary (N, M).
-    ``method="mrf"`` needs the sentence's MRF ``assignment`` (N,)."""
+    ``method="mrf"`` needs the sentence's MRF ``assignment`` (N,); ``prior`` (M,) is added to
+    every phrase's totals."""
     if method not in LOCALISATION_METHODS:
         raise ValueError(f"method must be one of {', '.join(LOCALISATION_METHODS)}, not {method!r}")
     out = []
     for start, end in spans:
         totals = unary[start:end].sum(dim=0)                  # Σ_t over the phrase of v_iᵀ s_t
+        if prior is not None:
+            totals = totals + prior
         if method == "mrf":
             allowed = torch.full_like(totals, float("-inf"))
             chosen = assignment[start:end]
@@ -123,6 +130,7 @@ class PhraseOutcome:
     upper_bound: bool        # some candidate region reaches IoU >= 0.5
     whole_image: bool        # region 0 (the whole photo) reaches it
     largest_box: bool        # the largest detected box reaches it
+    top_detection: bool      # the detector's most confident box reaches it
 
     @property
     def hit(self) -> bool:
@@ -167,12 +175,25 @@ def score_entities(model: AlignmentModel, vocab: Vocabulary, entities: dict, reg
     return ScoredSentences(entities, keys, unary, mask)
 
 
+def objectness(box_scores: np.ndarray, whole_image_prior: float) -> torch.Tensor:
+    """Per-region prior (M,): the detector's confidence in each box; the whole image (region
+    0) gets ``whole_image_prior``, grid fillers their stored 0."""
+    prior = torch.tensor(np.asarray(box_scores, dtype=np.float32))
+    prior[0] = whole_image_prior
+    return prior
+
+
 def localise(scored: ScoredSentences, boxes: np.ndarray, row_of: dict[str, int], method: str = "sum",
-             beta: float = 0.0, protocol: str = "any") -> list[PhraseOutcome]:
+             beta: float = 0.0, protocol: str = "any", box_scores: np.ndarray | None = None,
+             prior_weight: float = 0.0, whole_image_prior: float = 0.0) -> list[PhraseOutcome]:
     """Phrase localisation: every phrase with human boxes is given the region our alignment
-    picks for its words. ``boxes`` (N, M, 4) are the feature store's candidate boxes: region 0
-    is the whole image, regions 1.. are detections."""
+    picks for its words. ``boxes`` (N, M, 4) and ``box_scores`` (N, M) are the feature store's
+    candidate boxes and detector confidences: region 0 is the whole image, regions 1.. are
+    detections. ``prior_weight`` > 0 adds the objectness prior (needs ``box_scores``)."""
     from scenetalk.data.entities import box_iou
+
+    if prior_weight and box_scores is None:
+        raise ValueError("an objectness prior needs the detector's box_scores")
 
     assignment = align_sentences(scored.unary, scored.mask, beta) if method == "mrf" else None
     out = []
@@ -180,15 +201,19 @@ def localise(scored: ScoredSentences, boxes: np.ndarray, row_of: dict[str, int],
         phrases = [p for p in scored.entities[name].sentences[j].phrases if len(p.boxes)]
         if not phrases:
             continue
+        row = row_of[name]
+        prior = prior_weight * objectness(box_scores[row], whole_image_prior) if prior_weight else None
         chosen = phrase_regions(scored.unary[l], [(p.start, p.end) for p in phrases], method,
-                                None if assignment is None else assignment[l])
-        candidates = boxes[row_of[name]]
+                                None if assignment is None else assignment[l], prior)
+        candidates = boxes[row]
         largest = 1 + int(np.argmax(box_area(candidates[1:])))
+        # Detections are stored best first; with no detector scores, region 1 is the first.
+        confident = 1 if box_scores is None else 1 + int(np.argmax(np.asarray(box_scores[row])[1:]))
         for p, region in zip(phrases, chosen):
             iou = box_iou(candidates, phrase_truth(p.boxes, protocol)).max(axis=1)   # (M,)
             out.append(PhraseOutcome(name, j, p.text, list(p.types), region, float(iou[region]),
                                      bool(iou.max() >= IOU_HIT), bool(iou[0] >= IOU_HIT),
-                                     bool(iou[largest] >= IOU_HIT)))
+                                     bool(iou[largest] >= IOU_HIT), bool(iou[confident] >= IOU_HIT)))
     return out
 
 
@@ -205,7 +230,8 @@ def localisation_table(outcomes: Sequence[PhraseOutcome]) -> dict[str, dict[str,
         return round(100.0 * sum(flags) / len(flags), 2) if flags else float("nan")
 
     return {name: {"phrases": len(g), "alignment": pct(o.hit for o in g), "upper_bound": pct(o.upper_bound for o in g),
-                   "whole_image": pct(o.whole_image for o in g), "largest_box": pct(o.largest_box for o in g)}
+                   "whole_image": pct(o.whole_image for o in g), "largest_box": pct(o.largest_box for o in g),
+                   "top_detection": pct(o.top_detection for o in g)}
             for name, g in sorted(groups.items(), key=lambda kv: (kv[0] != "all", -len(kv[1])))}
 
 
