@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--root", default="../shared/data")
     ap.add_argument("--split", default="test", choices=("val", "test"))
     ap.add_argument("--beam", type=int, default=7)
+    ap.add_argument("--length-penalty", default="0",
+                    help="the region generator's beam length normalisation; several (0,0.5,1) on val to choose")
     ap.add_argument("--limit", type=int, help="first N images only (a quick look)")
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -58,31 +60,37 @@ def main() -> None:
     corpus = load_corpus(args.corpus)
     flat, rows = flat_region_rows(store)
     candidates["nearest neighbour"] = nearest_neighbour_phrases(feats, corpus, flat, rows)
-    for row, checkpoint in (("full-frame generator", args.full_frame), ("region generator", args.regions)):
+    penalties = [float(x) for x in args.length_penalty.split(",")]
+    rows = list(ROWS[:3]) + [ROWS[3] if len(penalties) == 1 else f"{ROWS[3]}, length penalty {lp}" for lp in penalties]
+    runs = [("full-frame generator", args.full_frame, None)] + [(r, args.regions, lp) for r, lp in zip(rows[3:], penalties)]
+    for row, checkpoint, lp in runs:
         model, vocab, meta = load_generator(checkpoint)
         # A whole-image generator names only the backbone; box crops come from the same backbone.
         if not store.extractor_id.split("+")[0] == meta.get("extractor_id", "").split("+")[0]:
             raise SystemExit(f"{checkpoint}: trained on {meta.get('extractor_id')}, not {store.extractor_id}")
-        caps = caption_features(model, vocab, feats, beam_size=args.beam)
+        if lp is None:  # the full-frame captioner: its own shipped default
+            lp = float(meta.get("decoding", {}).get("length_penalty", 0.0))
+        caps = caption_features(model, vocab, feats, beam_size=args.beam, length_penalty=lp)
         candidates[row] = [c[0].text or "<empty>" for c in caps]
 
     report = {"split": args.split, "boxes": len(boxes), "images": len(entities), "beam": args.beam,
+              "length_penalty": penalties,
               "regions": args.regions, "full_frame": args.full_frame, "rows": {}, "examples": []}
-    for row in ROWS:
+    for row in rows:
         scores = score_captions({str(i): c for i, c in enumerate(candidates[row])}, references, spice=False)
         words = sum(len(c.split()) for c in candidates[row]) / len(boxes)
         report["rows"][row] = {**{m: round(100 * scores[m], 1) for m in METRICS}, "words": round(words, 2)}
     for i in range(0, len(boxes), max(1, len(boxes) // 12)):
         report["examples"].append({"image": boxes[i].image, "box": [round(float(x), 3) for x in boxes[i].box],
-                                   "references": references[str(i)], **{r: candidates[r][i] for r in ROWS}})
+                                   "references": references[str(i)], **{r: candidates[r][i] for r in rows}})
     print(f"\n| {args.split} ({len(boxes)} boxes) | " + " | ".join(METRICS) + " | words |")
     print("|---|" + "---|" * (len(METRICS) + 1))
-    for row in ROWS:
+    for row in rows:
         r = report["rows"][row]
         print(f"| {row} | " + " | ".join(f"{r[m]:.1f}" for m in METRICS) + f" | {r['words']:.1f} |")
     for ex in report["examples"][:6]:
         print(f"\n{ex['image']} {ex['box']}\n  human: {ex['references']}\n  "
-              + "\n  ".join(f"{r}: {ex[r]}" for r in ROWS[1:]))
+              + "\n  ".join(f"{r}: {ex[r]}" for r in rows[1:]))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False))
 

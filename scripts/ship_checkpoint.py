@@ -2,10 +2,12 @@
 
     python scripts/ship_checkpoint.py runs/mrnn_lstm-flickr8k/best --note "scenetalk train mrnn_lstm_flickr8k ..."
     python scripts/ship_checkpoint.py runs/alignment-flickr8k/best --note "scenetalk train alignment_flickr8k ..."
+    python scripts/ship_checkpoint.py runs/regions-flickr8k/best --target regions --note "..."
 
 A caption generator goes to src/scenetalk/weights/captioner/ (used by ``scenetalk caption`` and
 ``scenetalk.load().caption``), an alignment model to src/scenetalk/weights/alignment/ (used by
-``scenetalk index``/``search`` and ``scenetalk.load().search``). The trainer's optimiser state
+``scenetalk index``/``search`` and ``scenetalk.load().search``), a generator trained on region
+snippets (``--target regions``) to src/scenetalk/weights/regions/ (``scenetalk regions``). The trainer's optimiser state
 is not part of a ``best`` checkpoint, so only the weights travel; ``--note`` records how they
 were made (kept in config.json under ``shipped``).
 """
@@ -30,11 +32,16 @@ def main() -> None:
     parser.add_argument("--note", required=True, help="the command that trained it")
     parser.add_argument("--length-penalty", type=float, default=0.0,
                         help="captioners: default length normalisation for beam search, chosen on validation")
+    parser.add_argument("--target", choices=sorted(set(TARGETS.values()) | {"regions"}),
+                        help="where it goes (default: by kind; a region generator needs --target regions)")
     args = parser.parse_args()
     tensors, meta = load_checkpoint(args.checkpoint)
     if meta.get("kind") not in TARGETS:
         sys.exit(f"{args.checkpoint}: not a caption generator or alignment checkpoint")
-    target = REPO / "src" / "scenetalk" / "weights" / TARGETS[meta["kind"]]
+    name = args.target or TARGETS[meta["kind"]]
+    if name == "regions" and meta["kind"] != "caption_generator":
+        sys.exit(f"{args.checkpoint}: --target regions takes a caption generator")
+    target = REPO / "src" / "scenetalk" / "weights" / name
     if meta["kind"] == "caption_generator":
         meta["decoding"] = {"length_penalty": args.length_penalty}
     meta["shipped"] = {"from": args.checkpoint, "trained_with": args.note, "precision": "float16"}

@@ -1,5 +1,6 @@
-"""Searching photos with the alignment model: the candidate stage never changes the answer
-when it says it is exact, and bad input is refused with a clear message."""
+"""Searching photos with the alignment model: the candidate stage (exact bound or FAISS) never
+changes the answer when it says it is exact; describing a photo ranks every sentence by its
+exact S_kl; bad input is refused with a clear message."""
 
 import shutil
 
@@ -11,7 +12,7 @@ from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ScenetalkError
 from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
 from scenetalk.samples import sample_photo_paths
-from scenetalk.search import SearchIndexError, Searcher, build_index
+from scenetalk.search import FAISS_FILE, SearchIndexError, Searcher, build_index, write_index
 
 WORDS = "a the cat dog man woman rocket cup coffee astronaut sits on table in space red white".split()
 
@@ -160,3 +161,123 @@ def test_damaged_index_and_bad_options_are_one_line_errors(index, tmp_path, caps
     assert main(["search", str(path), "a cat", "--top", "0"]) == 2
     err = capsys.readouterr().err
     assert "--top" in err and "Traceback" not in err
+
+
+def brute_force_scores(searcher, sentence, v=None):
+    """S_kl of ``sentence`` against every photo of the index (or against ``v``), by definition."""
+    s, _ = searcher.embed_query(sentence)
+    v = torch.tensor(searcher.vectors[:], dtype=torch.float32) if v is None else v
+    return torch.einsum("nrh,th->nrt", v, s).max(dim=1).values.sum(dim=1)
+
+
+def test_faiss_candidate_stage_agrees_with_brute_force_and_never_claims_too_much(tmp_path):
+    n, extractor_id = 400, "efficientnet-lite0-224-000000000000+x"
+    ckpt = random_checkpoint(tmp_path / "align", extractor_id)
+    torch.manual_seed(1)
+    v, names = torch.randn(n, 20, 16), [f"p{i:03d}.jpg" for i in range(n)]
+    brute = Searcher(write_index(tmp_path / "brute", v, names, ckpt, extractor_id, faiss_min=n + 1), ckpt)
+    fast = Searcher(write_index(tmp_path / "faiss", v, names, ckpt, extractor_id, faiss_min=n), ckpt)
+    assert brute.candidate_index is None and fast.candidate_index is not None
+    for query in ("a cat sits on the table", "a red rocket in space", "the man", "coffee"):
+        exact = brute_force_scores(brute, query)
+        want = [names[i] for i in exact.argsort(descending=True)[:5]]
+        # n - 1 candidates: FAISS scans every list and leaves out one photo, so the answer is
+        # the exhaustive one, but the approximate stage cannot prove it
+        wide = fast.search(query, k=5, candidates=n - 1)
+        assert [h.name for h in wide.hits] == want and not wide.exact
+        full = fast.search(query, k=5, candidates=n)
+        assert [h.name for h in full.hits] == want and full.exact
+        assert [h.score for h in full.hits] == [h.score for h in brute.search(query, k=5, candidates=n).hits]
+        narrow = fast.search(query, k=5, candidates=20)
+        assert not narrow.exact and narrow.candidates <= 20
+        for h in narrow.hits:
+            assert h.score == pytest.approx(float(exact[names.index(h.name)]), rel=1e-5)
+        proved = brute.search(query, k=5, candidates=20)
+        if proved.exact:
+            assert [h.name for h in proved.hits] == want
+    # a smaller rebuild drops the FAISS index; a damaged one is a one-line error
+    write_index(tmp_path / "faiss", v, names, ckpt, extractor_id, faiss_min=n + 1)
+    assert not (tmp_path / "faiss" / FAISS_FILE).exists() and Searcher(tmp_path / "faiss", ckpt).candidate_index is None
+    write_index(tmp_path / "faiss", v, names, ckpt, extractor_id, faiss_min=n)
+    (tmp_path / "faiss" / FAISS_FILE).write_bytes(b"not faiss")
+    with pytest.raises(SearchIndexError, match="damaged; rebuild"):
+        Searcher(tmp_path / "faiss", ckpt)
+
+
+SENTENCES = ["a cat sits on the table", "a red rocket in space", "a man in a white suit", "coffee in a red cup",
+             "the dog", "a woman sits on a cup"]
+
+
+def test_describe_ranks_every_sentence_by_its_exact_score(index, tmp_path):
+    import scenetalk
+
+    path, ckpt, root = index
+    searcher = Searcher(path, ckpt)
+    v = torch.tensor(searcher.vectors[:], dtype=torch.float32)
+    stored = Searcher(write_index(tmp_path / "idx", v, searcher.names, ckpt, searcher.meta["extractor_id"],
+                                  sentences=SENTENCES), ckpt)
+    brute = torch.stack([brute_force_scores(searcher, s) for s in SENTENCES], dim=1)  # (photos, sentences)
+    for row, name in enumerate(searcher.names):
+        want = brute[row].argsort(descending=True).tolist()
+        for result in (stored.describe(name, k=len(SENTENCES)), searcher.describe(name, k=6, sentences=SENTENCES)):
+            assert result.image == name
+            assert [h.sentence for h in result.hits] == [SENTENCES[i] for i in want]
+            assert [h.score for h in result.hits] == pytest.approx(brute[row, want].tolist(), rel=1e-5)
+    # an image file goes through the index's feature extractor: the same photo, the same scores
+    # (up to the index's float16 storage); and the API agrees with the searcher
+    m = scenetalk.load(alignment=ckpt)
+    from_file = m.describe(tmp_path / "idx", root / "photos" / "coffee.png", k=3)
+    from_index = {h.sentence: h.score for h in stored.describe("coffee.png", k=6).hits}
+    assert len(from_file.hits) == 3
+    for h in from_file.hits:
+        assert h.score == pytest.approx(from_index[h.sentence], rel=1e-2)
+    with pytest.raises(ScenetalkError, match="no sentences to describe"):
+        searcher.describe("coffee.png")
+    (tmp_path / "idx" / "sentences.npz").write_bytes(b"not numpy")
+    with pytest.raises(SearchIndexError, match="damaged sentence collection"):
+        stored.describe("coffee.png")
+    with pytest.raises(ScenetalkError, match="neither a photo of the index"):
+        searcher.describe("zebra.jpg", sentences=SENTENCES)
+
+
+def test_cli_describe_and_its_bad_inputs(index, tmp_path, capsys):
+    import json
+
+    from scenetalk.cli import main
+
+    path, ckpt, root = index
+    collection = tmp_path / "sentences.txt"
+    collection.write_text("a cat sits on the table\n\n   \na red rocket in space\ncoffee in a red cup\n")
+    idx = str(tmp_path / "idx")
+    assert main(["index", "build", str(root / "photos"), "--out", idx, "--checkpoint", str(ckpt), "--quiet",
+                 "--sentences", str(collection)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 2 blank line(s)" in captured.err and "with 3 sentences" in captured.out
+    # rebuilding the index with the same model keeps its sentences
+    assert main(["index", "build", str(root / "photos"), "--out", idx, "--checkpoint", str(ckpt), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["describe", idx, "coffee.png", "--top", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["image"] == "coffee.png" and out["sentences"] == "index" and len(out["hits"]) == 2
+    other = tmp_path / "other.txt"
+    other.write_text("a man in a white suit\ncoffee in a red cup\n")
+    assert main(["describe", idx, str(root / "photos" / "rocket.jpg"), "--sentences", str(other)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and {line.split(None, 2)[2] for line in lines} == set(other.read_text().split("\n")[:2])
+    bad = {"missing.txt": None, "empty.txt": b"\n  \n", "latin1.txt": b"a cat\na caf\xe9 table\n",
+           "nowords.txt": b"a cat\n?!\n"}
+    expect = {"missing.txt": "file not found", "empty.txt": "no sentences in this file",
+              "latin1.txt": "line 2", "nowords.txt": "line 2: '?!' has no words"}
+    for name, data in bad.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+        assert main(["describe", idx, "coffee.png", "--sentences", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert name in err and expect[name] in err and "Traceback" not in err and len(err.splitlines()) == 1
+    for argv, message in (([idx, "zebra.jpg"], "neither a photo of the index"),
+                          ([str(path), "coffee.png"], "--sentences FILE"),
+                          ([idx, "coffee.png", "--top", "0"], "--top"),
+                          ([str(tmp_path / "nowhere"), "coffee.png"], "not a scenetalk index")):
+        assert main(["describe", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1

@@ -152,8 +152,8 @@ class Aligner:
 
 
 class Scenetalk:
-    """The façade: ``caption`` with the generator; ``search`` and ``score`` with the
-    alignment model. Each model is loaded on first use."""
+    """The façade: ``caption`` with the generator; ``search``, ``describe`` and ``score`` with
+    the alignment model. Each model is loaded on first use."""
 
     def __init__(self, captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None):
         self._paths = {"captioner": captioner, "alignment": alignment}
@@ -180,6 +180,13 @@ class Scenetalk:
     def search(self, index: str | os.PathLike, sentence: str, k: int = 10, candidates: int = 1000):
         """The ``k`` photos of an index (``scenetalk index build``) that best match ``sentence``."""
         return open_searcher(index, self._paths["alignment"]).search(sentence, k=k, candidates=candidates)
+
+    def describe(self, index: str | os.PathLike, image: ImageLike, k: int = 5,
+                 sentences: Sequence[str] | None = None):
+        """The ``k`` sentences that best match ``image`` (a photo's name in the index, a path or
+        a PIL image), of ``sentences`` or else of the collection stored in the index
+        (``scenetalk index build --sentences``), each with its S_kl."""
+        return open_searcher(index, self._paths["alignment"]).describe(image, k=k, sentences=sentences)
 
     def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str]) -> torch.Tensor:
         """See ``Aligner.score``."""

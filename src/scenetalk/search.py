@@ -1,8 +1,11 @@
-"""Searching a folder of photos with a sentence, with the alignment model.
+"""Searching a folder of photos with a sentence, and describing a photo with sentences, with
+the alignment model.
 
 An index folder holds the feature store of the photos (global features and the 20 regions of
-each), the region vectors v_i of every photo in the alignment model's space (eq. 1) and
-``index.json`` (the alignment checkpoint's id, the feature extractor's id, the photos).
+each), the region vectors v_i of every photo in the alignment model's space (eq. 1), the
+candidate bounds (below), for large collections a FAISS index of those bounds, optionally a
+sentence collection's word vectors (for ``describe``) and ``index.json`` (the alignment
+checkpoint's id, the feature extractor's id, the photos).
 
 Search is exact S_kl (eq. 8) with a cheap candidate stage. The word vectors s_t are ReLU
 outputs, so s_t >= 0 and, for every photo k,
@@ -12,14 +15,19 @@ outputs, so s_t >= 0 and, for every photo k,
 an upper bound that is a single dot product. Candidates are the photos with the largest bound
 (one matrix-vector product, or a FAISS index for large collections); their exact scores
 are computed; and when the k-th best exact score is at least the best bound left out, the
-answer is provably the exhaustive one (reported as ``exact``).
+answer is provably the exhaustive one (reported as ``exact``). The FAISS index is
+approximate (an inverted file: it scans only the lists nearest the query), so its results
+are ``exact`` only when every photo was scored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +35,31 @@ import numpy as np
 import torch
 
 from scenetalk.alignment import load_alignment, sentence_tokens
-from scenetalk.errors import ScenetalkError
-from scenetalk.models.alignment import image_sentence_scores
+from scenetalk.data.text import tokenize
+from scenetalk.errors import DataError, ScenetalkError
+from scenetalk.models.alignment import all_pairs_scores, image_sentence_scores
 from scenetalk.io import atomic_path, atomic_write_text
 
 INDEX_FILE, VECTORS_FILE, BOUNDS_FILE, FEATURES_DIR = "index.json", "regions_embedded.npy", "bounds.npy", "features"
+FAISS_FILE, SENTENCES_FILE = "bounds.faiss", "sentences.npz"
+
+#: Collections of at least this many photos get a FAISS candidate index. Below it the exact
+#: bound (one matrix-vector product, 0.23-0.30 ms per 1,000 photos on the 2-core development
+#: machine, so under 30 ms) is fast enough and can prove exactness
+#: (benchmarks/bench_search_faiss.py, BENCHMARKS.md "Search: candidate stage").
+FAISS_MIN_PHOTOS = 100_000
+#: The FAISS index scans about this many photos per candidate asked for (and at least 1/16 of
+#: its lists): on 1M synthetic photos, 64 (nprobe 66 of 1,024 lists for 1,000 candidates) put
+#: 91% as much of the exhaustive top 10 among the candidates as the exact bound does, at ~8 ms
+#: a query; twice as many lists reach the bound's recall at twice the time.
+SCAN_PER_CANDIDATE = 64
+#: Candidates are re-ranked this many photos at a time: the float32 copy of a block (2.5 MB at
+#: h = 1000) is still in the CPU cache when it is multiplied; 1,000 candidates in one block
+#: (80 MB) re-rank 2-3 times slower (BENCHMARKS.md "Search: candidate stage").
+RESCORE_BLOCK = 32
+#: Relative slack of the exactness proof: the bound and the exact scores are float32 sums in
+#: different orders, so a proof by less than rounding would not be one.
+PROOF_SLACK = 1e-5
 
 
 class SearchIndexError(ScenetalkError):
@@ -62,6 +90,86 @@ class SearchResult:
     candidates: int
 
 
+@dataclass
+class SentenceHit:
+    sentence: str
+    score: float
+
+
+@dataclass
+class Description:
+    image: str             # the photo's name in the index, or the path given
+    hits: list[SentenceHit]
+
+
+def build_candidate_index(bounds: np.ndarray, seed: int = 0):
+    """A FAISS inverted-file index of the bounds u_k for maximum inner product search, with
+    vectors stored in float16. About sqrt(N) lists (1,024 at 1M photos). Chosen by measurement
+    on 1M synthetic photos (BENCHMARKS.md): a flat scan takes ~250 ms a query; an HNSW graph
+    took 6 minutes to build and, for inner products, found a third of what the inverted file
+    finds; float16 lists find what float32 ones do in half the memory and scan faster than
+    8-bit ones."""
+    import faiss
+
+    n, h = bounds.shape
+    # faiss wants >= 39 training points per list; fewer lists than that for tiny collections.
+    nlist = max(1, min(2 ** round(math.log2(math.sqrt(n))), n // 39))
+    index = faiss.index_factory(h, f"IVF{nlist},SQfp16", faiss.METRIC_INNER_PRODUCT)
+    # k-means on 64 points per list (65,536 at 1M): training on all 1M takes minutes, for lists
+    # that are no better for ranking.
+    sample = np.sort(np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False))
+    index.train(np.ascontiguousarray(bounds[sample], dtype=np.float32))
+    for start in range(0, n, 100_000):  # in slices: a memory-mapped array is never copied whole
+        index.add(np.ascontiguousarray(bounds[start:start + 100_000], dtype=np.float32))
+    return index
+
+
+def faiss_candidates(index, queries: np.ndarray, c: int) -> list[np.ndarray]:
+    """For each query (a row of ``queries``), the rows of about the ``c`` largest bounds uᵀq,
+    sorted, from a FAISS index."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    ivf.nprobe = min(ivf.nlist, max(ivf.nlist // 16, math.ceil(ivf.nlist * SCAN_PER_CANDIDATE * c / index.ntotal)))
+    # One query scans a few thousand vectors: OpenMP threads cost more than they save (1M photos,
+    # C=1000: 29.7 ms on one thread, 103 ms on two on a busy 2-core machine; BENCHMARKS.md).
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1 if len(queries) == 1 else threads)
+    try:
+        _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), c)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return [np.sort(row[row >= 0]) for row in ids]  # -1: the lists scanned held fewer than c photos
+
+
+def bound_candidates(bounds: torch.Tensor, query: torch.Tensor, c: int) -> tuple[np.ndarray, float]:
+    """Rows of the ``c`` largest bounds uᵀquery (sorted, the order of the memory-mapped
+    vectors) and the largest bound left out (-inf when none is)."""
+    top = (bounds @ query).topk(min(len(bounds), c + 1))
+    left_out = float(top.values[c]) if c < len(bounds) else float("-inf")
+    return np.sort(top.indices[:c].numpy()), left_out
+
+
+def proves_exact(kth_score: float, left_out: float) -> bool:
+    """Whether the k-th best exact score beats the best bound left out (-inf: none left out;
+    +inf: unknown) by more than float32 rounding."""
+    if math.isinf(left_out):
+        return left_out < 0
+    return kth_score >= left_out + PROOF_SLACK * abs(left_out)
+
+
+def rescore(vectors: np.ndarray, rows: np.ndarray, s: torch.Tensor, k: int, score: str,
+            block: int = RESCORE_BLOCK) -> tuple[torch.Tensor, np.ndarray]:
+    """Exact S_kl of the photos ``rows`` of ``vectors`` (N, R, h; memory-mapped: only these
+    rows are read) for the word vectors ``s`` (T, h): the ``k`` best scores and their rows."""
+    mask = torch.ones(1, len(s), dtype=torch.bool)
+    exact_scores = torch.cat([
+        image_sentence_scores(torch.from_numpy(np.asarray(vectors[rows[a:a + block]])).float(), s[None], mask, score)[:, 0]
+        for a in range(0, len(rows), block)])
+    best, pos = exact_scores.topk(min(k, len(rows)))
+    return best, rows[pos.numpy()]
+
+
 class Searcher:
     """An alignment model plus an index built with it."""
 
@@ -75,7 +183,8 @@ class Searcher:
             self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SearchIndexError(f"{meta_path}: damaged: {exc}") from None
-        for f in (VECTORS_FILE, BOUNDS_FILE):
+        needed = [VECTORS_FILE, BOUNDS_FILE] + ([FAISS_FILE] if self.meta.get("candidate_index") else [])
+        for f in needed:
             if not (self.path / f).is_file():
                 raise SearchIndexError(f"{self.path}: missing {f}; rebuild the index")
         self.model, self.vocab, model_meta = load_alignment(checkpoint, expect_extractor_id=self.meta["extractor_id"])
@@ -84,13 +193,27 @@ class Searcher:
             raise SearchIndexError(f"{self.path}: built with alignment model {self.meta['checkpoint_id']}, but the model "
                               f"given is {have}; rebuild the index with this model")
         self.names: list[str] = self.meta["names"]
+        self.candidate_index = None
         try:
             self.vectors = np.load(self.path / VECTORS_FILE, mmap_mode="r")  # (N, R, h) float16
-            self.bounds = torch.from_numpy(np.load(self.path / BOUNDS_FILE))   # (N, h) float32
+            bounds = np.load(self.path / BOUNDS_FILE, mmap_mode="r")          # (N, h) float32
         except (OSError, ValueError) as exc:
             raise SearchIndexError(f"{self.path}: damaged index arrays ({exc}); rebuild the index") from None
-        if not len(self.vectors) == len(self.bounds) == len(self.names):
+        if not len(self.vectors) == len(bounds) == len(self.names):
             raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
+        if self.meta.get("candidate_index"):
+            import faiss
+
+            try:
+                self.candidate_index = faiss.read_index(str(self.path / FAISS_FILE))
+            except RuntimeError:
+                raise SearchIndexError(f"{self.path / FAISS_FILE}: damaged; rebuild the index") from None
+            if self.candidate_index.ntotal != len(self.names):
+                raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
+        # The FAISS index replaces the bounds in memory (4 GB at 1M photos).
+        self.bounds = None if self.candidate_index is not None else torch.from_numpy(np.array(bounds))
+        self._row_of: dict[str, int] | None = None
+        self._extractor = None
 
     @torch.no_grad()
     def embed_query(self, query: str) -> tuple[torch.Tensor, list[str]]:
@@ -106,26 +229,168 @@ class Searcher:
     @torch.no_grad()
     def search(self, query: str, k: int = 10, candidates: int = 1000) -> SearchResult:
         s, unknown = self.embed_query(query)
-        bound = self.bounds @ s.sum(dim=0)                                     # u_kᵀ Σ_t s_t
         n = len(self.names)
         c = min(n, max(k, candidates))
-        top = bound.topk(min(n, c + 1))        # one more than the candidates: the best bound left out
-        rows = np.sort(top.indices[:c].numpy())  # read the memory-mapped vectors in file order
-        v = torch.from_numpy(np.asarray(self.vectors[rows])).float()
-        mask = torch.ones(1, len(s), dtype=torch.bool)
-        exact_scores = image_sentence_scores(v, s[None], mask, self.model.config.score)[:, 0]
-        best, pos = exact_scores.topk(min(k, c))
-        hits = [Hit(self.names[int(rows[p])], float(b)) for b, p in zip(best, pos)]
-        left_out = float(top.values[c]) if c < n else float("-inf")
+        if c == n:  # every photo is a candidate: no bound needed
+            rows, left_out = np.arange(n), float("-inf")
+        elif self.candidate_index is not None:  # approximate: the best bound left out is unknown
+            [rows], left_out = faiss_candidates(self.candidate_index, s.sum(dim=0)[None].numpy(), c), float("inf")
+        else:
+            rows, left_out = bound_candidates(self.bounds, s.sum(dim=0), c)  # u_kᵀ Σ_t s_t
+        best, best_rows = rescore(self.vectors, rows, s, k, self.model.config.score)
+        hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
         # The bound holds for eq. 8 only (eq. 7 sums over regions instead of taking the max).
-        exact = self.model.config.score == "max" and (not hits or float(best[-1]) >= left_out)
-        return SearchResult(query, hits, unknown, exact, c)
+        proved = self.model.config.score == "max" and bool(hits) and proves_exact(float(best[-1]), left_out)
+        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows))
+
+    @torch.no_grad()
+    def image_vectors(self, image) -> tuple[str, torch.Tensor]:
+        """The region vectors (1, R, h) of a photo of the index (by name) or of an image (a
+        path or a PIL image, through the index's feature extractor), and its name."""
+        from PIL import Image
+
+        if self._row_of is None:
+            self._row_of = {name: i for i, name in enumerate(self.names)}
+        if not isinstance(image, Image.Image):
+            name = os.fspath(image)
+            if name in self._row_of:
+                row = self._row_of[name]
+                return name, torch.from_numpy(np.array(self.vectors[row:row + 1])).float()  # a copy: memmaps are read-only
+            if not os.path.exists(name):
+                raise ScenetalkError(f"{name}: neither a photo of the index {self.path} nor an image file")
+        else:
+            name = "<image>"
+        from scenetalk.api import extractor_for
+        from scenetalk.images import load_image
+
+        if self._extractor is None:
+            self._extractor = extractor_for(self.meta["extractor_id"], self.path, grid=False)
+        regions = self._extractor.features([load_image(image)])["regions"]
+        return name, self.model.embed_regions(torch.from_numpy(regions).float())
+
+    def sentence_collection(self) -> "SentenceCollection":
+        if not self.meta.get("sentences"):
+            raise ScenetalkError(f"{self.path}: the index holds no sentences to describe photos with; pass a file "
+                                 "of sentences, one per line (`--sentences FILE`), or store one in the index with "
+                                 "`scenetalk index build DIR --out INDEX --sentences FILE`")
+        return SentenceCollection.load(self.path / SENTENCES_FILE, self.model.config.embed_dim)
+
+    @torch.no_grad()
+    def describe(self, image, k: int = 5, sentences: Sequence[str] | None = None) -> Description:
+        """The ``k`` sentences that best match a photo, by S_kl (eq. 8), every sentence scored:
+        of ``sentences``, else of the collection stored in the index."""
+        name, v = self.image_vectors(image)
+        if sentences is None:
+            collection = self.sentence_collection()
+            texts, batches = collection.texts, collection.batches()
+        else:
+            texts = list(sentences)
+            if not texts:
+                raise ScenetalkError("no sentences to describe the photo with")
+            batches = embed_sentences(self.model, self.vocab, texts)
+        scores = torch.cat([all_pairs_scores(v, s, mask, self.model.config.score)[0] for s, mask in batches])
+        best, pos = scores.topk(min(k, len(texts)))
+        return Description(name, [SentenceHit(texts[int(p)], float(b)) for b, p in zip(best, pos)])
+
+
+def read_sentence_file(path: str | os.PathLike, language: str = "en") -> tuple[list[str], int]:
+    """The sentences of a text file, one per line, and the number of blank lines left out.
+    Undecodable bytes and lines with no words are errors naming the file and line."""
+    from scenetalk.data.readers import read_lines
+
+    numbered = read_lines(path, skip_blank=False)
+    texts = [(i, line) for i, line in numbered if line.strip()]
+    for i, line in texts:
+        if not tokenize(line, language):
+            raise DataError(path, f"{line!r} has no words; give one sentence per line", record=f"line {i}")
+    if not texts:
+        raise DataError(path, "no sentences in this file; give one sentence per line")
+    return [line.strip() for _, line in texts], len(numbered) - len(texts)
+
+
+def embed_sentences(model, vocab, texts: Sequence[str], batch_size: int = 256
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Word vectors s_t (eq. 6) of ``texts``, batch by batch: (B, T, h) and the (B, T) mask."""
+    tokens = sentence_tokens(texts, vocab)
+    for start in range(0, len(tokens), batch_size):
+        ids, _ = vocab.encode_batch(tokens[start:start + batch_size], add_start=False, add_end=False)
+        with torch.no_grad():  # not around the yield: the caller would run without gradients too
+            s, mask = model.embed_words(ids)
+        yield s, mask
+
+
+class SentenceCollection:
+    """Sentences and their word vectors, stored sparse: s_t is a ReLU output and about 3% of
+    its entries are non-zero (Flickr8K val, the trained model), so each word keeps only its
+    non-zero dimensions (uint16) and values (float32, the model's exact output): ~190 bytes a
+    word instead of 4,000."""
+
+    KEYS = ("text", "text_bytes", "words_per_sentence", "nonzeros_per_word", "dim", "value")
+
+    def __init__(self, texts: list[str], arrays: dict[str, np.ndarray], dim: int):
+        self.texts, self.dim = texts, dim
+        self.words_per_sentence = torch.from_numpy(arrays["words_per_sentence"].astype(np.int64))
+        self.nonzeros_per_word = torch.from_numpy(arrays["nonzeros_per_word"].astype(np.int64))
+        self.word_start = torch.cat([torch.zeros(1, dtype=torch.int64), self.words_per_sentence.cumsum(0)])
+        self.nonzero_start = torch.cat([torch.zeros(1, dtype=torch.int64), self.nonzeros_per_word.cumsum(0)])
+        self.dims = torch.from_numpy(arrays["dim"].astype(np.int64))
+        self.values = torch.from_numpy(arrays["value"])
+
+    @staticmethod
+    def write(path: str | os.PathLike, texts: Sequence[str], batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in SentenceCollection.KEYS[2:]}
+        for s, mask in batches:
+            words = s[mask]                                    # (W, h): real words, in sentence order
+            nz = words.nonzero()                               # row-major: word by word
+            parts["words_per_sentence"].append(mask.sum(dim=1).numpy().astype(np.int32))
+            parts["nonzeros_per_word"].append((words != 0).sum(dim=1).numpy().astype(np.int32))
+            parts["dim"].append(nz[:, 1].numpy().astype(np.uint16))
+            parts["value"].append(words[nz[:, 0], nz[:, 1]].numpy().astype(np.float32))
+        encoded = [t.encode("utf-8") for t in texts]
+        text = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, text=text, text_bytes=np.array([len(e) for e in encoded], dtype=np.int64),
+                     **{k: np.concatenate(v) for k, v in parts.items()})
+
+    @classmethod
+    def load(cls, path: Path, dim: int) -> "SentenceCollection":
+        damaged = f"{path}: damaged sentence collection; rebuild the index with --sentences FILE"
+        try:
+            with np.load(path) as data:
+                arrays = {k: data[k] for k in cls.KEYS}
+            data, ends = arrays["text"].tobytes(), np.cumsum(arrays["text_bytes"]).tolist()
+            texts = [data[a:b].decode("utf-8") for a, b in zip([0] + ends[:-1], ends)]
+        except (OSError, ValueError, KeyError, UnicodeDecodeError):
+            raise SearchIndexError(damaged) from None
+        collection = cls(texts, arrays, dim)
+        if not (len(texts) == len(collection.words_per_sentence)
+                and int(collection.word_start[-1]) == len(collection.nonzeros_per_word)
+                and int(collection.nonzero_start[-1]) == len(collection.dims) == len(collection.values)
+                and (len(collection.dims) == 0 or int(collection.dims.max()) < dim)):
+            raise SearchIndexError(damaged)
+        return collection
+
+    def batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The word vectors as ``embed_sentences`` gives them: (B, T, h) and the (B, T) mask."""
+        for a in range(0, len(self.texts), batch_size):
+            b = min(a + batch_size, len(self.texts))
+            w0, w1 = int(self.word_start[a]), int(self.word_start[b])
+            z0, z1 = int(self.nonzero_start[w0]), int(self.nonzero_start[w1])
+            words = torch.zeros(w1 - w0, self.dim)
+            owner = torch.arange(w1 - w0).repeat_interleave(self.nonzeros_per_word[w0:w1])
+            words[owner, self.dims[z0:z1]] = self.values[z0:z1]
+            lengths = self.words_per_sentence[a:b]
+            mask = torch.arange(int(lengths.max()))[None] < lengths[:, None]
+            s = torch.zeros(b - a, mask.size(1), self.dim)
+            s[mask] = words                                    # the order ``s[mask]`` was packed in
+            yield s, mask
 
 
 def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoint: str | os.PathLike,
-                progress: bool = True) -> Path:
+                progress: bool = True, sentences: Sequence[str] | None = None,
+                faiss_min: int = FAISS_MIN_PHOTOS) -> Path:
     """Features and regions of ``images`` ((name, path) pairs; resumable), then their region
-    vectors in the checkpoint's space and the candidate bounds."""
+    vectors in the checkpoint's space and the candidate bounds (``write_index``)."""
     from scenetalk.features.extract import extract
     from scenetalk.features.store import FeatureStore
 
@@ -140,11 +405,52 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
     regions = store.model_input("regions")[keep]
     with torch.no_grad():
         v = torch.cat([model.embed_regions(regions[i:i + 256]) for i in range(0, len(regions), 256)])
+    return write_index(out, v, [store.names[i] for i in keep], checkpoint, store.extractor_id, result.bad,
+                       sentences=sentences, faiss_min=faiss_min)
+
+
+def write_index(out: str | os.PathLike, v: torch.Tensor, names: list[str], checkpoint: str | os.PathLike,
+                extractor_id: str, bad: Sequence[str] = (), sentences: Sequence[str] | None = None,
+                faiss_min: int = FAISS_MIN_PHOTOS) -> Path:
+    """The searchable part of an index from region vectors ``v`` (N, R, h): the vectors in
+    float16, their bounds, a FAISS index of the bounds for ``faiss_min`` photos or more, the
+    word vectors of ``sentences``, and ``index.json``."""
+    out = Path(out)
+    v16 = v.half()
     with atomic_path(out / VECTORS_FILE) as tmp, open(tmp, "wb") as f:
-        np.save(f, v.half().numpy())
+        np.save(f, v16.numpy())
+    # The bound of the vectors as stored (rounded to float16), so that it bounds their scores.
+    bounds = v16.max(dim=1).values.float().numpy()
     with atomic_path(out / BOUNDS_FILE) as tmp, open(tmp, "wb") as f:
-        np.save(f, v.max(dim=1).values.numpy().astype(np.float32))
-    meta = {"names": [store.names[i] for i in keep], "extractor_id": store.extractor_id, "checkpoint_id": checkpoint_id(checkpoint),
-            "checkpoint": str(checkpoint), "bad": result.bad}
+        np.save(f, bounds)
+    meta = {"names": list(names), "extractor_id": extractor_id, "checkpoint_id": checkpoint_id(checkpoint),
+            "checkpoint": str(checkpoint), "bad": list(bad)}
+    if len(names) >= faiss_min:
+        import faiss
+
+        index = build_candidate_index(bounds)
+        with atomic_path(out / FAISS_FILE) as tmp:
+            faiss.write_index(index, tmp)
+        meta["candidate_index"] = {"file": FAISS_FILE, "faiss": f"IVF{faiss.extract_index_ivf(index).nlist},SQfp16"}
+    else:
+        with suppress(FileNotFoundError):
+            os.unlink(out / FAISS_FILE)  # from an earlier, larger build: it would not match these photos
+    old = _old_meta(out)
+    if sentences is not None:
+        model, vocab, _ = load_alignment(checkpoint)
+        SentenceCollection.write(out / SENTENCES_FILE, sentences, embed_sentences(model, vocab, sentences))
+        meta["sentences"] = {"file": SENTENCES_FILE, "count": len(sentences)}
+    elif old.get("sentences") and old.get("checkpoint_id") == meta["checkpoint_id"]:
+        meta["sentences"] = old["sentences"]  # embedded by this same model: still valid
+    else:
+        with suppress(FileNotFoundError):
+            os.unlink(out / SENTENCES_FILE)
     atomic_write_text(out / INDEX_FILE, json.dumps(meta, indent=1, ensure_ascii=False))
     return out
+
+
+def _old_meta(out: Path) -> dict:
+    try:
+        return json.loads((out / INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

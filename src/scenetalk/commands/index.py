@@ -19,8 +19,17 @@ def run(args: argparse.Namespace) -> int:
         raise ScenetalkError(f"{args.folder}: no images in this folder"
                              + ("" if args.recursive else " (use --recursive to look in sub-folders)"))
     checkpoint = args.checkpoint or shipped_alignment()
+    sentences = None
+    if args.sentences:  # read before the (long) feature extraction, so a bad file fails fast
+        from scenetalk.checkpoint import read_meta
+        from scenetalk.search import read_sentence_file
+
+        language = read_meta(checkpoint).get("vocabulary", {}).get("language", "en")
+        sentences, blank = read_sentence_file(args.sentences, language)
+        if blank:
+            print(f"scenetalk index: skipped {blank} blank line(s) of {args.sentences}", file=sys.stderr)
     out = build_index([(rel, os.path.join(args.folder, rel)) for rel in found], args.out, checkpoint,
-                      progress=not args.quiet)
+                      progress=not args.quiet, sentences=sentences)
     from scenetalk.search import Searcher
 
     searcher = Searcher(out, checkpoint)
@@ -28,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     for name in skipped:
         print(f"scenetalk index: skipped {name} (not readable as an image)", file=sys.stderr)
     print(f"indexed {len(searcher.names)} images of {args.folder} into {out}"
-          + (f" ({len(skipped)} skipped)" if skipped else ""))
+          + (f" ({len(skipped)} skipped)" if skipped else "")
+          + (f", with {len(sentences)} sentences for `scenetalk describe`" if sentences else ""))
     return 0
 
 
@@ -43,5 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, metavar="INDEX", help="index folder to write")
     b.add_argument("--checkpoint", help="alignment checkpoint (default: the shipped one)")
     b.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
+    b.add_argument("--sentences", metavar="FILE",
+                   help="sentences (one per line) to store in the index, embedded once, for `scenetalk describe`")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run)

@@ -19,15 +19,21 @@ def run(args: argparse.Namespace) -> int:
     if result.unknown_words:
         print(f"scenetalk search: ignored words the model does not know: {', '.join(result.unknown_words)}",
               file=sys.stderr)
-    if args.json:
-        json.dump({"query": result.query, "unknown_words": result.unknown_words, "exact": result.exact,
-                   "hits": [{"image": h.name, "score": round(h.score, 4)} for h in result.hits]},
+    print_ranking(args.json, {"query": result.query, "unknown_words": result.unknown_words, "exact": result.exact},
+                  "image", [(h.name, h.score) for h in result.hits])
+    return 0
+
+
+def print_ranking(as_json: bool, payload: dict, key: str, hits: list[tuple[str, float]]) -> None:
+    """Ranked (item, score) pairs on stdout: numbered lines, or JSON (``payload`` plus the hits,
+    each item under ``key``); shared by ``search`` and ``describe``."""
+    if as_json:
+        json.dump({**payload, "hits": [{key: item, "score": round(score, 4)} for item, score in hits]},
                   sys.stdout, indent=1, ensure_ascii=False)
         print()
     else:
-        for rank, h in enumerate(result.hits, 1):
-            print(f"{rank:3d}. {h.score:9.3f}  {h.name}")
-    return 0
+        for rank, (item, score) in enumerate(hits, 1):
+            print(f"{rank:3d}. {score:9.3f}  {item}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,330 @@
+"""Benchmark search's candidate stage: the exact bound (brute force) against the FAISS index,
+on Flickr8K and on 1,000,000 synthetic photos.
+
+    python benchmarks/bench_search_faiss.py --checkpoint runs/alignment-flickr8k/best
+    python benchmarks/bench_search_faiss.py --checkpoint runs/alignment-flickr8k/best --compare
+
+Queries are Flickr8K **val** sentences, embedded by the model. Candidate recall is the share of
+the exhaustive top-10 (exact S_kl, eq. 8, of every photo) that is inside the candidate set of
+size C; the exact scores are of the region vectors as an index stores them (float16).
+
+1. Flickr8K recall, for two collections: the 1,000 val photos (all 5,000 val sentences as
+   queries) and all 8,091 photos (the first sentence of each val photo, 1,000 queries); for
+   the bound (``search.bound_candidates``, with the share of queries it proves exact at k=10)
+   and for the FAISS index ``search.build_candidate_index`` builds for that collection.
+2. Flickr8K latency: ``Searcher.search`` on an index of all 8,091 photos (the exact bound: the
+   product's path below ``search.FAISS_MIN_PHOTOS``), query embedding included.
+3. 1M synthetic photos: each is 4 groups of 5 regions, every group taken from a random real
+   photo (region vectors of the trained model), so its bound is the max of 20 real region
+   vectors and its exact S_kl is known. Reported: FAISS build time and size, the bound's
+   brute-force time, per-query latency = query embedding + FAISS candidates + exact
+   re-ranking, and the candidate recall of both stages against the exhaustive top-10.
+   Re-ranking reads the candidates' rows from a memory-mapped file of ``--rerank-photos``
+   synthetic photos (not 1M: that file would be 40 GB), warm in the page cache; a cold disk
+   adds its random-read time for C rows of 40 KB.
+
+``--compare`` measures the FAISS index types the choice was made from instead (1M synthetic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+CANDIDATES = (50, 100, 200, 1000)
+
+
+def pct(times: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(times) * 1000, q))
+
+
+def recall_at(top10: np.ndarray, candidate_sets) -> float:
+    """Mean share of each query's exhaustive top-10 inside its candidate set."""
+    return float(np.mean([np.isin(top, cand).mean() for top, cand in zip(top10, candidate_sets)]))
+
+
+def flickr_recall(name, bounds, S, queries, k=10):
+    """Recall of the bound and of FAISS at each C for a collection: bounds (N, h), exact
+    scores S (N, queries), query vectors Σ_t s_t (queries, h)."""
+    import faiss
+
+    from scenetalk.search import bound_candidates, build_candidate_index, faiss_candidates, proves_exact
+
+    top10 = S.topk(k, dim=0).indices.T.numpy()
+    kth = S.topk(k, dim=0).values[-1]
+    start = time.perf_counter()
+    index = build_candidate_index(bounds.numpy())
+    built = time.perf_counter() - start
+    nlist = faiss.extract_index_ivf(index).nlist
+    print(f"\n{name}: {len(bounds)} photos, {len(queries)} queries; FAISS IVF{nlist},SQfp16 built in {built:.1f} s")
+    print(f"  {'C':>5}  {'bound recall':>12}  {'proved exact':>12}  {'FAISS recall':>12}")
+    for c in CANDIDATES:
+        if c >= len(bounds):
+            continue
+        cands, proved = [], 0
+        for j, q in enumerate(queries):
+            rows, left_out = bound_candidates(bounds, q, c)
+            cands.append(rows)
+            proved += proves_exact(float(kth[j]), left_out)
+        fast = faiss_candidates(index, queries.numpy(), c)
+        print(f"  {c:5d}  {recall_at(top10, cands):12.3f}  {proved / len(queries):12.3f}  {recall_at(top10, fast):12.3f}")
+
+
+def synthetic_photos(v, n, seed):
+    """``n`` synthetic photos of 4 groups of 5 regions, each group from a random real photo:
+    their sources (n, 4) and their bounds (n, h)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    groups = v.view(len(v), 4, 5, -1).max(dim=2).values          # bound of each group (N, 4, h)
+    src = torch.randint(0, len(v), (n, 4), generator=g)
+    bounds = torch.empty(n, v.size(-1))
+    for a in range(0, n, 50_000):
+        bounds[a:a + 50_000] = groups[src[a:a + 50_000], torch.arange(4)].max(dim=1).values
+    return src, bounds
+
+
+def synthetic_top10(v, src, s, k=10):
+    """Exhaustive top-k of the synthetic photos for one query's word vectors s (T, h): each
+    word's best region in a photo is the best of its 4 groups' best regions."""
+    import torch
+
+    per_group = torch.einsum("nrh,th->nrt", v, s).view(len(v), 4, 5, -1).max(dim=2).values  # (N, 4, T)
+    scores = torch.empty(len(src))
+    for a in range(0, len(src), 200_000):
+        scores[a:a + 200_000] = per_group[src[a:a + 200_000], torch.arange(4)].max(dim=1).values.sum(dim=-1)
+    return scores.topk(k).indices.numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="alignment checkpoint (default: the shipped one)")
+    parser.add_argument("--features", default=str(REPO / "features" / "flickr8k-regions"))
+    parser.add_argument("--root", help="data root (default: ../shared/data)")
+    parser.add_argument("--synthetic", type=int, default=1_000_000, help="synthetic photos (default 1,000,000)")
+    parser.add_argument("--queries", type=int, default=200, help="timed queries (default 200)")
+    parser.add_argument("--recall-queries", type=int, default=100, help="queries for the 1M recall (default 100)")
+    parser.add_argument("--rerank-photos", type=int, default=50_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compare", action="store_true", help="compare FAISS index types on 1M synthetic photos")
+    args = parser.parse_args()
+
+    import faiss
+    import torch
+
+    from scenetalk.alignment import load_alignment
+    from scenetalk.api import shipped_alignment
+    from scenetalk.data.registry import load_dataset
+    from scenetalk.features.store import FeatureStore
+
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    checkpoint = args.checkpoint or shipped_alignment()
+    dataset = load_dataset("flickr8k", root=args.root)
+    store = FeatureStore.open(args.features)
+    model, vocab, _ = load_alignment(checkpoint, store.extractor_id)
+    work = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    # The machine may be shared: the load average says how much the timings can be trusted.
+    print(f"checkpoint {checkpoint}, {args.threads} threads, scratch {work}, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    try:
+        run(args, checkpoint, dataset, store, model, vocab, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # a 330 MB index and a 2 GB re-ranking file
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
+    import faiss
+    import torch
+
+    from scenetalk.models.alignment import all_pairs_scores
+    from scenetalk.search import (FAISS_FILE, RESCORE_BLOCK, Searcher, bound_candidates, build_candidate_index, embed_sentences,
+                                  faiss_candidates, rescore, write_index)
+
+    regions = store.model_input("regions")
+    with torch.no_grad():
+        v = torch.cat([model.embed_regions(regions[i:i + 256].float()) for i in range(0, len(regions), 256)])
+    del regions
+    index_dir = write_index(work / "flickr8k", v, store.names, checkpoint, store.extractor_id)
+    searcher = Searcher(index_dir, checkpoint)
+    v = torch.from_numpy(np.array(searcher.vectors)).float()       # as the index stores them (float16)
+    bounds = torch.from_numpy(np.load(index_dir / "bounds.npy"))
+    val = dataset.split("val")
+    texts = [s.raw for image in val for s in image.sentences]
+    first = [image.sentences[0].raw for image in val]
+    val_rows = torch.tensor([store.row_index[image.relpath] for image in val])
+
+    def embedded(sentences):
+        """Word vectors of ``sentences`` as (s, mask) batches, and their Σ_t s_t."""
+        batches = list(embed_sentences(model, vocab, sentences))
+        return batches, torch.cat([s.sum(dim=1) for s, _ in batches])
+
+    if not args.compare:
+        batches, q_val = embedded(texts)
+        start = time.perf_counter()
+        S = torch.cat([all_pairs_scores(v[val_rows], s, m) for s, m in batches], dim=1)
+        print(f"exhaustive S_kl, 1,000 val photos x {len(texts)} sentences: {time.perf_counter() - start:.1f} s")
+        flickr_recall("Flickr8K val photos", bounds[val_rows], S, q_val)
+        batches, q_first = embedded(first)
+        S = torch.cat([all_pairs_scores(v, s, m) for s, m in batches], dim=1)
+        flickr_recall("Flickr8K all photos", bounds, S, q_first)
+        del S, batches
+
+        timed = texts[::max(1, len(texts) // args.queries)][:args.queries]
+        print(f"\nFlickr8K, all {len(searcher.names)} photos, Searcher.search (exact bound), k=10, "
+              f"{len(timed)} val sentences:")
+        for c in (100, 1000):
+            searcher.search(timed[0], k=10, candidates=c)  # warm-up
+            times, exact = [], 0
+            for text in timed:
+                start = time.perf_counter()
+                exact += searcher.search(text, k=10, candidates=c).exact
+                times.append(time.perf_counter() - start)
+            print(f"  C={c:4d}: median {pct(times, 50):.1f} ms, p90 {pct(times, 90):.1f} ms, proved exact "
+                  f"{exact}/{len(timed)}")
+
+    # 1M synthetic photos
+    start = time.perf_counter()
+    src, X = synthetic_photos(v, args.synthetic, seed=0)
+    print(f"\n{args.synthetic:,} synthetic photos generated in {time.perf_counter() - start:.1f} s "
+          f"(bounds: {X.numel() * 4 / 2**30:.2f} GiB float32)")
+    timed = texts[::max(1, len(texts) // args.queries)][:args.queries]
+    embedded_timed = [searcher.embed_query(t)[0] for t in timed]
+    q = torch.stack([s.sum(dim=0) for s in embedded_timed])
+    recall_idx = list(range(0, len(timed), max(1, len(timed) // args.recall_queries)))[:args.recall_queries]
+    start = time.perf_counter()
+    top10 = np.stack([synthetic_top10(v, src, embedded_timed[j]) for j in recall_idx])
+    print(f"exhaustive top-10 of {len(recall_idx)} queries: {time.perf_counter() - start:.1f} s")
+
+    brute_times = []
+    for j in range(20):
+        t0 = time.perf_counter()
+        bound_candidates(X, q[j], 1000)
+        brute_times.append(time.perf_counter() - t0)
+    print(f"exact bound, brute force over {len(X):,} photos: median {pct(brute_times, 50):.0f} ms "
+          f"(20 queries; {pct(brute_times, 50) / len(X) * 1000:.2f} ms per 1,000 photos)")
+    Xn = X.numpy()
+
+    if args.compare:
+        compare(Xn, q, top10, recall_idx)
+        return
+
+    start = time.perf_counter()
+    index = build_candidate_index(Xn)
+    build_s = time.perf_counter() - start
+    faiss.write_index(index, str(work / FAISS_FILE))
+    size = (work / FAISS_FILE).stat().st_size
+    nlist = faiss.extract_index_ivf(index).nlist
+    print(f"FAISS IVF{nlist},SQfp16 (search.build_candidate_index): built in {build_s:.1f} s, "
+          f"{size / 2**30:.2f} GiB on disk and in memory")
+
+    print(f"candidate recall of the exhaustive top-10, {len(recall_idx)} queries:")
+    print(f"  {'C':>5}  {'bound recall':>12}  {'FAISS recall':>12}  {'nprobe':>6}")
+    for c in CANDIDATES:
+        brute = [bound_candidates(X, q[j], c)[0] for j in recall_idx]
+        fast = faiss_candidates(index, q[recall_idx].numpy(), c)
+        print(f"  {c:5d}  {recall_at(top10, brute):12.3f}  {recall_at(top10, fast):12.3f}  "
+              f"{faiss.extract_index_ivf(index).nprobe:6d}")
+    del X, Xn
+
+    rerank_file = work / "rerank.npy"
+    synthetic_rerank_file(v, rerank_file, args.rerank_photos)
+    vectors = np.load(rerank_file, mmap_mode="r")
+    print(f"\nper-query latency over {len(timed)} val sentences (k=10), {args.synthetic:,} photos; re-ranking "
+          f"reads rows of a {args.rerank_photos:,}-photo memory-mapped file:")
+    for c in (100, 200, 1000):
+        parts = {"embed": [], "candidates": [], "re-rank": [], "total": []}
+        for text in timed:
+            t0 = time.perf_counter()
+            s, _ = searcher.embed_query(text)
+            t1 = time.perf_counter()
+            rows = faiss_candidates(index, s.sum(dim=0)[None].numpy(), c)[0]
+            t2 = time.perf_counter()
+            rescore(vectors, np.unique(rows % len(vectors)), s, 10, "max")
+            t3 = time.perf_counter()
+            for key, t in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                parts[key].append(t)
+        print(f"  C={c:4d}: " + ", ".join(f"{key} {pct(t, 50):.1f} ms (p90 {pct(t, 90):.1f})"
+                                          for key, t in parts.items()))
+    one_block, blocks = [], []
+    for text in timed:
+        s, _ = searcher.embed_query(text)
+        rows = np.sort(np.random.default_rng(len(one_block)).choice(len(vectors), 1000, replace=False))
+        for times, block in ((one_block, 1000), (blocks, RESCORE_BLOCK)):
+            t0 = time.perf_counter()
+            rescore(vectors, rows, s, 10, "max", block=block)
+            times.append(time.perf_counter() - t0)
+    print(f"re-ranking 1,000 random rows: in one block median {pct(one_block, 50):.1f} ms, in blocks of "
+          f"{RESCORE_BLOCK} (search.rescore) {pct(blocks, 50):.1f} ms")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\npeak memory of this process (ru_maxrss): {peak:.1f} GiB")
+
+
+def synthetic_rerank_file(v, path, n, seed=1):
+    """A float16 file of ``n`` synthetic photos' region vectors (groups of 5 real regions)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, *v.shape[1:]))
+    groups = v.view(len(v), 4, 5, -1)
+    for a in range(0, n, 5_000):
+        src = torch.randint(0, len(v), (min(5_000, n - a), 4), generator=g)
+        out[a:a + len(src)] = groups[src, torch.arange(4)].reshape(len(src), 20, -1).half().numpy()
+    out.flush()
+
+
+def compare(X, q, top10, recall_idx, c=1000):
+    """The FAISS index types the choice was made from, on the synthetic bounds: build time,
+    latency for C=1000 and recall of the exhaustive top-10 inside the candidates."""
+    import faiss
+
+    n, h = X.shape
+    print(f"\nFAISS index types, {n:,} photos, C={c}, {len(q)} queries timed, recall over {len(recall_idx)}:")
+    rng = np.random.default_rng(0)
+
+    def timed_search(index, label, build):
+        times, ids = [], []
+        for j in range(len(q)):
+            t0 = time.perf_counter()
+            _, found = index.search(q[j:j + 1].numpy(), c)
+            times.append(time.perf_counter() - t0)
+            ids.append(found[0])
+        print(f"  {label:28s}: build {build:5.1f} s, median {pct(times, 50):5.1f} ms, p90 {pct(times, 90):5.1f} ms, "
+              f"recall {recall_at(top10, [ids[j] for j in recall_idx]):.3f}")
+
+    for spec, train, nprobes in (("IVF1024,Flat", 65_536, (64,)), ("IVF1024,SQ8", 65_536, (64,)),
+                                 ("IVF1024,SQfp16", 65_536, (16, 64, 128)), ("IVF256,SQfp16", 16_384, (16, 32))):
+        start = time.perf_counter()
+        index = faiss.index_factory(h, spec, faiss.METRIC_INNER_PRODUCT)
+        index.train(X[np.sort(rng.choice(n, train, replace=False))])
+        for a in range(0, n, 100_000):
+            index.add(X[a:a + 100_000])
+        build = time.perf_counter() - start
+        for nprobe in nprobes:
+            index.nprobe = nprobe
+            timed_search(index, f"{spec} nprobe {nprobe}", build)
+        del index
+    start = time.perf_counter()
+    index = faiss.IndexHNSWFlat(h, 32, faiss.METRIC_INNER_PRODUCT)
+    for a in range(0, n, 100_000):
+        index.add(X[a:a + 100_000])
+    build = time.perf_counter() - start
+    for ef in (c, 2 * c):  # a search returns at most efSearch results
+        index.hnsw.efSearch = ef
+        timed_search(index, f"HNSW32,Flat efSearch {ef}", build)
+
+
+if __name__ == "__main__":
+    main()
