@@ -7,7 +7,7 @@ import torch
 
 from scenetalk.data.entities import EntityImage, EntityPhrase, EntitySentence
 from scenetalk.grounding import (ScoredSentences, flat_region_rows, informative, localisation_table, localise,
-                                 phrase_regions, region_dataset, snippet_agreement, snippets_of)
+                                 phrase_like, phrase_regions, region_dataset, snippet_agreement, snippets_of)
 
 # Three candidate regions: 0 the whole image, 1 the left half, 2 a small box at the top right.
 BOXES = np.array([[[0, 0, 1, 1], [0, 0, 0.5, 1], [0.7, 0, 1, 0.3]]], dtype=np.float32)
@@ -93,6 +93,8 @@ def test_snippets_and_region_dataset():
     assert [(im.file_name, im.split, [s.raw for s in im.sentences]) for im in data.images] == [
         ("p.jpg#1", "train", ["a man"]), ("p.jpg#2", "train", ["a red shirt"])]
     assert not informative(["in", "the"]) and informative(["the", "dog"])
+    assert phrase_like(["a", "brown", "dog"]) and phrase_like(["grass"])
+    assert not phrase_like(["two"]) and not phrase_like(["a", "group", "of"]) and not phrase_like([])
 
 
 def test_flat_region_rows():

@@ -273,8 +273,20 @@ FUNCTION_WORDS = frozenset(
     "he she they them who which what where down up out off one another some".split())
 
 
+#: Counts name no region on their own ("two" in "two dogs" gets split off by the MRF).
+NUMBER_WORDS = frozenset("two three four five six several many few".split())
+
+
 def informative(tokens: Sequence[str]) -> bool:
     return any(t not in FUNCTION_WORDS for t in tokens)
+
+
+def phrase_like(tokens: Sequence[str]) -> bool:
+    """A snippet worth learning to say about a region: it has a word that is neither a
+    function word nor a count, and it does not stop on a function word ("to catch a",
+    "a group of" are cut-off pieces of a longer phrase)."""
+    return (bool(tokens) and tokens[-1] not in FUNCTION_WORDS
+            and any(t not in FUNCTION_WORDS and t not in NUMBER_WORDS for t in tokens))
 
 
 def region_corpus(model: AlignmentModel, vocab: Vocabulary, dataset, store, splits: Sequence[str], beta: float,
@@ -342,7 +354,7 @@ def region_key(image: str, region: int) -> str:
 def region_dataset(corpus: dict, name: str = "region-snippets", min_score: float = 0.0):
     """The corpus as a ``CaptionDataset`` whose "images" are regions (``region_key``) and whose
     sentences are the snippets aligned to them, for training a generator on regions (§3.2
-    trained on regions). Kept: snippets with a content word and a summed score above
+    trained on regions). Kept: ``phrase_like`` snippets with a summed score above
     ``min_score`` (a snippet whose words score <= 0 on every region was put somewhere only
     because each word must go somewhere)."""
     from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
@@ -350,7 +362,7 @@ def region_dataset(corpus: dict, name: str = "region-snippets", min_score: float
     items: dict[str, ImageRecord] = {}
     for s in corpus["snippets"]:
         tokens = s["text"].split()
-        if not informative(tokens) or s["score"] <= min_score:
+        if not phrase_like(tokens) or s["score"] <= min_score:
             continue
         key = region_key(s["image"], s["region"])
         if key not in items:
