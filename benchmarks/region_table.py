@@ -22,13 +22,14 @@ METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D
 
 def main() -> None:
     from scenetalk.api import extractor_for
-    from scenetalk.captioner import caption_features, load_generator
+    from scenetalk.captioner import caption_features, default_length_penalty, load_generator_for
     from scenetalk.data.entities import load_entities
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
     from scenetalk.grounding import flat_region_rows, load_corpus
     from scenetalk.metrics.captions import score_captions
     from scenetalk.region_descriptions import box_features, human_boxes, nearest_neighbour_phrases
+
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--regions", required=True, help="region generator checkpoint")
@@ -64,12 +65,10 @@ def main() -> None:
     rows = list(ROWS[:3]) + [ROWS[3] if len(penalties) == 1 else f"{ROWS[3]}, length penalty {lp}" for lp in penalties]
     runs = [("full-frame generator", args.full_frame, None)] + [(r, args.regions, lp) for r, lp in zip(rows[3:], penalties)]
     for row, checkpoint, lp in runs:
-        model, vocab, meta = load_generator(checkpoint)
-        # A whole-image generator names only the backbone; box crops come from the same backbone.
-        if not store.extractor_id.split("+")[0] == meta.get("extractor_id", "").split("+")[0]:
-            raise SystemExit(f"{checkpoint}: trained on {meta.get('extractor_id')}, not {store.extractor_id}")
+        # Box crops are the backbone's vectors, like whole photos: a whole-photo captioner reads them.
+        model, vocab, meta = load_generator_for(checkpoint, store, one_vector=True)
         if lp is None:  # the full-frame captioner: its own shipped default
-            lp = float(meta.get("decoding", {}).get("length_penalty", 0.0))
+            lp = default_length_penalty(meta)
         caps = caption_features(model, vocab, feats, beam_size=args.beam, length_penalty=lp)
         candidates[row] = [c[0].text or "<empty>" for c in caps]
 

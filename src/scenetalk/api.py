@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from scenetalk.captioner import Caption, caption_features, load_generator
+from scenetalk.captioner import Caption, caption_features, default_length_penalty, load_generator
 from scenetalk.checkpoint import CheckpointError
 from scenetalk.features.extract import Extractor
 from scenetalk.images import load_image
@@ -114,7 +114,7 @@ class Captioner:
         ``length_penalty`` defaults to the checkpoint's ``decoding.length_penalty`` (chosen on
         validation when it was shipped), else 0."""
         if length_penalty is None:
-            length_penalty = float(self.meta.get("decoding", {}).get("length_penalty", 0.0))
+            length_penalty = default_length_penalty(self.meta)
         out: list[list[Caption]] = []
         for batch in loaded_batches(images, batch_size):
             out.extend(caption_features(self.generator, self.vocab, self.features(batch), beam_size=beam_size,

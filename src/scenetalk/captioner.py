@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from scenetalk.checkpoint import load_model
+from scenetalk.checkpoint import CheckpointError, load_model
 from scenetalk.data.text import Vocabulary
 from scenetalk.decoding import Hypothesis, beam_search, greedy
+from scenetalk.errors import ScenetalkError
 from scenetalk.models import build_generator
 from scenetalk.models.generator import CaptionGenerator
 
@@ -30,6 +31,33 @@ class Caption:
 def load_generator(folder: str | os.PathLike, expect_extractor_id: str | None = None
                    ) -> tuple[CaptionGenerator, Vocabulary, dict]:
     return load_model(folder, "caption_generator", build_generator, expect_extractor_id)
+
+
+def default_length_penalty(meta: dict) -> float:
+    """A checkpoint's beam-search length normalisation (``decoding.length_penalty``, chosen on
+    validation when it was shipped), else 0."""
+    return float(meta.get("decoding", {}).get("length_penalty", 0.0))
+
+
+def check_features(checkpoint: str | os.PathLike, meta: dict, store) -> None:
+    """A generator reads the store only if it was trained on the same features: its extractor
+    id is the store's, or (a whole-photo captioner) the store's backbone part, whose global
+    features a region store holds unchanged."""
+    have = meta.get("extractor_id") or ""
+    if have not in (store.extractor_id, store.extractor_id.split("+")[0]):
+        raise CheckpointError(f"{checkpoint}: made for image features {have!r}, but {store.path} holds "
+                              f"{store.extractor_id!r}; pass features made by the checkpoint's extractor")
+
+
+def load_generator_for(checkpoint: str | os.PathLike, store, one_vector: bool = False):
+    """A caption generator checked against the store (see ``check_features``); ``one_vector``:
+    it must read one vector per image (so it can read one region's)."""
+    model, vocab, meta = load_generator(checkpoint)
+    check_features(checkpoint, meta, store)
+    if one_vector and model.image_input != "global":
+        raise ScenetalkError(f"{checkpoint}: this generator reads a grid of cells, not one vector per region; "
+                             "use a generator of global features (e.g. the shipped captioner)")
+    return model, vocab, meta
 
 
 def _to_caption(vocab: Vocabulary, h: Hypothesis) -> Caption:

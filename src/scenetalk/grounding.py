@@ -30,6 +30,7 @@ import torch
 from scenetalk.data.text import Vocabulary
 from scenetalk.models.alignment import AlignmentModel
 from scenetalk.models.mrf import chain_alignment, segments
+from scenetalk.vision.boxes import box_area, box_iou, union_box
 
 LOCALISATION_METHODS = ("sum", "mrf")
 #: The MRF's β for snippets, chosen on the Flickr8K dev images: the β whose snippets best match
@@ -52,13 +53,15 @@ def word_region_scores(model: AlignmentModel, vocab: Vocabulary, regions: torch.
     ids, lengths = vocab.encode_batch([list(t) or ["<unk>"] for t in tokens], add_start=False, add_end=False)
     image_of = torch.as_tensor(image_of, dtype=torch.long)
     unary = torch.zeros(len(ids), ids.size(1), regions.size(1))
+    # Each image's regions once (an image has several sentences), in batches.
+    v_all = torch.cat([model.embed_regions(regions[a:a + batch_size]).float()
+                       for a in range(0, len(regions), batch_size)])
     order = lengths.argsort()  # batches of similar length: the recurrence runs only as long as needed
     for start in range(0, len(ids), batch_size):
         rows = order[start:start + batch_size]
         n = int(lengths[rows].max())
         s, _ = model.embed_words(ids[rows, :n])
-        v = model.embed_regions(regions[image_of[rows]])
-        unary[rows, :n] = torch.einsum("lth,lmh->ltm", s.float(), v.float())
+        unary[rows, :n] = torch.einsum("lth,lmh->ltm", s.float(), v_all[image_of[rows]])
     return unary, ids != 0
 
 
@@ -81,10 +84,6 @@ def phrase_regions(unary: torch.Tensor, spans: Sequence[tuple[int, int]], method
             totals = allowed
         out.append(int(totals.argmax()))
     return out
-
-
-def box_area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
 
 
 @dataclass
@@ -141,8 +140,6 @@ def phrase_truth(boxes: np.ndarray, protocol: str) -> np.ndarray:
     """The boxes a region is compared with: each of the phrase's boxes (``any``: a hit on any
     counts, the issue's definition) or their union (``union``: Plummer et al.'s protocol, which
     GroundeR and CCA report)."""
-    from scenetalk.data.entities import union_box
-
     if protocol == "any":
         return boxes
     if protocol == "union":
@@ -190,8 +187,6 @@ def localise(scored: ScoredSentences, boxes: np.ndarray, row_of: dict[str, int],
     picks for its words. ``boxes`` (N, M, 4) and ``box_scores`` (N, M) are the feature store's
     candidate boxes and detector confidences: region 0 is the whole image, regions 1.. are
     detections. ``prior_weight`` > 0 adds the objectness prior (needs ``box_scores``)."""
-    from scenetalk.data.entities import box_iou
-
     if prior_weight and box_scores is None:
         raise ValueError("an objectness prior needs the detector's box_scores")
 
@@ -242,8 +237,6 @@ def snippet_agreement(scored: ScoredSentences, boxes: np.ndarray, row_of: dict[s
     has IoU >= 0.5 with the phrase's box. Precision over all snippets, recall over all boxed
     phrases, their F1, and the mean snippet length. Small β cuts phrases into single words
     (low recall), large β merges them into long runs (low precision)."""
-    from scenetalk.data.entities import box_iou
-
     assignment = align_sentences(scored.unary, scored.mask, beta)
     right = n_snippets = n_phrases = n_words = 0
     for l, (name, j) in enumerate(scored.keys):
@@ -332,11 +325,12 @@ def save_corpus(path, snippets: list[dict], meta: dict) -> None:
 
 def load_corpus(path) -> dict:
     import json
+    from pathlib import Path
 
     from scenetalk.errors import ScenetalkError
 
     try:
-        data = json.loads(open(path, encoding="utf-8").read())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScenetalkError(f"{path}: no such snippet corpus; make one with `scenetalk snippets`") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

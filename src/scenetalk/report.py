@@ -28,7 +28,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from scenetalk.checkpoint import CheckpointError
 from scenetalk.data.schema import CaptionDataset, ImageRecord
 from scenetalk.errors import ScenetalkError
 
@@ -66,29 +65,6 @@ def pick_images(dataset: CaptionDataset, split: str, n: int, seed: int,
     if not out:
         raise ScenetalkError("--images: give at least one image name")
     return out
-
-
-def check_features(checkpoint: Path, meta: dict, store) -> None:
-    """A generator reads the store only if it was trained on the same features: its extractor
-    id is the store's, or (a whole-photo captioner) the store's backbone part, whose global
-    features a region store holds unchanged."""
-    have = meta.get("extractor_id") or ""
-    if have not in (store.extractor_id, store.extractor_id.split("+")[0]):
-        raise CheckpointError(f"{checkpoint}: made for image features {have!r}, but {store.path} holds "
-                              f"{store.extractor_id!r}; pass features made by the checkpoint's extractor")
-
-
-def load_generator_for(checkpoint: Path, store, one_vector: bool = False):
-    """A caption generator checked against the store (see ``check_features``); ``one_vector``:
-    it must read one vector per image (so it can read one region's)."""
-    from scenetalk.captioner import load_generator
-
-    model, vocab, meta = load_generator(checkpoint)
-    check_features(checkpoint, meta, store)
-    if one_vector and model.image_input != "global":
-        raise ScenetalkError(f"{checkpoint}: this generator reads a grid of cells, not one vector per region; "
-                             "use a generator of global features (e.g. the shipped captioner)")
-    return model, vocab, meta
 
 
 def shown_path(path: Path) -> str:
@@ -216,7 +192,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
                  header: dict[str, str], progress: bool = True) -> list[PhotoReport]:
     """Compute everything shown for ``images`` and write the report folder ``out``."""
     from scenetalk.alignment import load_alignment, score_split, sentence_set
-    from scenetalk.captioner import caption_features
+    from scenetalk.captioner import caption_features, default_length_penalty, load_generator_for
     from scenetalk.grounding import align_sentences, word_region_scores
     from scenetalk.images import load_image
     from scenetalk.pictures import PALETTE, alignment_picture
@@ -261,7 +237,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
         captions = caption_features(captioner, c_vocab,
                                     torch.from_numpy(np.asarray(store.array(captioner.image_input)[rows],
                                                                 dtype=np.float32)),
-                                    beam_size=BEAM, length_penalty=_length_penalty(c_meta))
+                                    beam_size=BEAM, length_penalty=default_length_penalty(c_meta))
         # Regions 1-19 by detector score, as ``scenetalk regions`` picks them (stable, so equal
         # scores keep the detector's order; grid fillers, score 0, come last).
         chosen = [1 + np.argsort(-box_scores[i, 1:], kind="stable")[:top_regions] for i in range(len(images))]
@@ -289,7 +265,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
 
             feats = torch.from_numpy(np.asarray(store.regions[rows[i]][chosen[i]], dtype=np.float32))
             phrases = caption_features(describer, d_vocab, feats, beam_size=BEAM, max_len=PHRASE_MAX_LEN,
-                                       length_penalty=_length_penalty(d_meta))
+                                       length_penalty=default_length_penalty(d_meta))
             rep.regions = [{"region": int(k), "class": store.class_name(box_classes[i, k]),
                             "detector_score": float(box_scores[i, k]), "phrase": c[0].text,
                             "log_prob": c[0].log_prob} for k, c in zip(chosen[i], phrases)]
@@ -308,11 +284,6 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
 
         atomic_write_text(folder / INDEX, render_html(header, reports, beta))
     return reports
-
-
-def _length_penalty(meta: dict) -> float:
-    """The checkpoint's own, as ``Captioner.caption`` decodes (chosen on validation when shipped)."""
-    return float(meta.get("decoding", {}).get("length_penalty", 0.0))
 
 
 def _save(picture, folder: Path, name: str) -> Picture:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from scenetalk.api import Captioner
-    from scenetalk.captioner import caption_features
+    from scenetalk.captioner import caption_features, default_length_penalty
     from scenetalk.commands.align import box_text, photo_regions, region_record
     from scenetalk.pictures import regions_picture, save_png
 
@@ -66,10 +66,9 @@ def run(args: argparse.Namespace) -> int:
     # grid fillers (score 0) come last.
     chosen = 1 + np.argsort(-arrays["box_scores"][1:], kind="stable")[:args.top]
     features = torch.from_numpy(arrays["regions"][chosen]).float()
-    length_penalty = float(captioner.meta.get("decoding", {}).get("length_penalty", 0.0))
     phrases = [caps[0] for caps in caption_features(captioner.generator, captioner.vocab, features,
                                                     beam_size=args.beam, max_len=args.max_len,
-                                                    length_penalty=length_penalty)]
+                                                    length_penalty=default_length_penalty(captioner.meta))]
     records = [{**region_record(int(k), arrays, image.size), "phrase": c.text, "log_prob": round(c.log_prob, 4)}
                for k, c in zip(chosen, phrases)]
     if args.out:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_boxes", "box_iou", "inclusive_pixels_to_normalized", "to_pixels", "union_box"]
+__all__ = ["as_boxes", "box_area", "box_iou", "inclusive_pixels_to_normalized", "to_pixels", "union_box"]
 
 
 def as_boxes(boxes) -> np.ndarray:
@@ -59,6 +59,12 @@ def union_box(boxes) -> np.ndarray:
     return np.concatenate([arr[:, :2].min(axis=0), arr[:, 2:].max(axis=0)]).astype(np.float32)
 
 
+def box_area(boxes) -> np.ndarray:
+    """Areas of boxes of any leading shape (..., 4); inverted boxes have area 0."""
+    boxes = np.asarray(boxes)
+    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
+
+
 def box_iou(a, b) -> np.ndarray:
     """Pairwise intersection over union: ``(A, 4)`` x ``(B, 4)`` -> ``(A, B)`` float32.
 
@@ -66,8 +72,7 @@ def box_iou(a, b) -> np.ndarray:
     union has zero area (two empty boxes) get IoU 0 rather than NaN.
     """
     a, b = as_boxes(a), as_boxes(b)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    area_a, area_b = box_area(a), box_area(b)
     lo = np.maximum(a[:, None, :2], b[None, :, :2])
     hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
