@@ -1,4 +1,4 @@
-"""Benchmark search's candidate stage: the exact bound (brute force) against the FAISS index,
+"""Benchmark search's candidate stage: the exact bounds (brute force) against the FAISS indexes,
 on Flickr8K and on 1,000,000 synthetic photos.
 
     python benchmarks/bench_search_faiss.py --checkpoint runs/alignment-flickr8k/best
@@ -6,22 +6,29 @@ on Flickr8K and on 1,000,000 synthetic photos.
 
 Queries are Flickr8K **val** sentences, embedded by the model. Candidate recall is the share of
 the exhaustive top-10 (exact S_kl, eq. 8, of every photo) that is inside the candidate set of
-size C; the exact scores are of the region vectors as an index stores them (float16).
+size C; the exact scores are of the region vectors as an index stores them (float16). Three
+candidate rules: the C largest upper bounds u_kᵀΣ_t s_t ("bound"), the C largest lower bounds
+v_0ᵀΣ_t s_t of the whole-image region vector ("whole"), and search's rule, half by the bound
+and the rest by the whole image (``search.merge_candidates``, "merged").
 
 1. Flickr8K recall, for two collections: the 1,000 val photos (all 5,000 val sentences as
    queries) and all 8,091 photos (the first sentence of each val photo, 1,000 queries); for
-   the bound (``search.bound_candidates``, with the share of queries it proves exact at k=10)
-   and for the FAISS index ``search.build_candidate_index`` builds for that collection.
-2. Flickr8K latency: ``Searcher.search`` on an index of all 8,091 photos (the exact bound: the
-   product's path below ``search.FAISS_MIN_PHOTOS``), query embedding included.
+   the exact rankings (with the share of queries that the bound alone and the merged rule,
+   ``search.bound_candidates``, prove exact at k=10) and for the FAISS indexes
+   ``search.build_candidate_index`` builds of the bounds and of the whole-image vectors.
+2. Flickr8K latency: ``Searcher.search`` on an index of all 8,091 photos (written from the
+   feature store a block at a time; the exact bounds: the path below
+   ``search.FAISS_MIN_PHOTOS``), query embedding included.
 3. 1M synthetic photos: each is 4 groups of 5 regions, every group taken from a random real
    photo (region vectors of the trained model), so its bound is the max of 20 real region
-   vectors and its exact S_kl is known. Reported: FAISS build time and size, the bound's
-   brute-force time, per-query latency = query embedding + FAISS candidates + exact
-   re-ranking, and the candidate recall of both stages against the exhaustive top-10.
-   Re-ranking reads the candidates' rows from a memory-mapped file of ``--rerank-photos``
-   synthetic photos (not 1M: that file would be 40 GB), warm in the page cache; a cold disk
-   adds its random-read time for C rows of 40 KB.
+   vectors, its whole-image vector is region 0 of its first group's photo, and its exact S_kl
+   is known. Reported: build time and size of both FAISS indexes, the brute-force time of
+   both bounds, the candidate recall of the three rules (exact and FAISS) against the
+   exhaustive top-10, and per-query latency = query embedding + merged FAISS candidates
+   (``search.faiss_candidates``: both indexes) + exact re-ranking. Re-ranking reads the
+   candidates' rows from a memory-mapped file of ``--rerank-photos`` synthetic photos (not 1M:
+   that file would be 40 GB), warm in the page cache; a cold disk adds its random-read time for
+   C rows of 40 KB.
 
 ``--compare`` measures the FAISS index types the choice was made from instead (1M synthetic).
 """
@@ -54,36 +61,65 @@ def recall_at(top10: np.ndarray, candidate_sets) -> float:
     return float(np.mean([np.isin(top, cand).mean() for top, cand in zip(top10, candidate_sets)]))
 
 
-def flickr_recall(name, bounds, S, queries, k=10):
-    """Recall of the bound and of FAISS at each C for a collection: bounds (N, h), exact
-    scores S (N, queries), query vectors Σ_t s_t (queries, h)."""
+def recall_table(top10, by_bound, by_whole, faiss_bound, faiss_whole, c, extra=""):
+    """One row of recall of the exhaustive top-10 for the three rules at C = ``c``, exact and
+    FAISS, from each query's rankings (best first; the exact ones at least ``c`` long)."""
+    from scenetalk.search import merge_candidates
+
+    exact = [[r[:c] for r in by_bound], [r[:c] for r in by_whole],
+             [merge_candidates(b[:c], w[:c], c) for b, w in zip(by_bound, by_whole)]]
+    fast = [faiss_bound, faiss_whole, [merge_candidates(b, w, c) for b, w in zip(faiss_bound, faiss_whole)]]
+    return (f"  {c:5d}  " + "  ".join(f"{recall_at(top10, cands):6.3f}" for cands in exact) + extra + "    "
+            + "  ".join(f"{recall_at(top10, cands):6.3f}" for cands in fast))
+
+
+def print_recall_header(extra="", after=""):
+    """The two header lines of ``recall_table``'s rows; ``extra`` heads their ``extra``
+    columns, ``after`` what follows the rows."""
+    rules = f"{'bound':>6}  {'whole':>6}  {'merged':>6}"
+    print(f"{'':9}{'exact rankings':22}{'':{len(extra)}}    FAISS")
+    print(f"  {'C':>5}  {rules}{extra}    {rules}{after}")
+
+
+def flickr_recall(name, bounds, whole, S, queries, k=10):
+    """Recall of the three candidate rules at each C, exact and with FAISS, for a collection:
+    bounds and whole-image vectors (N, h), exact scores S (N, queries), query vectors Σ_t s_t
+    (queries, h)."""
     import faiss
 
-    from scenetalk.search import bound_candidates, build_candidate_index, faiss_candidates, proves_exact
+    from scenetalk.search import bound_candidates, build_candidate_index, faiss_rankings, proves_exact
 
     top10 = S.topk(k, dim=0).indices.T.numpy()
     kth = S.topk(k, dim=0).values[-1]
-    start = time.perf_counter()
-    index = build_candidate_index(bounds.numpy())
-    built = time.perf_counter() - start
-    nlist = faiss.extract_index_ivf(index).nlist
-    print(f"\n{name}: {len(bounds)} photos, {len(queries)} queries; FAISS IVF{nlist},SQfp16 built in {built:.1f} s")
-    print(f"  {'C':>5}  {'bound recall':>12}  {'proved exact':>12}  {'FAISS recall':>12}")
+    indexes, built = [], []
+    for x in (bounds, whole):
+        start = time.perf_counter()
+        indexes.append(build_candidate_index(x.numpy()))
+        built.append(time.perf_counter() - start)
+    nlist = faiss.extract_index_ivf(indexes[0]).nlist
+    print(f"\n{name}: {len(bounds)} photos, {len(queries)} queries; FAISS IVF{nlist},SQfp16 of the bounds and of "
+          f"the whole-image vectors built in {built[0]:.1f} s and {built[1]:.1f} s")
+    print(f"candidate recall of the exhaustive top-10 (proved: share of queries proved exact at k={k}):")
+    print_recall_header(f"  {'proved: bound':>13}  {'merged':>6}")
+    upper, lower = queries @ bounds.T, queries @ whole.T                      # (queries, N)
     for c in CANDIDATES:
         if c >= len(bounds):
             continue
-        cands, proved = [], 0
+        top = upper.topk(c + 1, dim=1)
+        by_bound, by_whole = top.indices.numpy(), lower.topk(c, dim=1).indices.numpy()
+        proved_bound = proved_merged = 0
         for j, q in enumerate(queries):
-            rows, left_out = bound_candidates(bounds, q, c)
-            cands.append(rows)
-            proved += proves_exact(float(kth[j]), left_out)
-        fast = faiss_candidates(index, queries.numpy(), c)
-        print(f"  {c:5d}  {recall_at(top10, cands):12.3f}  {proved / len(queries):12.3f}  {recall_at(top10, fast):12.3f}")
+            proved_bound += proves_exact(float(kth[j]), float(top.values[j, c]))
+            proved_merged += proves_exact(float(kth[j]), bound_candidates(bounds, whole, q, c)[1])
+        proved = f"  {proved_bound / len(queries):13.3f}  {proved_merged / len(queries):6.3f}"
+        faiss_bound, faiss_whole = (faiss_rankings(index, queries.numpy(), c) for index in indexes)
+        print(recall_table(top10, by_bound, by_whole, faiss_bound, faiss_whole, c, proved))
 
 
 def synthetic_photos(v, n, seed):
     """``n`` synthetic photos of 4 groups of 5 regions, each group from a random real photo:
-    their sources (n, 4) and their bounds (n, h)."""
+    their sources (n, 4), their bounds (n, h) and their whole-image vectors (n, h), region 0
+    of their first group's photo."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -92,7 +128,7 @@ def synthetic_photos(v, n, seed):
     bounds = torch.empty(n, v.size(-1))
     for a in range(0, n, 50_000):
         bounds[a:a + 50_000] = groups[src[a:a + 50_000], torch.arange(4)].max(dim=1).values
-    return src, bounds
+    return src, bounds, v[src[:, 0], 0]
 
 
 def synthetic_top10(v, src, s, k=10):
@@ -150,17 +186,19 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
     import torch
 
     from scenetalk.models.alignment import all_pairs_scores
-    from scenetalk.search import (FAISS_FILE, RESCORE_BLOCK, Searcher, bound_candidates, build_candidate_index, embed_sentences,
-                                  faiss_candidates, rescore, write_index)
+    from scenetalk.search import (BOUNDS_FILE, FAISS_FILE, RESCORE_BLOCK, WHOLE_FAISS_FILE, WHOLE_FILE, Searcher,
+                                  bound_candidates, build_candidate_index, embed_sentences, faiss_candidates,
+                                  faiss_rankings, region_vectors, rescore, write_index)
 
-    regions = store.model_input("regions")
-    with torch.no_grad():
-        v = torch.cat([model.embed_regions(regions[i:i + 256].float()) for i in range(0, len(regions), 256)])
-    del regions
-    index_dir = write_index(work / "flickr8k", v, store.names, checkpoint, store.extractor_id)
+    start = time.perf_counter()
+    index_dir = write_index(work / "flickr8k", region_vectors(model, store.regions, np.arange(len(store))),
+                            store.names, checkpoint, store.extractor_id)
+    print(f"index of all {len(store)} Flickr8K photos written (streamed from the feature store) in "
+          f"{time.perf_counter() - start:.1f} s")
     searcher = Searcher(index_dir, checkpoint)
     v = torch.from_numpy(np.array(searcher.vectors)).float()       # as the index stores them (float16)
-    bounds = torch.from_numpy(np.load(index_dir / "bounds.npy"))
+    bounds = torch.from_numpy(np.load(index_dir / BOUNDS_FILE))
+    whole = torch.from_numpy(np.load(index_dir / WHOLE_FILE))
     val = dataset.split("val")
     texts = [s.raw for image in val for s in image.sentences]
     first = [image.sentences[0].raw for image in val]
@@ -176,14 +214,14 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
         start = time.perf_counter()
         S = torch.cat([all_pairs_scores(v[val_rows], s, m) for s, m in batches], dim=1)
         print(f"exhaustive S_kl, 1,000 val photos x {len(texts)} sentences: {time.perf_counter() - start:.1f} s")
-        flickr_recall("Flickr8K val photos", bounds[val_rows], S, q_val)
+        flickr_recall("Flickr8K val photos", bounds[val_rows], whole[val_rows], S, q_val)
         batches, q_first = embedded(first)
         S = torch.cat([all_pairs_scores(v, s, m) for s, m in batches], dim=1)
-        flickr_recall("Flickr8K all photos", bounds, S, q_first)
+        flickr_recall("Flickr8K all photos", bounds, whole, S, q_first)
         del S, batches
 
         timed = texts[::max(1, len(texts) // args.queries)][:args.queries]
-        print(f"\nFlickr8K, all {len(searcher.names)} photos, Searcher.search (exact bound), k=10, "
+        print(f"\nFlickr8K, all {len(searcher.names)} photos, Searcher.search (exact bounds, merged), k=10, "
               f"{len(timed)} val sentences:")
         for c in (100, 1000):
             searcher.search(timed[0], k=10, candidates=c)  # warm-up
@@ -197,9 +235,9 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
 
     # 1M synthetic photos
     start = time.perf_counter()
-    src, X = synthetic_photos(v, args.synthetic, seed=0)
+    src, X, W = synthetic_photos(v, args.synthetic, seed=0)
     print(f"\n{args.synthetic:,} synthetic photos generated in {time.perf_counter() - start:.1f} s "
-          f"(bounds: {X.numel() * 4 / 2**30:.2f} GiB float32)")
+          f"(bounds and whole-image vectors: {X.numel() * 4 / 2**30:.2f} GiB float32 each)")
     timed = texts[::max(1, len(texts) // args.queries)][:args.queries]
     embedded_timed = [searcher.embed_query(t)[0] for t in timed]
     q = torch.stack([s.sum(dim=0) for s in embedded_timed])
@@ -209,48 +247,55 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
     print(f"exhaustive top-10 of {len(recall_idx)} queries: {time.perf_counter() - start:.1f} s")
 
     brute_times = []
-    for j in range(20):
+    for j in range(min(20, len(q))):
         t0 = time.perf_counter()
-        bound_candidates(X, q[j], 1000)
+        bound_candidates(X, W, q[j], 1000)
         brute_times.append(time.perf_counter() - t0)
-    print(f"exact bound, brute force over {len(X):,} photos: median {pct(brute_times, 50):.0f} ms "
-          f"(20 queries; {pct(brute_times, 50) / len(X) * 1000:.2f} ms per 1,000 photos)")
+    print(f"exact bounds (search.bound_candidates: both products and the merge), brute force over {len(X):,} "
+          f"photos, C=1000: median {pct(brute_times, 50):.0f} ms ({len(brute_times)} queries; "
+          f"{pct(brute_times, 50) / len(X) * 1000:.2f} ms per 1,000 photos)")
     Xn = X.numpy()
 
     if args.compare:
         compare(Xn, q, top10, recall_idx)
         return
 
-    start = time.perf_counter()
-    index = build_candidate_index(Xn)
-    build_s = time.perf_counter() - start
-    faiss.write_index(index, str(work / FAISS_FILE))
-    size = (work / FAISS_FILE).stat().st_size
-    nlist = faiss.extract_index_ivf(index).nlist
-    print(f"FAISS IVF{nlist},SQfp16 (search.build_candidate_index): built in {build_s:.1f} s, "
-          f"{size / 2**30:.2f} GiB on disk and in memory")
+    indexes = []
+    for label, x, file in (("bounds", Xn, FAISS_FILE), ("whole-image vectors", W.numpy(), WHOLE_FAISS_FILE)):
+        start = time.perf_counter()
+        indexes.append(build_candidate_index(x))
+        build_s = time.perf_counter() - start
+        faiss.write_index(indexes[-1], str(work / file))
+        size = (work / file).stat().st_size
+        print(f"FAISS IVF{faiss.extract_index_ivf(indexes[-1]).nlist},SQfp16 of the {label} "
+              f"(search.build_candidate_index): built in {build_s:.1f} s, {size / 2**30:.2f} GiB on disk and in memory")
+    index, whole_index = indexes
 
+    # The exact rankings of all recall queries at once (a matrix product), best first: a
+    # ranking's first C rows are its top C.
+    most = max(CANDIDATES)
+    by_bound = (X @ q[recall_idx].T).topk(most, dim=0).indices.T.numpy()
+    by_whole = (W @ q[recall_idx].T).topk(most, dim=0).indices.T.numpy()
     print(f"candidate recall of the exhaustive top-10, {len(recall_idx)} queries:")
-    print(f"  {'C':>5}  {'bound recall':>12}  {'FAISS recall':>12}  {'nprobe':>6}")
+    print_recall_header(after=f"  {'nprobe':>6}")
     for c in CANDIDATES:
-        brute = [bound_candidates(X, q[j], c)[0] for j in recall_idx]
-        fast = faiss_candidates(index, q[recall_idx].numpy(), c)
-        print(f"  {c:5d}  {recall_at(top10, brute):12.3f}  {recall_at(top10, fast):12.3f}  "
-              f"{faiss.extract_index_ivf(index).nprobe:6d}")
-    del X, Xn
+        faiss_bound, faiss_whole = (faiss_rankings(x, q[recall_idx].numpy(), c) for x in indexes)
+        print(recall_table(top10, by_bound, by_whole, faiss_bound, faiss_whole, c)
+              + f"  {faiss.extract_index_ivf(index).nprobe:6d}")
+    del X, Xn, W
 
     rerank_file = work / "rerank.npy"
     synthetic_rerank_file(v, rerank_file, args.rerank_photos)
     vectors = np.load(rerank_file, mmap_mode="r")
-    print(f"\nper-query latency over {len(timed)} val sentences (k=10), {args.synthetic:,} photos; re-ranking "
-          f"reads rows of a {args.rerank_photos:,}-photo memory-mapped file:")
+    print(f"\nper-query latency over {len(timed)} val sentences (k=10), {args.synthetic:,} photos, merged FAISS "
+          f"candidates (both indexes); re-ranking reads rows of a {args.rerank_photos:,}-photo memory-mapped file:")
     for c in (100, 200, 1000):
         parts = {"embed": [], "candidates": [], "re-rank": [], "total": []}
         for text in timed:
             t0 = time.perf_counter()
             s, _ = searcher.embed_query(text)
             t1 = time.perf_counter()
-            rows = faiss_candidates(index, s.sum(dim=0)[None].numpy(), c)[0]
+            rows = faiss_candidates(index, whole_index, s.sum(dim=0)[None].numpy(), c)[0]
             t2 = time.perf_counter()
             rescore(vectors, np.unique(rows % len(vectors)), s, 10, "max")
             t3 = time.perf_counter()

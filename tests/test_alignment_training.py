@@ -47,3 +47,24 @@ def test_alignment_training_learns_retrieval(tmp_path):
     with pytest.raises(CheckpointError, match="not a caption generator checkpoint"):
         from scenetalk.captioner import load_generator
         load_generator(tmp_path / "run" / "best")
+
+
+def test_fine_tuning_with_hardest_negatives_starts_from_the_checkpoint(tmp_path):
+    """VSE++'s recipe here: eq. 9's sum first, then the hardest negative from that checkpoint."""
+    data, feats, rows = synthetic()
+    small = {"embed_dim": 16, "word_dim": 8, "hidden_dim": 16, "dropout": 0.0}
+    warm = AlignTrainConfig(model=small, min_count=1, batch_size=20, optimizer="adam", lr=0.01, epochs=8,
+                            eval_every=1000, checkpoint_every=1000)
+    first = AlignmentTrainer(warm, data, feats, rows, "synthetic-regions", tmp_path / "warm", progress=False).run()
+    tune = AlignTrainConfig(init_from=str(tmp_path / "warm" / "best"), hardest=True, min_count=1, batch_size=20,
+                            optimizer="adam", lr=0.002, epochs=4, eval_every=1000, checkpoint_every=1000)
+    t = AlignmentTrainer(tune, data, feats, rows, "synthetic-regions", tmp_path / "tuned", progress=False)
+    start, vocab, _ = load_alignment(tmp_path / "warm" / "best")
+    assert all(torch.equal(a, b) for a, b in zip(t.model.state_dict().values(), start.state_dict().values()))
+    assert t.vocab.itos == vocab.itos and t.model_config["embed_dim"] == 16
+    hist = t.run()
+    assert hist["val"][-1]["rsum"] > 0.8 * max(r["rsum"] for r in first["val"])  # no collapse
+    with pytest.raises(ValueError, match="one of model and init_from"):
+        AlignTrainConfig(model=small, init_from=str(tmp_path / "warm" / "best"))
+    with pytest.raises(CheckpointError, match="image features"):
+        AlignmentTrainer(tune, data, feats, rows, "other-regions", tmp_path / "x", progress=False)

@@ -4,6 +4,7 @@ exact S_kl; bad input is refused with a clear message."""
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,9 @@ from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ScenetalkError
 from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
 from scenetalk.samples import sample_photo_paths
-from scenetalk.search import FAISS_FILE, SearchIndexError, Searcher, build_index, write_index
+from scenetalk.search import (BOUNDS_FILE, FAISS_FILE, INDEX_FILE, VECTORS_FILE, WHOLE_FAISS_FILE, WHOLE_FILE,
+                              SearchIndexError, Searcher, bound_candidates, build_index, merge_candidates,
+                              write_index)
 
 WORDS = "a the cat dog man woman rocket cup coffee astronaut sits on table in space red white".split()
 
@@ -149,15 +152,32 @@ def test_shipped_alignment_model_finds_the_sample_photos(tmp_path, capsys):
 
 
 def test_damaged_index_and_bad_options_are_one_line_errors(index, tmp_path, capsys):
+    import json
+
     from scenetalk.cli import main
-    from scenetalk.search import BOUNDS_FILE
 
     path, ckpt, _ = index
-    broken = tmp_path / "broken"
-    shutil.copytree(path, broken)
-    (broken / BOUNDS_FILE).write_bytes(b"not numpy")
-    with pytest.raises(SearchIndexError, match="damaged index arrays"):
-        Searcher(broken, ckpt)
+    for f in (BOUNDS_FILE, WHOLE_FILE):
+        broken = tmp_path / f"broken-{f}"
+        shutil.copytree(path, broken)
+        (broken / f).write_bytes(b"not numpy")
+        with pytest.raises(SearchIndexError, match="damaged index arrays"):
+            Searcher(broken, ckpt)
+        (broken / f).unlink()
+        with pytest.raises(SearchIndexError, match=f"missing {f}; rebuild"):
+            Searcher(broken, ckpt)
+    # an index of an earlier version (no whole-image vectors) is refused, naming its folder
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    meta = json.loads((old / INDEX_FILE).read_text())
+    del meta["format"]
+    (old / INDEX_FILE).write_text(json.dumps(meta))
+    with pytest.raises(SearchIndexError, match="earlier version") as exc:
+        Searcher(old, ckpt)
+    assert str(old) in str(exc.value) and "rebuild" in str(exc.value) and "\n" not in str(exc.value)
+    assert main(["search", str(old), "a cat"]) == 2
+    err = capsys.readouterr().err
+    assert "earlier version" in err and len(err.splitlines()) == 1
     assert main(["search", str(path), "a cat", "--top", "0"]) == 2
     err = capsys.readouterr().err
     assert "--top" in err and "Traceback" not in err
@@ -195,13 +215,103 @@ def test_faiss_candidate_stage_agrees_with_brute_force_and_never_claims_too_much
         proved = brute.search(query, k=5, candidates=20)
         if proved.exact:
             assert [h.name for h in proved.hits] == want
-    # a smaller rebuild drops the FAISS index; a damaged one is a one-line error
+    # a smaller rebuild drops the FAISS indexes; a damaged or missing one is a one-line error
     write_index(tmp_path / "faiss", v, names, ckpt, extractor_id, faiss_min=n + 1)
-    assert not (tmp_path / "faiss" / FAISS_FILE).exists() and Searcher(tmp_path / "faiss", ckpt).candidate_index is None
-    write_index(tmp_path / "faiss", v, names, ckpt, extractor_id, faiss_min=n)
-    (tmp_path / "faiss" / FAISS_FILE).write_bytes(b"not faiss")
-    with pytest.raises(SearchIndexError, match="damaged; rebuild"):
-        Searcher(tmp_path / "faiss", ckpt)
+    assert not (tmp_path / "faiss" / FAISS_FILE).exists() and not (tmp_path / "faiss" / WHOLE_FAISS_FILE).exists()
+    assert Searcher(tmp_path / "faiss", ckpt).candidate_index is None
+    for f in (FAISS_FILE, WHOLE_FAISS_FILE):
+        write_index(tmp_path / "faiss", v, names, ckpt, extractor_id, faiss_min=n)
+        (tmp_path / "faiss" / f).write_bytes(b"not faiss")
+        with pytest.raises(SearchIndexError, match=f"{f}: damaged; rebuild"):
+            Searcher(tmp_path / "faiss", ckpt)
+        (tmp_path / "faiss" / f).unlink()
+        with pytest.raises(SearchIndexError, match=f"missing {f}; rebuild"):
+            Searcher(tmp_path / "faiss", ckpt)
+
+
+def test_merge_candidates_takes_half_by_bound_then_by_whole_image_then_fills():
+    def merge(by_bound, by_whole, c):
+        rows = merge_candidates(np.array(by_bound, dtype=np.int64), np.array(by_whole, dtype=np.int64), c)
+        assert rows.dtype == np.int64
+        return rows.tolist()
+
+    bound, whole = [5, 3, 9, 1, 7], [3, 8, 2, 5, 6]
+    assert merge(bound, whole, 4) == [2, 3, 5, 8]        # 5, 3 by bound; 8, 2 by whole image (3 taken)
+    assert merge(bound, whole, 5) == [2, 3, 5, 8, 9]     # ceil(5/2) = 3 by bound: 5, 3, 9
+    assert merge(bound, whole, 1) == [5]
+    assert merge(bound, [3, 5], 4) == [1, 3, 5, 9]       # the whole-image ranking runs out: fill by bound
+    assert merge([5], whole, 4) == [2, 3, 5, 8]          # a short bound ranking (FAISS): fill by whole image
+    assert merge([5, 3], [3, 5], 4) == [3, 5]            # both short: fewer than c
+    assert merge(bound, whole, 10) == [1, 2, 3, 5, 6, 7, 8, 9]
+
+
+def test_brute_force_candidates_never_claim_exact_wrongly(tmp_path):
+    """The exactness proof with the union of both rankings, against brute-force scores: many
+    queries, several C; photos of varied scale, so that some answers are proved and some not."""
+    n, extractor_id = 300, "efficientnet-lite0-224-000000000000+x"
+    ckpt = random_checkpoint(tmp_path / "align", extractor_id)
+    g = torch.Generator().manual_seed(2)
+    v = torch.randn(n, 20, 16, generator=g) * torch.randn(n, 1, 1, generator=g).exp()
+    names = [f"p{i:03d}.jpg" for i in range(n)]
+    searcher = Searcher(write_index(tmp_path / "idx", v, names, ckpt, extractor_id), ckpt)
+    rng = np.random.default_rng(0)
+    proved = tried = by_whole = 0
+    for _ in range(40):
+        query = " ".join(rng.choice(WORDS, size=rng.integers(1, 6)))
+        exact = brute_force_scores(searcher, query)
+        q = searcher.embed_query(query)[0].sum(dim=0)
+        ub = searcher.bounds @ q
+        for c in (5, 10, 30, 100, 299):
+            rows, left_out = bound_candidates(searcher.bounds, searcher.whole, q, c)
+            assert len(rows) == c and len(set(rows.tolist())) == c
+            by_whole += not np.isin(rows, ub.topk(c).indices.numpy()).all()
+            others = np.setdiff1d(np.arange(n), rows)
+            assert left_out == float(ub[others].max())   # the best upper bound of ALL photos left out
+            assert (exact[others] <= ub[others] + 1e-4).all()
+            result = searcher.search(query, k=5, candidates=c)
+            tried += 1
+            if result.exact:
+                proved += 1
+                assert [h.name for h in result.hits] == [names[i] for i in exact.argsort(descending=True)[:5]]
+    assert 0 < proved < tried and by_whole > tried // 2   # the whole-image ranking adds candidates
+
+
+def test_streamed_index_is_the_tensor_index(index, tmp_path):
+    """write_index from blocks writes the same bytes as from one tensor; build_index (which
+    streams the feature store's regions) the same as write_index from the whole tensor; and
+    blocks that do not add up to the photos named are refused, leaving the index as it was."""
+    from scenetalk.alignment import load_alignment
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.search import FEATURES_DIR
+
+    n, extractor_id = 30, "efficientnet-lite0-224-000000000000+x"
+    ckpt = random_checkpoint(tmp_path / "align", extractor_id)
+    v, names = torch.randn(n, 20, 16, generator=torch.Generator().manual_seed(3)), [f"p{i:02d}.jpg" for i in range(n)]
+    files = (VECTORS_FILE, BOUNDS_FILE, WHOLE_FILE)
+
+    def same_arrays(a, b):
+        return all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+    one = write_index(tmp_path / "tensor", v, names, ckpt, extractor_id, faiss_min=n)
+    blocks = write_index(tmp_path / "blocks", iter(v.split(7)), names, ckpt, extractor_id, faiss_min=n)
+    assert same_arrays(one, blocks)
+    assert np.array_equal(np.load(one / WHOLE_FILE), v[:, 0].half().float().numpy())
+    a, b = Searcher(one, ckpt), Searcher(blocks, ckpt)
+    assert a.search("a red cup", k=3, candidates=10) == b.search("a red cup", k=3, candidates=10)
+    before = {f: (one / f).read_bytes() for f in files}
+    for bad, message in ((v[:29].split(7), "hold 29 photos, but 30"), ((*v.split(7), v[:1]), "more than the 30")):
+        with pytest.raises(ValueError, match=message):
+            write_index(one, iter(bad), names, ckpt, extractor_id, faiss_min=n)
+    assert {f: (one / f).read_bytes() for f in files} == before
+    assert not [p.name for p in one.iterdir() if p.name.endswith(".tmp")]
+
+    path, ckpt, _ = index
+    meta = Searcher(path, ckpt).meta
+    store = FeatureStore.open(path / FEATURES_DIR)
+    model, _, _ = load_alignment(ckpt)
+    with torch.no_grad():
+        whole = model.embed_regions(torch.from_numpy(store.regions[store.rows(meta["names"])].astype(np.float32)))
+    assert same_arrays(path, write_index(tmp_path / "whole", whole, meta["names"], ckpt, meta["extractor_id"]))
 
 
 SENTENCES = ["a cat sits on the table", "a red rocket in space", "a man in a white suit", "coffee in a red cup",

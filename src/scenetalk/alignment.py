@@ -31,6 +31,7 @@ from scenetalk.training import LoopConfig, Trainer, training_vocabulary
 class AlignTrainConfig(LoopConfig):
     """An alignment model's training run."""
     model: dict[str, Any] = field(default_factory=dict)  # fields of AlignmentConfig (vocab and region size aside)
+    init_from: str | None = None   # start from this alignment checkpoint's weights and vocabulary
     margin: float = 1.0
     hardest: bool = False          # VSE++'s hardest negative instead of eq. 9's sum over negatives
     min_count: int = 5
@@ -40,6 +41,11 @@ class AlignTrainConfig(LoopConfig):
     select_metric: str = "rsum"
 
     choices = {**LoopConfig.choices, "select_metric": ("rsum",)}
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.model and self.init_from:
+            raise ValueError("model comes from init_from's checkpoint; give one of model and init_from")
 
 
 @dataclass
@@ -119,12 +125,19 @@ class AlignmentTrainer(Trainer):
                  progress: bool = True, on_step: Callable[[int], None] | None = None):
         super().__init__(config, out_dir, progress, on_step)
         self.regions, self.extractor_id = regions.float(), extractor_id
-        self.vocab = training_vocabulary(dataset, config.min_count)
+        torch.manual_seed(config.seed)
+        if config.init_from:  # e.g. hardest negatives after a warm-up with eq. 9's sum (VSE++ §3.2)
+            self.model, self.vocab, start_meta = load_alignment(config.init_from, expect_extractor_id=extractor_id)
+            self.model_config = start_meta["model"]
+            if self.model_config["region_dim"] != self.regions.size(-1):
+                raise ScenetalkError(f"{config.init_from}: the checkpoint reads {self.model_config['region_dim']}-d "
+                                     f"regions, the features are {self.regions.size(-1)}-d")
+        else:
+            self.vocab = training_vocabulary(dataset, config.min_count)
+            self.model_config = {**config.model, "vocab_size": len(self.vocab), "region_dim": self.regions.size(-1)}
+            self.model = AlignmentModel(AlignmentConfig(**self.model_config))
         self.train = sentence_set(dataset, "train", self.vocab, row_of, config.max_words)
         self.val = sentence_set(dataset, "val", self.vocab, row_of, config.max_words)
-        torch.manual_seed(config.seed)
-        self.model_config = {**config.model, "vocab_size": len(self.vocab), "region_dim": self.regions.size(-1)}
-        self.model = AlignmentModel(AlignmentConfig(**self.model_config))
         self.make_optimizer()
 
     @property

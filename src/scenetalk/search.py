@@ -2,22 +2,33 @@
 the alignment model.
 
 An index folder holds the feature store of the photos (global features and the 20 regions of
-each), the region vectors v_i of every photo in the alignment model's space (eq. 1), the
-candidate bounds (below), for large collections a FAISS index of those bounds, optionally a
-sentence collection's word vectors (for ``describe``) and ``index.json`` (the alignment
-checkpoint's id, the feature extractor's id, the photos).
+each), the region vectors v_i of every photo in the alignment model's space (eq. 1), two
+vectors per photo for the candidate stage (below), for large collections a FAISS index of
+each, optionally a sentence collection's word vectors (for ``describe``) and ``index.json``
+(format version, the alignment checkpoint's id, the feature extractor's id, the photos). It
+is built a block of photos at a time: the regions of a whole collection never are in memory
+(100 GB in float32 at 1M photos).
 
 Search is exact S_kl (eq. 8) with a cheap candidate stage. The word vectors s_t are ReLU
-outputs, so s_t >= 0 and, for every photo k,
+outputs, so s_t >= 0 and, for every photo k and any of its regions i,
 
-    S_kl = Σ_t max_i v_iᵀ s_t  <=  u_kᵀ (Σ_t s_t),   u_k = elementwise max_i v_i
+    v_iᵀ (Σ_t s_t)  <=  S_kl = Σ_t max_i v_iᵀ s_t  <=  u_kᵀ (Σ_t s_t),   u_k = elementwise max_i v_i
 
-an upper bound that is a single dot product. Candidates are the photos with the largest bound
-(one matrix-vector product, or a FAISS index for large collections); their exact scores
-are computed; and when the k-th best exact score is at least the best bound left out, the
-answer is provably the exhaustive one (reported as ``exact``). The FAISS index is
-approximate (an inverted file: it scans only the lists nearest the query), so its results
-are ``exact`` only when every photo was scored.
+an upper bound and, for region 0 (the whole image), a lower bound (it needs no s_t >= 0: each
+word's best region scores at least what region 0 does), each a single dot product.
+Candidates are the photos with the largest upper bound (half of them) and those with the
+largest lower bound (``merge_candidates``): the upper bound takes each dimension's best of 20
+regions, so it is loose, for some photos much more than for others, and good photos with a
+loose bound rank low by it; the lower bound finds many of them. On Flickr8K (all 8,091
+photos, 1,000 val queries), the share of the exhaustive top 10 among C = 50 / 100 / 200 /
+1,000 candidates is 0.420 / 0.561 / 0.707 / 0.936 by the upper bound alone, 0.647 / 0.747 /
+0.833 / 0.959 by the lower bound alone and 0.673 / 0.791 / 0.888 / 0.989 by both (``python
+benchmarks/bench_search_faiss.py --checkpoint runs/alignment-flickr8k/best``). The candidates'
+exact scores are computed; and when the k-th best exact score is at least the best upper bound
+left out, the answer is provably the exhaustive one (reported as ``exact``). For large
+collections both rankings come from FAISS indexes, which are approximate (inverted files: they
+scan only the lists nearest the query), so their results are ``exact`` only when every photo
+was scored.
 """
 
 from __future__ import annotations
@@ -26,8 +37,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,18 +52,23 @@ from scenetalk.models.alignment import all_pairs_scores, image_sentence_scores
 from scenetalk.io import atomic_path, atomic_write_text
 
 INDEX_FILE, VECTORS_FILE, BOUNDS_FILE, FEATURES_DIR = "index.json", "regions_embedded.npy", "bounds.npy", "features"
-FAISS_FILE, SENTENCES_FILE = "bounds.faiss", "sentences.npz"
+WHOLE_FILE, FAISS_FILE, WHOLE_FAISS_FILE, SENTENCES_FILE = "whole.npy", "bounds.faiss", "whole.faiss", "sentences.npz"
+#: Version of the index folder's layout; 2 added the whole-image vectors (``WHOLE_FILE``).
+INDEX_FORMAT = 2
 
-#: Collections of at least this many photos get a FAISS candidate index. Below it the exact
-#: bound (one matrix-vector product, 0.23-0.30 ms per 1,000 photos on the 2-core development
-#: machine, so under 30 ms) is fast enough and can prove exactness
+#: Collections of at least this many photos get FAISS candidate indexes. Below it the exact
+#: bounds (two matrix-vector products; one took 0.23-0.30 ms per 1,000 photos on the 2-core
+#: development machine, so both take under 60 ms) are fast enough and can prove exactness
 #: (benchmarks/bench_search_faiss.py, BENCHMARKS.md "Search: candidate stage").
 FAISS_MIN_PHOTOS = 100_000
-#: The FAISS index scans about this many photos per candidate asked for (and at least 1/16 of
+#: Each FAISS index scans about this many photos per candidate asked for (and at least 1/16 of
 #: its lists): on 1M synthetic photos, 64 (nprobe 66 of 1,024 lists for 1,000 candidates) put
 #: 91% as much of the exhaustive top 10 among the candidates as the exact bound does, at ~8 ms
 #: a query; twice as many lists reach the bound's recall at twice the time.
 SCAN_PER_CANDIDATE = 64
+#: Photos embedded and written at a time when an index is built: 256 photos' regions are 26 MB
+#: in float32, where a whole collection's would be 100 GB at 1M photos.
+BUILD_BLOCK = 256
 #: Candidates are re-ranked this many photos at a time: the float32 copy of a block (2.5 MB at
 #: h = 1000) is still in the CPU cache when it is multiplied; 1,000 candidates in one block
 #: (80 MB) re-rank 2-3 times slower (BENCHMARKS.md "Search: candidate stage").
@@ -103,12 +119,12 @@ class Description:
 
 
 def build_candidate_index(bounds: np.ndarray, seed: int = 0):
-    """A FAISS inverted-file index of the bounds u_k for maximum inner product search, with
-    vectors stored in float16. About sqrt(N) lists (1,024 at 1M photos). Chosen by measurement
-    on 1M synthetic photos (BENCHMARKS.md): a flat scan takes ~250 ms a query; an HNSW graph
-    took 6 minutes to build and, for inner products, found a third of what the inverted file
-    finds; float16 lists find what float32 ones do in half the memory and scan faster than
-    8-bit ones."""
+    """A FAISS inverted-file index of one vector a photo (the bounds u_k, or the whole-image
+    vectors v_0) for maximum inner product search, with vectors stored in float16. About
+    sqrt(N) lists (1,024 at 1M photos). Chosen by measurement on 1M synthetic photos
+    (BENCHMARKS.md): a flat scan takes ~250 ms a query; an HNSW graph took 6 minutes to build
+    and, for inner products, found a third of what the inverted file finds; float16 lists find
+    what float32 ones do in half the memory and scan faster than 8-bit ones."""
     import faiss
 
     n, h = bounds.shape
@@ -124,9 +140,21 @@ def build_candidate_index(bounds: np.ndarray, seed: int = 0):
     return index
 
 
-def faiss_candidates(index, queries: np.ndarray, c: int) -> list[np.ndarray]:
-    """For each query (a row of ``queries``), the rows of about the ``c`` largest bounds uᵀq,
-    sorted, from a FAISS index."""
+def merge_candidates(by_bound: np.ndarray, by_whole: np.ndarray, c: int) -> np.ndarray:
+    """At most ``c`` candidates from two rankings of rows (best first, no repeats): the first
+    ceil(c/2) by the upper bound, then the whole-image ranking's best not yet taken, then,
+    when it runs out, the upper bound's next ones. Sorted: re-ranking reads them in order."""
+    first = by_bound[:math.ceil(c / 2)]
+    whole = by_whole[~np.isin(by_whole, first)][:c - len(first)]
+    taken = np.concatenate([first, whole])
+    rest = by_bound[len(first):]
+    rest = rest[~np.isin(rest, taken)][:c - len(taken)]
+    return np.sort(np.concatenate([taken, rest]).astype(np.int64))
+
+
+def faiss_rankings(index, queries: np.ndarray, c: int) -> list[np.ndarray]:
+    """For each query q (a row of ``queries``), the rows of about the ``c`` largest products
+    xᵀq of the vectors x of a FAISS index, best first."""
     import faiss
 
     ivf = faiss.extract_index_ivf(index)
@@ -139,15 +167,30 @@ def faiss_candidates(index, queries: np.ndarray, c: int) -> list[np.ndarray]:
         _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), c)
     finally:
         faiss.omp_set_num_threads(threads)
-    return [np.sort(row[row >= 0]) for row in ids]  # -1: the lists scanned held fewer than c photos
+    return [row[row >= 0] for row in ids]  # -1: the lists scanned held fewer than c photos
 
 
-def bound_candidates(bounds: torch.Tensor, query: torch.Tensor, c: int) -> tuple[np.ndarray, float]:
-    """Rows of the ``c`` largest bounds uᵀquery (sorted, the order of the memory-mapped
-    vectors) and the largest bound left out (-inf when none is)."""
+def faiss_candidates(bound_index, whole_index, queries: np.ndarray, c: int) -> list[np.ndarray]:
+    """For each query q = Σ_t s_t (a row of ``queries``), about ``c`` candidate rows, sorted,
+    from the FAISS indexes of the bounds u and of the whole-image vectors v_0
+    (``merge_candidates``)."""
+    return [merge_candidates(b, w, c) for b, w in zip(faiss_rankings(bound_index, queries, c),
+                                                      faiss_rankings(whole_index, queries, c))]
+
+
+def bound_candidates(bounds: torch.Tensor, whole: torch.Tensor, query: torch.Tensor, c: int
+                     ) -> tuple[np.ndarray, float]:
+    """The ``c`` candidate rows (sorted, the order of the memory-mapped vectors) by the upper
+    bounds uᵀquery and the lower bounds v_0ᵀquery (``merge_candidates``), and the largest upper
+    bound of a photo left out (-inf when none is)."""
     top = (bounds @ query).topk(min(len(bounds), c + 1))
-    left_out = float(top.values[c]) if c < len(bounds) else float("-inf")
-    return np.sort(top.indices[:c].numpy()), left_out
+    by_bound = top.indices.numpy()
+    rows = merge_candidates(by_bound[:c], (whole @ query).topk(min(len(whole), c)).indices.numpy(), c)
+    # The candidates are c rows, so one of the c + 1 best bounds is left out, and the first one
+    # is the largest bound of all photos left out.
+    out = ~np.isin(by_bound, rows)
+    left_out = float(top.values[int(np.argmax(out))]) if out.any() else float("-inf")
+    return rows, left_out
 
 
 def proves_exact(kth_score: float, left_out: float) -> bool:
@@ -183,7 +226,12 @@ class Searcher:
             self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SearchIndexError(f"{meta_path}: damaged: {exc}") from None
-        needed = [VECTORS_FILE, BOUNDS_FILE] + ([FAISS_FILE] if self.meta.get("candidate_index") else [])
+        if self.meta.get("format") != INDEX_FORMAT:
+            raise SearchIndexError(f"{self.path}: an index of an earlier version of scenetalk; rebuild it with "
+                                   f"`scenetalk index build DIR --out {self.path}`")
+        needed = [VECTORS_FILE, BOUNDS_FILE, WHOLE_FILE]
+        if self.meta.get("candidate_index"):
+            needed += [FAISS_FILE, WHOLE_FAISS_FILE]
         for f in needed:
             if not (self.path / f).is_file():
                 raise SearchIndexError(f"{self.path}: missing {f}; rebuild the index")
@@ -193,27 +241,37 @@ class Searcher:
             raise SearchIndexError(f"{self.path}: built with alignment model {self.meta['checkpoint_id']}, but the model "
                               f"given is {have}; rebuild the index with this model")
         self.names: list[str] = self.meta["names"]
-        self.candidate_index = None
+        self.candidate_index = self.whole_index = None
         try:
             self.vectors = np.load(self.path / VECTORS_FILE, mmap_mode="r")  # (N, R, h) float16
             bounds = np.load(self.path / BOUNDS_FILE, mmap_mode="r")          # (N, h) float32
+            whole = np.load(self.path / WHOLE_FILE, mmap_mode="r")            # (N, h) float32
         except (OSError, ValueError) as exc:
             raise SearchIndexError(f"{self.path}: damaged index arrays ({exc}); rebuild the index") from None
-        if not len(self.vectors) == len(bounds) == len(self.names):
+        if not (self.vectors.ndim == 3 and bounds.shape == whole.shape == (len(self.vectors), self.vectors.shape[2])):
+            raise SearchIndexError(f"{self.path}: damaged index arrays (their shapes disagree); rebuild the index")
+        if len(self.vectors) != len(self.names):
             raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
         if self.meta.get("candidate_index"):
-            import faiss
-
-            try:
-                self.candidate_index = faiss.read_index(str(self.path / FAISS_FILE))
-            except RuntimeError:
-                raise SearchIndexError(f"{self.path / FAISS_FILE}: damaged; rebuild the index") from None
-            if self.candidate_index.ntotal != len(self.names):
-                raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
-        # The FAISS index replaces the bounds in memory (4 GB at 1M photos).
-        self.bounds = None if self.candidate_index is not None else torch.from_numpy(np.array(bounds))
+            self.candidate_index, self.whole_index = (self._read_faiss(f) for f in (FAISS_FILE, WHOLE_FAISS_FILE))
+        # The FAISS indexes replace the bounds and whole-image vectors in memory (4 GB each at 1M photos).
+        if self.candidate_index is None:
+            self.bounds, self.whole = torch.from_numpy(np.array(bounds)), torch.from_numpy(np.array(whole))
+        else:
+            self.bounds = self.whole = None
         self._row_of: dict[str, int] | None = None
         self._extractor = None
+
+    def _read_faiss(self, file: str):
+        import faiss
+
+        try:
+            index = faiss.read_index(str(self.path / file))
+        except RuntimeError:
+            raise SearchIndexError(f"{self.path / file}: damaged; rebuild the index") from None
+        if index.ntotal != len(self.names):
+            raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
+        return index
 
     @torch.no_grad()
     def embed_query(self, query: str) -> tuple[torch.Tensor, list[str]]:
@@ -231,12 +289,13 @@ class Searcher:
         s, unknown = self.embed_query(query)
         n = len(self.names)
         c = min(n, max(k, candidates))
+        q = s.sum(dim=0)  # Σ_t s_t: the bounds are u_kᵀq and v_0ᵀq
         if c == n:  # every photo is a candidate: no bound needed
             rows, left_out = np.arange(n), float("-inf")
         elif self.candidate_index is not None:  # approximate: the best bound left out is unknown
-            [rows], left_out = faiss_candidates(self.candidate_index, s.sum(dim=0)[None].numpy(), c), float("inf")
+            [rows], left_out = faiss_candidates(self.candidate_index, self.whole_index, q[None].numpy(), c), float("inf")
         else:
-            rows, left_out = bound_candidates(self.bounds, s.sum(dim=0), c)  # u_kᵀ Σ_t s_t
+            rows, left_out = bound_candidates(self.bounds, self.whole, q, c)
         best, best_rows = rescore(self.vectors, rows, s, k, self.model.config.score)
         hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
         # The bound holds for eq. 8 only (eq. 7 sums over regions instead of taking the max).
@@ -390,7 +449,8 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
                 progress: bool = True, sentences: Sequence[str] | None = None,
                 faiss_min: int = FAISS_MIN_PHOTOS) -> Path:
     """Features and regions of ``images`` ((name, path) pairs; resumable), then their region
-    vectors in the checkpoint's space and the candidate bounds (``write_index``)."""
+    vectors in the checkpoint's space and the candidate vectors (``write_index``), streamed a
+    block of photos at a time."""
     from scenetalk.features.extract import extract
     from scenetalk.features.store import FeatureStore
 
@@ -399,42 +459,74 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
     store = FeatureStore.open(out / FEATURES_DIR)
     model, _, _ = load_alignment(checkpoint, expect_extractor_id=store.extractor_id)
     bad = set(result.bad)  # unreadable files: reported by extract, left out of the index
-    keep = [i for i, name in enumerate(store.names) if name not in bad]
-    if not keep:
+    keep = np.array([i for i, name in enumerate(store.names) if name not in bad], dtype=np.int64)
+    if not len(keep):
         raise ScenetalkError("none of the images could be read; nothing to index")
-    regions = store.model_input("regions")[keep]
-    with torch.no_grad():
-        v = torch.cat([model.embed_regions(regions[i:i + 256]) for i in range(0, len(regions), 256)])
-    return write_index(out, v, [store.names[i] for i in keep], checkpoint, store.extractor_id, result.bad,
-                       sentences=sentences, faiss_min=faiss_min)
+    return write_index(out, region_vectors(model, store.regions, keep), [store.names[i] for i in keep], checkpoint,
+                       store.extractor_id, result.bad, sentences=sentences, faiss_min=faiss_min)
 
 
-def write_index(out: str | os.PathLike, v: torch.Tensor, names: list[str], checkpoint: str | os.PathLike,
-                extractor_id: str, bad: Sequence[str] = (), sentences: Sequence[str] | None = None,
-                faiss_min: int = FAISS_MIN_PHOTOS) -> Path:
-    """The searchable part of an index from region vectors ``v`` (N, R, h): the vectors in
-    float16, their bounds, a FAISS index of the bounds for ``faiss_min`` photos or more, the
-    word vectors of ``sentences``, and ``index.json``."""
-    out = Path(out)
-    v16 = v.half()
-    with atomic_path(out / VECTORS_FILE) as tmp, open(tmp, "wb") as f:
-        np.save(f, v16.numpy())
-    # The bound of the vectors as stored (rounded to float16), so that it bounds their scores.
-    bounds = v16.max(dim=1).values.float().numpy()
-    with atomic_path(out / BOUNDS_FILE) as tmp, open(tmp, "wb") as f:
-        np.save(f, bounds)
-    meta = {"names": list(names), "extractor_id": extractor_id, "checkpoint_id": checkpoint_id(checkpoint),
-            "checkpoint": str(checkpoint), "bad": list(bad)}
-    if len(names) >= faiss_min:
-        import faiss
+def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BUILD_BLOCK) -> Iterator[torch.Tensor]:
+    """Region vectors v_i (eq. 1), (B, R, h), of the photos ``rows`` of ``regions`` (N, R, D;
+    a feature store's memory map, read ``block`` rows at a time), block by block."""
+    for a in range(0, len(rows), block):
+        x = torch.from_numpy(np.asarray(regions[rows[a:a + block]], dtype=np.float32))
+        with torch.no_grad():  # not around the yield: the caller would run without gradients too
+            v = model.embed_regions(x)
+        yield v
 
-        index = build_candidate_index(bounds)
-        with atomic_path(out / FAISS_FILE) as tmp:
-            faiss.write_index(index, tmp)
-        meta["candidate_index"] = {"file": FAISS_FILE, "faiss": f"IVF{faiss.extract_index_ivf(index).nlist},SQfp16"}
-    else:
-        with suppress(FileNotFoundError):
-            os.unlink(out / FAISS_FILE)  # from an earlier, larger build: it would not match these photos
+
+def write_index(out: str | os.PathLike, v: torch.Tensor | Iterable[torch.Tensor], names: list[str],
+                checkpoint: str | os.PathLike, extractor_id: str, bad: Sequence[str] = (),
+                sentences: Sequence[str] | None = None, faiss_min: int = FAISS_MIN_PHOTOS) -> Path:
+    """The searchable part of an index from the region vectors of the photos ``names``: ``v``
+    is an (N, R, h) tensor, or an iterable of (B, R, h) tensors, consecutive blocks of the
+    photos in the order of ``names`` (only one block is in memory at a time). Written: the
+    vectors in float16, their bounds u_k and whole-image vectors v_0, a FAISS index of each for
+    ``faiss_min`` photos or more, the word vectors of ``sentences``, and ``index.json``."""
+    out, n = Path(out), len(names)
+    blocks = v.split(BUILD_BLOCK) if isinstance(v, torch.Tensor) else v
+    meta = {"format": INDEX_FORMAT, "names": list(names), "extractor_id": extractor_id,
+            "checkpoint_id": checkpoint_id(checkpoint), "checkpoint": str(checkpoint), "bad": list(bad)}
+    # Each file is written under a temporary name, and all are renamed into place only once
+    # every one is complete (an error removes them and leaves an earlier index as it was).
+    with ExitStack() as files:
+        tmp = {f: files.enter_context(atomic_path(out / f)) for f in (VECTORS_FILE, BOUNDS_FILE, WHOLE_FILE)}
+        arrays: dict[str, np.memmap] = {}
+        done = 0
+        for block in blocks:
+            v16 = block.detach().half()
+            if done + len(v16) > n:
+                raise ValueError(f"write_index: the blocks of region vectors hold more than the {n} photos named")
+            if not arrays:
+                _, r, h = v16.shape
+                arrays = {VECTORS_FILE: np.lib.format.open_memmap(tmp[VECTORS_FILE], "w+", np.float16, (n, r, h)),
+                          BOUNDS_FILE: np.lib.format.open_memmap(tmp[BOUNDS_FILE], "w+", np.float32, (n, h)),
+                          WHOLE_FILE: np.lib.format.open_memmap(tmp[WHOLE_FILE], "w+", np.float32, (n, h))}
+            rows = slice(done, done + len(v16))
+            arrays[VECTORS_FILE][rows] = v16.numpy()
+            # Both bounds of the vectors as stored (rounded to float16), so that they bound their scores.
+            arrays[BOUNDS_FILE][rows] = v16.max(dim=1).values.float().numpy()
+            arrays[WHOLE_FILE][rows] = v16[:, 0].float().numpy()
+            done += len(v16)
+        if done != n:
+            raise ValueError(f"write_index: the blocks of region vectors hold {done} photos, but {n} are named")
+        if not arrays:
+            raise ValueError("write_index: no photos to index")
+        for array in arrays.values():
+            array.flush()  # on disk before the files are renamed into place
+        if n >= faiss_min:
+            import faiss
+
+            for f, array in ((FAISS_FILE, arrays[BOUNDS_FILE]), (WHOLE_FAISS_FILE, arrays[WHOLE_FILE])):
+                index = build_candidate_index(array)  # reads the memory map in slices
+                faiss.write_index(index, files.enter_context(atomic_path(out / f)))
+            meta["candidate_index"] = {"files": {"bound": FAISS_FILE, "whole": WHOLE_FAISS_FILE},
+                                       "faiss": f"IVF{faiss.extract_index_ivf(index).nlist},SQfp16"}
+    if n < faiss_min:
+        for f in (FAISS_FILE, WHOLE_FAISS_FILE):  # from an earlier, larger build: they would not match these photos
+            with suppress(FileNotFoundError):
+                os.unlink(out / f)
     old = _old_meta(out)
     if sentences is not None:
         model, vocab, _ = load_alignment(checkpoint)
