@@ -20,10 +20,11 @@ Candidates are the photos with the largest upper bound (half of them) and those 
 largest lower bound (``merge_candidates``): the upper bound takes each dimension's best of 20
 regions, so it is loose, for some photos much more than for others, and good photos with a
 loose bound rank low by it; the lower bound finds many of them. On Flickr8K (all 8,091
-photos, 1,000 val queries), the share of the exhaustive top 10 among C = 50 / 100 / 200 /
-1,000 candidates is 0.420 / 0.561 / 0.707 / 0.936 by the upper bound alone, 0.647 / 0.747 /
-0.833 / 0.959 by the lower bound alone and 0.673 / 0.791 / 0.888 / 0.989 by both (``python
-benchmarks/bench_search_faiss.py --checkpoint runs/alignment-flickr8k/best``). The candidates'
+photos, 1,000 val queries, the shipped model), the share of the exhaustive top 10 among
+C = 50 / 100 / 200 / 1,000 candidates is 0.503 / 0.646 / 0.776 / 0.960 by the upper bound
+alone, 0.626 / 0.727 / 0.812 / 0.948 by the lower bound alone and 0.698 / 0.819 / 0.905 /
+0.992 by both (``python benchmarks/bench_search_faiss.py --checkpoint
+runs/alignment-hardest-flickr8k/best``; BENCHMARKS.md "Search: candidate stage"). The candidates'
 exact scores are computed; and when the k-th best exact score is at least the best upper bound
 left out, the answer is provably the exhaustive one (reported as ``exact``). For large
 collections both rankings come from FAISS indexes, which are approximate (inverted files: they
@@ -57,8 +58,8 @@ WHOLE_FILE, FAISS_FILE, WHOLE_FAISS_FILE, SENTENCES_FILE = "whole.npy", "bounds.
 INDEX_FORMAT = 2
 
 #: Collections of at least this many photos get FAISS candidate indexes. Below it the exact
-#: bounds (two matrix-vector products; one took 0.23-0.30 ms per 1,000 photos on the 2-core
-#: development machine, so both take under 60 ms) are fast enough and can prove exactness
+#: bounds (two matrix-vector products and the merge: 0.47 ms per 1,000 photos on the 2-core
+#: development machine, so under 50 ms) are fast enough and can prove exactness
 #: (benchmarks/bench_search_faiss.py, BENCHMARKS.md "Search: candidate stage").
 FAISS_MIN_PHOTOS = 100_000
 #: Each FAISS index scans about this many photos per candidate asked for (and at least 1/16 of
