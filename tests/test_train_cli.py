@@ -2,6 +2,7 @@
 dataset written by the test (Karpathy JSON + a feature store of synthetic images)."""
 
 import json
+from pathlib import Path
 
 from conftest import write_colour_squares
 from scenetalk.cli import main
@@ -12,13 +13,17 @@ from scenetalk.models import GENERATORS
 def test_every_shipped_config_is_valid():
     configs = shipped_configs()
     assert {"multimodal_rnn_flickr8k", "mrnn_flickr8k", "mrnn_lstm_flickr8k", "mrnn_lstm_scst_flickr8k",
-            "attention_lstm_flickr8k", "alignment_flickr8k"} <= set(configs)
-    for name in configs:
+            "attention_lstm_flickr8k", "alignment_flickr8k", "alignment_hardest_flickr8k"} <= set(configs)
+    # and the experiments BENCHMARKS.md names (benchmarks/configs)
+    experiments = sorted(str(p) for p in (Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
+    assert experiments
+    for name in list(configs) + experiments:
         path, data = read_config(name)
         task = data.get("task", "caption")
         cfg = train_config(path, data["train"], task)
         if task == "alignment":
             assert cfg.select_metric == "rsum"
+            assert not cfg.init_from or cfg.init_from == "runs/alignment-flickr8k/best"
         elif cfg.init_from:  # fine-tuning: the model comes from the run it names
             assert cfg.init_from.startswith("runs/") and cfg.objective == "scst"
         else:

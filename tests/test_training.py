@@ -8,6 +8,7 @@ import torch
 
 from scenetalk.checkpoint import CheckpointError, load_checkpoint
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
+from scenetalk.errors import ScenetalkError
 from scenetalk.training import CaptionTrainer, TrainConfig
 
 COLOURS = ["red", "blue", "green", "black"]
@@ -176,3 +177,20 @@ def test_bf16_training_learns_like_fp32(tmp_path):
     bf16 = trainer(tmp_path, "bf16", config(precision="bf16", **kw)).run()
     assert bf16["train"][-1]["loss"] < bf16["train"][0]["loss"] * 0.5
     assert bf16["val"][-1]["perplexity"] < fp32["val"][-1]["perplexity"] * 1.2
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_best_checkpoint(tmp_path):
+    t = trainer(tmp_path, "run", config(max_steps=40, eval_every=10, checkpoint_every=10,
+                                        model={"type": "mrnn", "dropout": 0.0}))
+    good_loss = t.batch_loss
+
+    def loss_that_diverges(idx):
+        loss, n, extra = good_loss(idx)
+        return (loss * float("nan") if t.step >= 15 else loss), n, extra
+
+    t.batch_loss = loss_that_diverges
+    with pytest.raises(ScenetalkError, match=r"diverged: the loss is nan at step 16 .*lower the learning rate"):
+        t.run()
+    weights = load_checkpoint(tmp_path / "run" / "best")[0]
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())["train"]) == 15

@@ -318,6 +318,12 @@ class Trainer:
             for idx in batches[self.batch_in_epoch:]:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                     loss, n, extra = self.batch_loss(idx)
+                if not torch.isfinite(loss):  # one step more and every weight would be NaN
+                    bar.close()
+                    atomic_write_text(self.out / "history.json", json.dumps(self.history))
+                    best = f"; the best checkpoint so far is {self.out / 'best'}" if self.best is not None else ""
+                    raise ScenetalkError(f"training diverged: the loss is {loss.item()} at step {self.step + 1} "
+                                         f"(epoch {self.epoch}); lower the learning rate (lr: {cfg.lr}){best}")
                 self.optimizer.zero_grad(set_to_none=True)
                 for group in self.optimizer.param_groups:
                     group["lr"] = scheduled_lr(cfg, self.step, total)
