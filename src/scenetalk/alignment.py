@@ -128,10 +128,7 @@ class AlignmentTrainer(Trainer):
         torch.manual_seed(config.seed)
         if config.init_from:  # e.g. hardest negatives after a warm-up with eq. 9's sum (VSE++ §3.2)
             self.model, self.vocab, start_meta = load_alignment(config.init_from, expect_extractor_id=extractor_id)
-            self.model_config = start_meta["model"]
-            if self.model_config["region_dim"] != self.regions.size(-1):
-                raise ScenetalkError(f"{config.init_from}: the checkpoint reads {self.model_config['region_dim']}-d "
-                                     f"regions, the features are {self.regions.size(-1)}-d")
+            self.model_config = start_meta["model"]  # same extractor id (checked above), so same region size
         else:
             self.vocab = training_vocabulary(dataset, config.min_count)
             self.model_config = {**config.model, "vocab_size": len(self.vocab), "region_dim": self.regions.size(-1)}
