@@ -85,6 +85,33 @@ def test_index_refuses_another_model_and_missing_files(index, tmp_path):
         Searcher(tmp_path, ckpt)
 
 
+def test_index_extracts_the_features_its_checkpoint_was_trained_on(index, tmp_path, capsys):
+    from scenetalk.cli import main
+    from scenetalk.features.extract import Extractor
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.vision.backbones import create_backbone
+
+    _, _, root = index
+    photos = [(p.name, str(p)) for p in sorted((root / "photos").iterdir())][:2]
+    lite2 = Extractor(create_backbone("efficientnet-lite2"), regions=True).extractor_id
+    built = build_index(photos, tmp_path / "lite2", random_checkpoint(tmp_path / "a2", lite2), progress=False)
+    store = FeatureStore.open(built / "features")
+    assert store.extractor_id == lite2 and "grid" not in store.index["arrays"]  # search never reads a grid
+    # An id no installed backbone gives is refused before any photo is read.
+    unknown = random_checkpoint(tmp_path / "a3", "resnet-152-0123456789ab+x")
+    with pytest.raises(ScenetalkError, match="resnet-152-0123456789ab"):
+        build_index(photos, tmp_path / "never", unknown, progress=False)
+    assert not (tmp_path / "never").exists()
+    # Rebuilding an index folder with another model's features needs --overwrite.
+    lite0 = random_checkpoint(tmp_path / "a0", Extractor(regions=True).extractor_id)
+    folder = str(root / "photos")
+    assert main(["index", "build", folder, "--out", str(built), "--checkpoint", str(lite0), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["index", "build", folder, "--out", str(built), "--checkpoint", str(lite0), "--quiet",
+                 "--overwrite"]) == 0
+    assert Searcher(built, lite0).meta["extractor_id"] == Extractor(regions=True).extractor_id
+
+
 def test_cli_index_and_search(index, tmp_path, capsys):
     import json
 

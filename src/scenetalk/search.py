@@ -448,15 +448,22 @@ class SentenceCollection:
 
 def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoint: str | os.PathLike,
                 progress: bool = True, sentences: Sequence[str] | None = None,
-                faiss_min: int = FAISS_MIN_PHOTOS) -> Path:
+                faiss_min: int = FAISS_MIN_PHOTOS, overwrite: bool = False) -> Path:
     """Features and regions of ``images`` ((name, path) pairs; resumable), then their region
     vectors in the checkpoint's space and the candidate vectors (``write_index``), streamed a
-    block of photos at a time."""
+    block of photos at a time. The features are the ones the checkpoint was trained on
+    (backbone and region crop size from its extractor id), without the grid search never
+    reads; ``overwrite`` replaces features of another extractor or image list."""
+    from scenetalk.api import extractor_for
+    from scenetalk.checkpoint import read_meta
     from scenetalk.features.extract import extract
     from scenetalk.features.store import FeatureStore
 
     out = Path(out)
-    result = extract(images, out / FEATURES_DIR, regions=True, progress=progress, skip_bad=True)
+    extractor_id = read_meta(checkpoint).get("extractor_id") or ""
+    extractor = extractor_for(extractor_id, checkpoint, grid=False)  # before hours of extraction
+    result = extract(images, out / FEATURES_DIR, extractor=extractor, progress=progress, skip_bad=True,
+                     overwrite=overwrite)
     store = FeatureStore.open(out / FEATURES_DIR)
     model, _, _ = load_alignment(checkpoint, expect_extractor_id=store.extractor_id)
     bad = set(result.bad)  # unreadable files: reported by extract, left out of the index

@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         if blank:
             print(f"scenetalk index: skipped {blank} blank line(s) of {args.sentences}", file=sys.stderr)
     out = build_index([(rel, os.path.join(args.folder, rel)) for rel in found], args.out, checkpoint,
-                      progress=not args.quiet, sentences=sentences)
+                      progress=not args.quiet, sentences=sentences,
+                      overwrite=args.overwrite)
     from scenetalk.search import Searcher
 
     searcher = Searcher(out, checkpoint)
@@ -55,5 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
     b.add_argument("--sentences", metavar="FILE",
                    help="sentences (one per line) to store in the index, embedded once, for `scenetalk describe`")
+    b.add_argument("--overwrite", action="store_true",
+                   help="start again when INDEX holds features of another extractor or photo list")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run)
