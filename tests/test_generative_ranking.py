@@ -46,3 +46,17 @@ def test_prior_normalisation():
     to_text, to_image = generative_scores(lik, prior, torch.tensor([2, 1]))
     assert to_text[0].tolist() == pytest.approx([math.log(0.5) / 2, 0.0])
     assert torch.equal(to_image, lik)
+
+
+@pytest.mark.parametrize("kind", ["mrnn", "mrnn-lstm"])
+def test_pair_log_likelihoods_are_the_all_pairs_ones_at_those_pairs(kind):
+    from scenetalk.generative_ranking import pair_log_likelihoods
+
+    torch.manual_seed(1)
+    model = GENERATORS[kind]().eval()
+    images = torch.randn(4, 6)
+    ids = torch.tensor([[1, 5, 6, 2, 0, 0], [1, 7, 2, 0, 0, 0], [1, 8, 9, 10, 11, 2], [1, 3, 2, 0, 0, 0]])
+    full = sentence_log_likelihoods(model, images, ids, precision="fp32")
+    pairs = torch.tensor([[3, 0], [0, 2], [0, 1], [2, 2], [3, 3]])  # image 1 has none; any order
+    got = pair_log_likelihoods(model, images, ids, pairs, precision="fp32")
+    assert torch.allclose(got, full[pairs[:, 0], pairs[:, 1]], atol=1e-5)

@@ -131,6 +131,74 @@ def test_cli_index_and_search(index, tmp_path, capsys):
     assert "not a scenetalk index" in capsys.readouterr().err
 
 
+def random_captioner(folder, extractor_id, seed=0):
+    from scenetalk.models.mrnn import MRNN, MRNNConfig
+
+    torch.manual_seed(seed)
+    vocab = Vocabulary.build([WORDS], min_count=1)
+    cfg = MRNNConfig(len(vocab), image_dim=1280, embed1_dim=8, embed2_dim=8, multimodal_dim=16, dropout=0.0)
+    save_checkpoint(folder, MRNN(cfg).state_dict(), {"kind": "caption_generator", "model": cfg.to_dict(),
+                                                      "vocabulary": vocab.to_dict(), "extractor_id": extractor_id})
+    return folder
+
+
+def test_rerank_orders_the_best_by_s_kl_by_s_kl_plus_weighted_likelihood(index, tmp_path, capsys):
+    import json
+
+    import scenetalk
+    from scenetalk.captioner import load_generator
+    from scenetalk.cli import main
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.generative_ranking import sentence_log_likelihoods
+
+    path, ckpt, _ = index
+    searcher = Searcher(path, ckpt)
+    global_id = searcher.meta["extractor_id"].split("+")[0]
+    captioner = random_captioner(tmp_path / "cap", global_id)
+    query = "a cat sits on the table"
+    plain = searcher.search(query, k=4)
+    top3 = {h.name for h in plain.hits[:3]}
+    # The likelihoods are the captioner's, of the query given each photo's global features.
+    model, vocab, _ = load_generator(captioner)
+    store = FeatureStore.open(path / "features")
+    feats = torch.tensor(np.asarray(store.array("global")[store.rows(searcher.names)], dtype=np.float32))
+    ids, _ = vocab.encode_batch([query.split()])
+    want_lp = dict(zip(searcher.names, sentence_log_likelihoods(model, feats, ids)[:, 0].tolist()))
+    for weight in (0.0, 0.5, 1e6):
+        result = searcher.search(query, k=3, rerank=3, rerank_weight=weight, captioner=captioner)
+        assert {h.name for h in result.hits} == top3  # only the best 3 by S_kl are re-ranked
+        for h in result.hits:
+            assert h.log_likelihood == pytest.approx(want_lp[h.name], abs=0.1)  # bfloat16 products
+            assert h.score == pytest.approx(h.alignment_score + weight * h.log_likelihood, rel=1e-5)
+        assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+    assert [h.name for h in result.hits] == sorted(top3, key=want_lp.get, reverse=True)  # λ = 1e6: likelihood only
+    # k larger than K: the best max(k, K) by S_kl are re-ranked; the API passes its captioner.
+    m = scenetalk.load(captioner=captioner, alignment=ckpt)
+    assert len(m.search(path, query, k=4, rerank=2).hits) == 4
+    # CLI: --rerank [K] and --captioner; the JSON says how it ranked.
+    assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--rerank", "2", "--captioner",
+                 str(captioner), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["reranked"]["top"] == 2 and len(out["reranked"]["log_likelihood"]) == len(out["hits"]) == 4
+    assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--rerank", "0"]) == 2
+    assert "--rerank must be a whole number" in capsys.readouterr().err
+    # A captioner of other image features is refused in one line, naming both.
+    other = random_captioner(tmp_path / "cap2", "efficientnet-lite2-260-000000000000")
+    assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--rerank", "--captioner", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "efficientnet-lite2-260-000000000000" in err and global_id in err and len(err.strip().splitlines()) == 1
+    # Not asked for (the default), re-ranking that cannot run is skipped with a note; --no-rerank is quiet.
+    assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--captioner", str(other), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "not re-ranked" in captured.err and "reranked" not in json.loads(captured.out)
+    assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--no-rerank", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "reranked" not in json.loads(captured.out)
+    with pytest.warns(UserWarning, match="not re-ranked"):
+        hits = scenetalk.load(captioner=other, alignment=ckpt).search(path, query, k=2).hits
+    assert [h.name for h in hits] == [h.name for h in plain.hits[:2]]
+
+
 def test_api_search_and_score(index):
     import scenetalk
 
@@ -142,10 +210,14 @@ def test_api_search_and_score(index):
     searcher = Searcher(path, ckpt)
     s, _ = searcher.embed_query("a cat sits on the table")
     # the API's score of a photo equals the index's exact score of it
-    result = m.search(path, "a cat sits on the table", k=4)
-    by_name = {h.name: h.score for h in result.hits}
-    for p, score in zip(photos, S[:, 0].tolist()):
-        assert by_name[p.name] == pytest.approx(score, rel=1e-2)
+    plain = m.search(path, "a cat sits on the table", k=4, rerank=0)
+    # by default the shipped captioner (it reads this index's features) re-ranks, S_kl kept beside
+    reranked = m.search(path, "a cat sits on the table", k=4)
+    assert all(h.log_likelihood is not None for h in reranked.hits)
+    for result, value in ((plain, "score"), (reranked, "alignment_score")):
+        by_name = {h.name: getattr(h, value) for h in result.hits}
+        for p, score in zip(photos, S[:, 0].tolist()):
+            assert by_name[p.name] == pytest.approx(score, rel=1e-2)
     with pytest.raises(ScenetalkError, match="has no words"):
         m.score([str(photos[0])], ["?!"])
 

@@ -177,9 +177,25 @@ class Scenetalk:
         """See ``Captioner.caption``."""
         return self.captioner.caption(images, beam_size=beam_size, n_best=n_best, **kwargs)
 
-    def search(self, index: str | os.PathLike, sentence: str, k: int = 10, candidates: int = 1000):
-        """The ``k`` photos of an index (``scenetalk index build``) that best match ``sentence``."""
-        return open_searcher(index, self._paths["alignment"]).search(sentence, k=k, candidates=candidates)
+    def search(self, index: str | os.PathLike, sentence: str, k: int = 10, candidates: int = 1000,
+               rerank: int | bool | None = None):
+        """The ``k`` photos of an index (``scenetalk index build``) that best match ``sentence``.
+        ``rerank=K`` (True: 100) ranks the best K by S_kl again by S_kl + λ·log P(sentence | photo)
+        of this object's captioner, an m-RNN (``search.Searcher.search``); ``None``, the default,
+        does so when the captioner reads the index's features (else it warns and does not);
+        ``rerank=0`` ranks by S_kl alone."""
+        import warnings
+
+        from scenetalk.search import RERANK_TOP
+
+        searcher = open_searcher(index, self._paths["alignment"])
+        if rerank is None:
+            problem = searcher.rerank_problem(self._paths["captioner"])
+            if problem is not None:
+                warnings.warn(f"ranked by S_kl alone, not re-ranked: {problem}", stacklevel=2)
+            rerank = 0 if problem else RERANK_TOP
+        return searcher.search(sentence, k=k, candidates=candidates, rerank=rerank,
+                               captioner=self._paths["captioner"])
 
     def describe(self, index: str | os.PathLike, image: ImageLike, k: int = 5,
                  sentences: Sequence[str] | None = None):

@@ -75,3 +75,32 @@ def generative_scores(likelihoods: torch.Tensor, prior: torch.Tensor, n_words: t
     ratio for ranking sentences, the plain log-likelihood for ranking images."""
     sentence_scores = (likelihoods - prior[None, :]) / n_words.clamp(min=1)[None, :].float()
     return sentence_scores, likelihoods
+
+
+@torch.no_grad()
+def pair_log_likelihoods(model: CaptionGenerator, images: torch.Tensor, ids: torch.Tensor, pairs: torch.Tensor,
+                         pad_id: int = 0, precision: str = "bf16", pairs_per_pass: int = 256,
+                         progress: bool = False) -> torch.Tensor:
+    """log P(s_l | I_k) for the (P, 2) pairs (k, l) only, as ``sentence_log_likelihoods`` gives
+    them for all: for re-ranking a few candidates per query. The model must have ``text_term``
+    (the m-RNN family): the image-free part of every sentence is computed once, then the
+    multimodal and softmax layers of ``pairs_per_pass`` pairs at a time, shortest sentences
+    first (so a pass pads little)."""
+    model.eval()
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    mask = targets != pad_id
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    with autocast:
+        text = torch.cat([model.text_term(inputs[i:i + 500]).float() for i in range(0, len(ids), 500)])
+    out = torch.empty(len(pairs))
+    order = mask[pairs[:, 1]].sum(1).argsort()
+    for start in progress_bar(range(0, len(pairs), pairs_per_pass), unit="pass", desc="likelihoods",
+                              disable=not progress):
+        rows = order[start:start + pairs_per_pass]
+        k, sents = pairs[rows, 0], pairs[rows, 1]
+        n = int(mask[sents].sum(1).max())
+        with autocast:
+            logits = model.multimodal_logits(text[sents, :n], images[k])
+        lp = logits.gather(2, targets[sents, :n, None]).squeeze(2).float() - torch.logsumexp(logits.float(), -1)
+        out[rows] = (lp * mask[sents, :n]).sum(1)
+    return out

@@ -11,16 +11,36 @@ from scenetalk.errors import ScenetalkError
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk.api import open_searcher
+    from scenetalk.search import RERANK_TOP, RERANK_WEIGHT
 
     if args.top < 1 or args.candidates < 1:
         raise ScenetalkError(f"--top and --candidates must be at least 1 (got {args.top} and {args.candidates})")
+    rerank = 0
+    if args.rerank is not None:  # "--rerank" alone: the default K
+        try:
+            rerank = int(args.rerank) if args.rerank else RERANK_TOP
+        except ValueError:
+            rerank = 0
+        if rerank < 1:
+            raise ScenetalkError(f"--rerank must be a whole number of photos, at least 1 (got {args.rerank!r})")
     searcher = open_searcher(args.index, args.checkpoint)
-    result = searcher.search(args.query, k=args.top, candidates=args.candidates)
+    if args.rerank is None and not args.no_rerank:  # the default: re-rank when the captioner can read the index
+        problem = searcher.rerank_problem(args.captioner)
+        if problem is None:
+            rerank = RERANK_TOP
+        else:
+            print(f"scenetalk search: ranked by S_kl alone, not re-ranked: {problem}", file=sys.stderr)
+    result = searcher.search(args.query, k=args.top, candidates=args.candidates, rerank=rerank,
+                             captioner=args.captioner)
     if result.unknown_words:
         print(f"scenetalk search: ignored words the model does not know: {', '.join(result.unknown_words)}",
               file=sys.stderr)
-    print_ranking(args.json, {"query": result.query, "unknown_words": result.unknown_words, "exact": result.exact},
-                  "image", [(h.name, h.score) for h in result.hits])
+    payload = {"query": result.query, "unknown_words": result.unknown_words, "exact": result.exact}
+    if rerank:
+        payload["reranked"] = {"top": rerank, "weight": RERANK_WEIGHT,
+                               "log_likelihood": [round(h.log_likelihood, 4) for h in result.hits],
+                               "alignment_score": [round(h.alignment_score, 4) for h in result.hits]}
+    print_ranking(args.json, payload, "image", [(h.name, h.score) for h in result.hits])
     return 0
 
 
@@ -45,6 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=10, help="how many photos (default 10)")
     p.add_argument("--candidates", type=int, default=1000,
                    help="photos scored exactly after the bound stage (default 1000)")
+    rerank = p.add_mutually_exclusive_group()
+    rerank.add_argument("--rerank", nargs="?", const="", metavar="K",
+                        help="rank the best K photos (default 100) again by S_kl + λ·log P(sentence | photo) of the "
+                             "m-RNN captioner (the default when the captioner reads the index's features; on "
+                             "Flickr8K test the right photo comes first for 25.6%% of sentences instead of 14.9%%)")
+    rerank.add_argument("--no-rerank", action="store_true", help="rank by the alignment score S_kl alone")
+    p.add_argument("--captioner", help="m-RNN captioner for --rerank (default: the shipped one)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--checkpoint", help="alignment checkpoint (default: the one the index was built with)")
     p.set_defaults(func=run)
