@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         if problem is None:
             rerank = RERANK_TOP
         else:
-            print(f"scenetalk search: ranked by S_kl alone, not re-ranked: {problem}", file=sys.stderr)
+            print(f"scenetalk search: ranked by S_kl alone, not re-ranked: {problem} "
+                  "(--captioner to name one that reads them; --no-rerank to skip this)", file=sys.stderr)
     result = searcher.search(args.query, k=args.top, candidates=args.candidates, rerank=rerank,
                              captioner=args.captioner)
     if result.unknown_words:
