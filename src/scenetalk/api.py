@@ -186,16 +186,11 @@ class Scenetalk:
         ``rerank=0`` ranks by S_kl alone."""
         import warnings
 
-        from scenetalk.search import RERANK_TOP
-
-        searcher = open_searcher(index, self._paths["alignment"])
-        if rerank is None:
-            problem = searcher.rerank_problem(self._paths["captioner"])
-            if problem is not None:
-                warnings.warn(f"ranked by S_kl alone, not re-ranked: {problem}", stacklevel=2)
-            rerank = 0 if problem else RERANK_TOP
-        return searcher.search(sentence, k=k, candidates=candidates, rerank=rerank,
-                               captioner=self._paths["captioner"])
+        result = open_searcher(index, self._paths["alignment"]).search(
+            sentence, k=k, candidates=candidates, rerank=rerank, captioner=self._paths["captioner"])
+        if result.not_reranked:
+            warnings.warn(f"ranked by S_kl alone, not re-ranked: {result.not_reranked}", stacklevel=2)
+        return result
 
     def describe(self, index: str | os.PathLike, image: ImageLike, k: int = 5,
                  sentences: Sequence[str] | None = None):

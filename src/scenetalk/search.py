@@ -93,12 +93,6 @@ RERANK_TOP = 100
 RERANK_WEIGHT = 2.0
 
 
-def _shipped_captioner() -> Path:
-    from scenetalk.api import shipped_captioner
-
-    return shipped_captioner()
-
-
 class SearchIndexError(ScenetalkError):
     """A search index that is missing, damaged, or made with another model."""
 
@@ -127,6 +121,7 @@ class SearchResult:
     unknown_words: list[str]
     exact: bool            # the candidate stage provably missed nothing
     candidates: int
+    not_reranked: str | None = None  # why the default re-ranking (rerank=None) did not run
 
 
 @dataclass
@@ -309,10 +304,11 @@ class Searcher:
         return s[0][mask[0]], unknown
 
     def _load_reranker(self, captioner: str | os.PathLike | None):
+        from scenetalk.api import shipped_captioner
         from scenetalk.captioner import load_generator_for
         from scenetalk.features.store import FeatureStore
 
-        captioner = captioner or _shipped_captioner()
+        captioner = captioner or shipped_captioner()
         if self._reranker is None or self._reranker[0] != captioner:
             store = FeatureStore.open(self.path / FEATURES_DIR)
             model, vocab, _ = load_generator_for(captioner, store, one_vector=True)
@@ -321,15 +317,6 @@ class Searcher:
                                      f"does not read the image), not {model.__class__.__name__}")
             self._reranker = (captioner, model, vocab, store)
         return self._reranker
-
-    def rerank_problem(self, captioner: str | os.PathLike | None = None) -> str | None:
-        """Why ``search(rerank=...)`` cannot run with this captioner (by default the shipped
-        one) on this index, e.g. a captioner of other image features; None when it can."""
-        try:
-            self._load_reranker(captioner)
-        except ScenetalkError as exc:
-            return str(exc)
-        return None
 
     @torch.no_grad()
     def query_log_likelihoods(self, query: str, rows: np.ndarray, captioner: str | os.PathLike | None = None
@@ -345,15 +332,23 @@ class Searcher:
         return pair_log_likelihoods(model, torch.from_numpy(features), ids, pairs, vocab.pad_id)
 
     @torch.no_grad()
-    def search(self, query: str, k: int = 10, candidates: int = 1000, rerank: int | bool = 0,
+    def search(self, query: str, k: int = 10, candidates: int = 1000, rerank: int | bool | None = 0,
                rerank_weight: float = RERANK_WEIGHT, captioner: str | os.PathLike | None = None) -> SearchResult:
         """The ``k`` photos with the best S_kl among ``candidates`` (see the module). With
         ``rerank`` = K > 0 (True: ``RERANK_TOP``), the best K by S_kl are ranked again by
         S_kl + λ·log P(query | photo), the query's likelihood by an m-RNN captioner (Mao et al.
         §6; by default the shipped one), which puts the right photo first far more often on
         Flickr8K (BENCHMARKS.md "Re-ranking"). ``exact`` then says that those K are the
-        exhaustive best K by S_kl."""
+        exhaustive best K by S_kl. ``rerank=None`` re-ranks the best ``RERANK_TOP`` when the
+        captioner reads this index's features, and otherwise says why not in ``not_reranked``."""
         s, unknown = self.embed_query(query)
+        not_reranked = None
+        if rerank is None:
+            try:
+                self._load_reranker(captioner)
+                rerank = RERANK_TOP
+            except ScenetalkError as exc:
+                rerank, not_reranked = 0, str(exc)
         rerank = RERANK_TOP if rerank is True else int(rerank)
         n = len(self.names)
         c = min(n, max(k, candidates))
@@ -374,7 +369,7 @@ class Searcher:
                     for i in fused.argsort(descending=True)[:k].tolist()]
         else:
             hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
-        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows))
+        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked)
 
     @torch.no_grad()
     def image_vectors(self, image) -> tuple[str, torch.Tensor]:

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1 or args.candidates < 1:
         raise ScenetalkError(f"--top and --candidates must be at least 1 (got {args.top} and {args.candidates})")
-    rerank = 0
+    rerank = 0 if args.no_rerank else None  # None: re-rank when the captioner can read the index
     if args.rerank is not None:  # "--rerank" alone: the default K
         try:
             rerank = int(args.rerank) if args.rerank else RERANK_TOP
@@ -23,22 +23,17 @@ def run(args: argparse.Namespace) -> int:
             rerank = 0
         if rerank < 1:
             raise ScenetalkError(f"--rerank must be a whole number of photos, at least 1 (got {args.rerank!r})")
-    searcher = open_searcher(args.index, args.checkpoint)
-    if args.rerank is None and not args.no_rerank:  # the default: re-rank when the captioner can read the index
-        problem = searcher.rerank_problem(args.captioner)
-        if problem is None:
-            rerank = RERANK_TOP
-        else:
-            print(f"scenetalk search: ranked by S_kl alone, not re-ranked: {problem} "
-                  "(--captioner to name one that reads them; --no-rerank to skip this)", file=sys.stderr)
-    result = searcher.search(args.query, k=args.top, candidates=args.candidates, rerank=rerank,
-                             captioner=args.captioner)
+    result = open_searcher(args.index, args.checkpoint).search(
+        args.query, k=args.top, candidates=args.candidates, rerank=rerank, captioner=args.captioner)
+    if result.not_reranked:
+        print(f"scenetalk search: ranked by S_kl alone, not re-ranked: {result.not_reranked} "
+              "(--captioner to name one that reads them; --no-rerank to skip this)", file=sys.stderr)
     if result.unknown_words:
         print(f"scenetalk search: ignored words the model does not know: {', '.join(result.unknown_words)}",
               file=sys.stderr)
     payload = {"query": result.query, "unknown_words": result.unknown_words, "exact": result.exact}
-    if rerank:
-        payload["reranked"] = {"top": rerank, "weight": RERANK_WEIGHT,
+    if result.hits and result.hits[0].log_likelihood is not None:
+        payload["reranked"] = {"top": rerank or RERANK_TOP, "weight": RERANK_WEIGHT,
                                "log_likelihood": [round(h.log_likelihood, 4) for h in result.hits],
                                "alignment_score": [round(h.alignment_score, 4) for h in result.hits]}
     print_ranking(args.json, payload, "image", [(h.name, h.score) for h in result.hits])
