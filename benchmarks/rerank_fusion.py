@@ -29,7 +29,8 @@ from scenetalk.alignment import load_alignment, score_split, sentence_set
 from scenetalk.captioner import load_generator
 from scenetalk.data.registry import load_dataset
 from scenetalk.features.store import FeatureStore
-from scenetalk.generative_ranking import log_prior, pair_log_likelihoods, sentence_log_likelihoods
+from scenetalk.generative_ranking import (log_prior, pair_log_likelihoods, prior_image_rows,
+                                          sentence_log_likelihoods)
 from scenetalk.metrics.retrieval import KS, retrieval_metrics
 from scenetalk.training import build_examples
 
@@ -98,10 +99,7 @@ def main() -> None:
     G = torch.zeros(n, length)
     G[pairs[:, 0], pairs[:, 1]] = lik
     # The prior of m-RNN's sentence ranking: 100 seeded training images, as `scenetalk evaluate --retrieval`.
-    train = dataset.split("train")
-    g = torch.Generator().manual_seed(0)
-    prior_rows = torch.tensor([glob.row_index[train[int(i)].relpath]
-                               for i in torch.randperm(len(train), generator=g)[:100]])
+    prior_rows = prior_image_rows(dataset, glob.row_index)
     need = torch.unique(top_sentences)
     prior = torch.zeros(length)
     prior[need] = log_prior(sentence_log_likelihoods(generator, feats[prior_rows], examples.ids[need], g_vocab.pad_id,

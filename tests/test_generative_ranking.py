@@ -60,3 +60,17 @@ def test_pair_log_likelihoods_are_the_all_pairs_ones_at_those_pairs(kind):
     pairs = torch.tensor([[3, 0], [0, 2], [0, 1], [2, 2], [3, 3]])  # image 1 has none; any order
     got = pair_log_likelihoods(model, images, ids, pairs, precision="fp32")
     assert torch.allclose(got, full[pairs[:, 0], pairs[:, 1]], atol=1e-5)
+
+
+def test_prior_images_are_a_seeded_sample_of_the_training_split_only():
+    from types import SimpleNamespace
+
+    from scenetalk.generative_ranking import prior_image_rows
+
+    images = {s: [SimpleNamespace(relpath=f"{s}{i}.jpg") for i in range(50)] for s in ("train", "test")}
+    dataset = SimpleNamespace(split=images.__getitem__)
+    row_index = {im.relpath: r for r, im in enumerate(images["train"] + images["test"])}
+    rows = prior_image_rows(dataset, row_index, count=10)
+    assert len(set(rows.tolist())) == 10 and int(rows.max()) < 50  # training rows only
+    assert torch.equal(rows, prior_image_rows(dataset, row_index, count=10))
+    assert not torch.equal(rows, prior_image_rows(dataset, row_index, count=10, seed=1))

@@ -64,6 +64,14 @@ def sentence_log_likelihoods(model: CaptionGenerator, images: torch.Tensor, ids:
     return out
 
 
+def prior_image_rows(dataset, row_index: dict[str, int], count: int = 100, seed: int = 0) -> torch.Tensor:
+    """Feature-store rows of the ``count`` images the prior averages over: a seeded sample of
+    the *training* split (never the images being ranked)."""
+    train = dataset.split("train")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]
+    return torch.tensor([row_index[train[int(i)].relpath] for i in order])
+
+
 def log_prior(prior_likelihoods: torch.Tensor) -> torch.Tensor:
     """log P(s) = log mean_I' P(s | I') from an (N', L) matrix of log-likelihoods."""
     return torch.logsumexp(prior_likelihoods, dim=0) - math.log(prior_likelihoods.size(0))

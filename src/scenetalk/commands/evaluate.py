@@ -128,7 +128,8 @@ def evaluate_generative_retrieval(args: argparse.Namespace, dataset, store) -> i
     """m-RNN's ranking with a caption generator: images by log P(s | I), sentences by their
     perplexity given the image relative to a prior averaged over 100 training images."""
     from scenetalk.captioner import load_generator
-    from scenetalk.generative_ranking import generative_scores, log_prior, sentence_log_likelihoods
+    from scenetalk.generative_ranking import (generative_scores, log_prior, prior_image_rows,
+                                               sentence_log_likelihoods)
     from scenetalk.training import build_examples
 
     model, vocab, meta = load_generator(args.checkpoint, expect_extractor_id=store.extractor_id)
@@ -138,9 +139,7 @@ def evaluate_generative_retrieval(args: argparse.Namespace, dataset, store) -> i
     image_rows = torch.tensor([store.row_index[im.relpath] for im in images])
     position = {int(r): k for k, r in enumerate(image_rows)}
     sentence_image = torch.tensor([position[int(r)] for r in examples.image_rows])
-    train = dataset.split("train")
-    g = torch.Generator().manual_seed(0)
-    prior_rows = torch.tensor([store.row_index[train[int(i)].relpath] for i in torch.randperm(len(train), generator=g)[:100]])
+    prior_rows = prior_image_rows(dataset, store.row_index)
     started = time.time()
     print(f"scoring {len(images)} images x {len(examples.ids)} sentences (+100 training images for the prior)")
     lik = sentence_log_likelihoods(model, feats[image_rows], examples.ids, vocab.pad_id, progress=True)
