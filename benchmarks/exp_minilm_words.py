@@ -17,6 +17,7 @@ import os
 import time
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from scenetalk.data.registry import load_dataset
@@ -97,12 +98,14 @@ def main() -> None:
                 sentences.append(s.tokens[:MAX_WORDS] or ["<unk>"])
                 rows.append(row_of[image.relpath])
                 image_of.append(k)
-        cache = os.path.join(args.cache, f"{split}.pt")
+        cache = os.path.join(args.cache, f"{split}.safetensors")
         if not os.path.exists(cache):
             started = time.time()
-            torch.save(minilm_word_vectors(sentences), cache)
+            X, M = minilm_word_vectors(sentences)
+            save_file({"X": X, "M": M}, cache)
             print(f"MiniLM word vectors of {len(sentences)} {split} sentences: {time.time() - started:.0f} s")
-        X, M = torch.load(cache)
+        cached = load_file(cache)
+        X, M = cached["X"], cached["M"]
         return X, M, torch.tensor(rows), torch.tensor(image_of), torch.tensor(images)
 
     config = AlignmentConfig(vocab_size=1, region_dim=regions.size(-1), dropout=args.dropout)
@@ -148,7 +151,7 @@ def main() -> None:
                       f"rsum {rsum(m):.1f} ({time.time() - started:.0f} s)", flush=True)
                 if rsum(m) > best:
                     best = rsum(m)
-                    torch.save(model.state_dict(), os.path.join(args.out, "best.pt"))
+                    save_file(model.state_dict(), os.path.join(args.out, "best.safetensors"))
     print(f"best val R@K sum {best:.1f}")
 
 
