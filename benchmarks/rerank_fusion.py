@@ -49,10 +49,6 @@ def fused(alignment: torch.Tensor, generative: torch.Tensor, top: torch.Tensor, 
     return out.scatter(dim, top, cand)
 
 
-def direction_sum(metrics: dict, direction: str) -> float:
-    return sum(metrics[direction][f"R@{k}"] for k in KS)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--alignment", required=True)
