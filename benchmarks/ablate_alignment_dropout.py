@@ -30,9 +30,9 @@ def main() -> None:
 
     import torch
 
-    from scenetalk.alignment import AlignmentTrainer, AlignTrainConfig
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
+    from scenetalk.training.alignment_trainer import AlignmentTrainer, AlignTrainConfig
 
     torch.set_num_threads(1)
     dataset = load_dataset("flickr8k", root=args.root)

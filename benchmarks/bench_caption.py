@@ -48,7 +48,7 @@ def sample_jpegs(folder: str) -> list[str]:
     """The bundled sample photos at full size, re-encoded as JPEG (quality 90)."""
     from PIL import Image
 
-    from scenetalk.samples import sample_photo_paths
+    from scenetalk.data.sample_photos import sample_photo_paths
 
     out = []
     for path in sample_photo_paths():

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from scenetalk.images import list_images  # noqa: E402
+from scenetalk.vision.images import list_images
 
 FLICKR8K_IMAGES = 8091
 BUDGET_GLOBAL_S = 5 * 60
@@ -89,9 +89,9 @@ def compare_regions(args, images: list[tuple[str, str]]) -> None:
     import numpy as np
     import torch
 
-    from scenetalk.images import load_image
     from scenetalk.vision.backbones import create_backbone
     from scenetalk.vision.detector import create_detector
+    from scenetalk.vision.images import load_image
     from scenetalk.vision.regions import RegionFeaturizer, select_regions
 
     backbone = create_backbone(args.backbone)

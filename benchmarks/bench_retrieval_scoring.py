@@ -33,11 +33,12 @@ def main() -> None:
 
     import torch
 
-    from scenetalk.alignment import load_alignment, score_split, sentence_set
-    from scenetalk.api import shipped_alignment
+    from scenetalk.checkpoint import load_alignment
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
     from scenetalk.metrics.retrieval import retrieval_metrics
+    from scenetalk.retrieval.scoring import score_split, sentence_set
+    from scenetalk.weights import shipped_alignment
 
     dataset = load_dataset("flickr8k", root=args.root)
     store = FeatureStore.open(args.features)

@@ -64,7 +64,7 @@ def recall_at(top10: np.ndarray, candidate_sets) -> float:
 def recall_table(top10, by_bound, by_whole, faiss_bound, faiss_whole, c, extra=""):
     """One row of recall of the exhaustive top-10 for the three rules at C = ``c``, exact and
     FAISS, from each query's rankings (best first; the exact ones at least ``c`` long)."""
-    from scenetalk.search import merge_candidates
+    from scenetalk.retrieval.candidates import merge_candidates
 
     exact = [[r[:c] for r in by_bound], [r[:c] for r in by_whole],
              [merge_candidates(b[:c], w[:c], c) for b, w in zip(by_bound, by_whole)]]
@@ -87,7 +87,7 @@ def flickr_recall(name, bounds, whole, S, queries, k=10):
     (queries, h)."""
     import faiss
 
-    from scenetalk.search import bound_candidates, build_candidate_index, faiss_rankings, proves_exact
+    from scenetalk.retrieval.candidates import bound_candidates, build_candidate_index, faiss_rankings, proves_exact
 
     top10 = S.topk(k, dim=0).indices.T.numpy()
     kth = S.topk(k, dim=0).values[-1]
@@ -159,10 +159,10 @@ def main() -> None:
     import faiss
     import torch
 
-    from scenetalk.alignment import load_alignment
-    from scenetalk.api import shipped_alignment
+    from scenetalk.checkpoint import load_alignment
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
+    from scenetalk.weights import shipped_alignment
 
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
@@ -186,9 +186,24 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
     import torch
 
     from scenetalk.models.alignment import all_pairs_scores
-    from scenetalk.search import (BOUNDS_FILE, FAISS_FILE, RESCORE_BLOCK, WHOLE_FAISS_FILE, WHOLE_FILE, Searcher,
-                                  bound_candidates, build_candidate_index, embed_sentences, faiss_candidates,
-                                  faiss_rankings, region_vectors, rescore, write_index)
+    from scenetalk.retrieval.candidates import (
+        RESCORE_BLOCK,
+        bound_candidates,
+        build_candidate_index,
+        faiss_candidates,
+        faiss_rankings,
+        rescore,
+    )
+    from scenetalk.retrieval.index import (
+        BOUNDS_FILE,
+        FAISS_FILE,
+        WHOLE_FAISS_FILE,
+        WHOLE_FILE,
+        embed_sentences,
+        region_vectors,
+        write_index,
+    )
+    from scenetalk.retrieval.search import Searcher
 
     start = time.perf_counter()
     index_dir = write_index(work / "flickr8k", region_vectors(model, store.regions, np.arange(len(store))),

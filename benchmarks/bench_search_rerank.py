@@ -15,7 +15,7 @@ import torch
 
 from scenetalk.api import open_searcher
 from scenetalk.data.registry import load_dataset
-from scenetalk.search import RERANK_TOP
+from scenetalk.retrieval.search import RERANK_TOP
 
 
 def main() -> None:

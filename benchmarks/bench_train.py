@@ -48,13 +48,13 @@ def main() -> None:
 
     import torch
 
-    from scenetalk.captioner import caption_features
+    from scenetalk.captioning.captioner import caption_features
+    from scenetalk.captioning.evaluation import caption_report
     from scenetalk.commands.train import read_config, train_config
     from scenetalk.data.registry import load_dataset
-    from scenetalk.evaluation import caption_report
     from scenetalk.features.store import FeatureStore
     from scenetalk.models import GENERATORS
-    from scenetalk.training import CaptionTrainer
+    from scenetalk.training.caption_trainer import CaptionTrainer
 
     path, data = read_config(args.config)
     cfg = train_config(path, data.get("train") or {})

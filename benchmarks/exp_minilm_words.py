@@ -22,9 +22,9 @@ from torch import nn
 
 from scenetalk.data.registry import load_dataset
 from scenetalk.features.store import FeatureStore
-from scenetalk.losses import ranking_loss
 from scenetalk.metrics.retrieval import retrieval_metrics, rsum
 from scenetalk.models.alignment import AlignmentConfig, AlignmentModel, all_pairs_scores
+from scenetalk.training.losses import ranking_loss
 
 MAX_WORDS = 40
 MINILM_DIM = 384

@@ -23,11 +23,11 @@ COLUMNS = ("alignment", "upper_bound", "whole_image", "largest_box", "top_detect
 
 
 def main() -> None:
-    from scenetalk.alignment import load_alignment
+    from scenetalk.checkpoint import load_alignment
     from scenetalk.data.entities import load_entities
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
-    from scenetalk.grounding import LOCALISATION_METHODS, localisation_table, localise, score_entities
+    from scenetalk.grounding.localisation import LOCALISATION_METHODS, localisation_table, localise, score_entities
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default="runs/alignment-flickr8k/best")

@@ -21,14 +21,14 @@ METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D
 
 
 def main() -> None:
-    from scenetalk.api import extractor_for
-    from scenetalk.captioner import caption_features, default_length_penalty, load_generator_for
+    from scenetalk.captioning.captioner import caption_features, default_length_penalty, load_generator_for
     from scenetalk.data.entities import load_entities
     from scenetalk.data.registry import load_dataset
+    from scenetalk.features.extract import extractor_for
     from scenetalk.features.store import FeatureStore
-    from scenetalk.grounding import flat_region_rows, load_corpus
+    from scenetalk.grounding.region_descriptions import box_features, human_boxes, nearest_neighbour_phrases
+    from scenetalk.grounding.snippets import flat_region_rows, load_corpus
     from scenetalk.metrics.captions import score_captions
-    from scenetalk.region_descriptions import box_features, human_boxes, nearest_neighbour_phrases
 
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

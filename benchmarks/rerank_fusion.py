@@ -25,14 +25,18 @@ import time
 
 import torch
 
-from scenetalk.alignment import load_alignment, score_split, sentence_set
-from scenetalk.captioner import load_generator
+from scenetalk.captioning.examples import build_examples
+from scenetalk.checkpoint import load_alignment, load_generator
 from scenetalk.data.registry import load_dataset
 from scenetalk.features.store import FeatureStore
-from scenetalk.generative_ranking import (log_prior, pair_log_likelihoods, prior_image_rows,
-                                          sentence_log_likelihoods)
 from scenetalk.metrics.retrieval import KS, retrieval_metrics
-from scenetalk.training import build_examples
+from scenetalk.retrieval.generative_ranking import (
+    log_prior,
+    pair_log_likelihoods,
+    prior_image_rows,
+    sentence_log_likelihoods,
+)
+from scenetalk.retrieval.scoring import score_split, sentence_set
 
 TOPS = (10, 20, 50, 100)
 WEIGHTS = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0)

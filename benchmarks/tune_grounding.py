@@ -19,11 +19,11 @@ import json
 import time
 from pathlib import Path
 
-from scenetalk.alignment import load_alignment
+from scenetalk.checkpoint import load_alignment
 from scenetalk.data.entities import load_entities
 from scenetalk.data.registry import load_dataset
 from scenetalk.features.store import FeatureStore
-from scenetalk.grounding import localisation_table, localise, score_entities, snippet_agreement
+from scenetalk.grounding.localisation import localisation_table, localise, score_entities, snippet_agreement
 
 BETAS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0)
 PRIOR_WEIGHTS = (1.0, 2.0, 3.0, 4.0, 6.0)

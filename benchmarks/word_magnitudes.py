@@ -16,7 +16,7 @@ import torch
 
 
 def main() -> None:
-    from scenetalk.alignment import load_alignment
+    from scenetalk.checkpoint import load_alignment
     from scenetalk.data.registry import load_dataset
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from scenetalk.alignment import AlignmentTrainer, AlignTrainConfig, load_alignment
-from scenetalk.checkpoint import CheckpointError
+from scenetalk.checkpoint import CheckpointError, load_alignment
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
+from scenetalk.training.alignment_trainer import AlignmentTrainer, AlignTrainConfig
 
 COLOURS = ["red", "blue", "green", "black", "white"]
 ANIMALS = ["dog", "cat", "horse", "bird"]
@@ -45,7 +45,7 @@ def test_alignment_training_learns_retrieval(tmp_path):
     model, vocab, meta = load_alignment(tmp_path / "run" / "best", expect_extractor_id="synthetic-regions")
     assert meta["kind"] == "alignment" and "dog" in vocab.stoi
     with pytest.raises(CheckpointError, match="not a caption generator checkpoint"):
-        from scenetalk.captioner import load_generator
+        from scenetalk.checkpoint import load_generator
         load_generator(tmp_path / "run" / "best")
 
 

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 import scenetalk
-from scenetalk.api import shipped_captioner
 from scenetalk.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scenetalk.cli import main
+from scenetalk.data.sample_photos import sample_photo_paths
 from scenetalk.errors import ImageError
-from scenetalk.samples import sample_photo_paths
+from scenetalk.weights import shipped_captioner
 
 
 @pytest.fixture(scope="module")

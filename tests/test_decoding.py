@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from scenetalk.decoding import beam_search, greedy, sample
+from scenetalk.captioning.decoding import beam_search, greedy, sample
 
 PAD, START, END, A, B, C = range(6)
 

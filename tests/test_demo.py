@@ -3,8 +3,8 @@
 import numpy as np
 
 from scenetalk.cli import main
+from scenetalk.data.sample_photos import SAMPLE_PHOTOS, sample_photo_paths
 from scenetalk.features.store import FeatureStore
-from scenetalk.samples import SAMPLE_PHOTOS, sample_photo_paths
 
 
 def test_sample_photos_ship_with_the_install():

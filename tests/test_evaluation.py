@@ -5,11 +5,11 @@ import pytest
 import torch
 from test_training import config, synthetic
 
-from scenetalk.captioner import caption_features, load_generator
-from scenetalk.checkpoint import CheckpointError, save_checkpoint
-from scenetalk.evaluation import caption_report, nearest_neighbour_captions
+from scenetalk.captioning.captioner import caption_features
+from scenetalk.captioning.evaluation import caption_report, nearest_neighbour_captions
+from scenetalk.checkpoint import CheckpointError, load_generator, save_checkpoint
 from scenetalk.metrics.captions import java_available
-from scenetalk.training import CaptionTrainer
+from scenetalk.training.caption_trainer import CaptionTrainer
 
 
 @pytest.fixture(scope="module")

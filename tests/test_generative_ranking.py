@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from scenetalk.generative_ranking import generative_scores, log_prior, sentence_log_likelihoods
 from scenetalk.models.mrnn import MRNN, MRNNConfig
 from scenetalk.models.multimodal_rnn import MultimodalRNN, MultimodalRNNConfig
+from scenetalk.retrieval.generative_ranking import generative_scores, log_prior, sentence_log_likelihoods
 
 GENERATORS = {  # the m-RNN takes the once-per-sentence path, the Multimodal RNN the full one
     "mrnn": lambda: MRNN(MRNNConfig(20, image_dim=6, embed1_dim=4, embed2_dim=8, multimodal_dim=8)),
@@ -50,7 +50,7 @@ def test_prior_normalisation():
 
 @pytest.mark.parametrize("kind", ["mrnn", "mrnn-lstm"])
 def test_pair_log_likelihoods_are_the_all_pairs_ones_at_those_pairs(kind):
-    from scenetalk.generative_ranking import pair_log_likelihoods
+    from scenetalk.retrieval.generative_ranking import pair_log_likelihoods
 
     torch.manual_seed(1)
     model = GENERATORS[kind]().eval()
@@ -65,7 +65,7 @@ def test_pair_log_likelihoods_are_the_all_pairs_ones_at_those_pairs(kind):
 def test_prior_images_are_a_seeded_sample_of_the_training_split_only():
     from types import SimpleNamespace
 
-    from scenetalk.generative_ranking import prior_image_rows
+    from scenetalk.retrieval.generative_ranking import prior_image_rows
 
     images = {s: [SimpleNamespace(relpath=f"{s}{i}.jpg") for i in range(50)] for s in ("train", "test")}
     dataset = SimpleNamespace(split=images.__getitem__)

@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from scenetalk.data.entities import EntityImage, EntityPhrase, EntitySentence
-from scenetalk.grounding import (ScoredSentences, flat_region_rows, informative, localisation_table, localise,
-                                 phrase_like, phrase_regions, region_dataset, snippet_agreement, snippets_of)
+from scenetalk.grounding.localisation import (
+    ScoredSentences,
+    localisation_table,
+    localise,
+    phrase_regions,
+    snippet_agreement,
+)
+from scenetalk.grounding.snippets import flat_region_rows, informative, phrase_like, region_dataset, snippets_of
 
 # Three candidate regions: 0 the whole image, 1 the left half, 2 a small box at the top right.
 BOXES = np.array([[[0, 0, 1, 1], [0, 0, 0.5, 1], [0.7, 0, 1, 0.3]]], dtype=np.float32)
@@ -115,6 +121,7 @@ def test_corpus_and_region_generator_end_to_end(tmp_path, capsys):
     import json
 
     from conftest import write_colour_squares
+
     from scenetalk.cli import main
 
     data = write_colour_squares(tmp_path, count=12)

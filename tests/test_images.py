@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from scenetalk.errors import ImageError
-from scenetalk.images import is_image_file, list_images, load_image, squash_resize, to_batch
+from scenetalk.vision.images import is_image_file, list_images, load_image, squash_resize, to_batch
 
 
 def save(im: Image.Image, path, **kwargs):

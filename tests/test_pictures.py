@@ -10,12 +10,19 @@ import pytest
 import torch
 from PIL import Image
 
-from scenetalk.grounding import DEFAULT_BETA
 from scenetalk.cli import main
 from scenetalk.commands.sheet import best_regions
-from scenetalk.pictures import (DISPLAY_SIZE, MARGIN, alignment_picture, links, place_label, regions_picture,
-                                snippet_sheet)
-from scenetalk.samples import sample_photo_paths
+from scenetalk.data.sample_photos import sample_photo_paths
+from scenetalk.grounding.word_regions import DEFAULT_BETA
+from scenetalk.presentation.pictures import (
+    DISPLAY_SIZE,
+    MARGIN,
+    alignment_picture,
+    links,
+    place_label,
+    regions_picture,
+    snippet_sheet,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +35,8 @@ def photos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def index(photos, tmp_path_factory):
-    from scenetalk.api import shipped_alignment
-    from scenetalk.search import build_index
+    from scenetalk.retrieval.index import build_index
+    from scenetalk.weights import shipped_alignment
 
     out = tmp_path_factory.mktemp("index") / "index"
     images = sorted((p.name, str(p)) for p in photos.iterdir())

@@ -14,7 +14,7 @@ from test_entities import NAME as ANNOTATED
 from test_entities import write as write_entities
 
 from scenetalk.cli import main
-from scenetalk.samples import sample_photo_paths
+from scenetalk.data.sample_photos import sample_photo_paths
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_STORE = REPO / "features" / "flickr8k-regions"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from scenetalk.losses import ranking_loss
 from scenetalk.metrics.retrieval import coco_1k, retrieval_metrics, rsum
+from scenetalk.training.losses import ranking_loss
 
 
 def brute_force(scores, sentence_image):

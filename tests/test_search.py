@@ -9,13 +9,22 @@ import pytest
 import torch
 
 from scenetalk.checkpoint import save_checkpoint
+from scenetalk.data.sample_photos import sample_photo_paths
 from scenetalk.data.text import Vocabulary
-from scenetalk.errors import ScenetalkError
+from scenetalk.errors import ScenetalkError, SearchIndexError
 from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
-from scenetalk.samples import sample_photo_paths
-from scenetalk.search import (BOUNDS_FILE, FAISS_FILE, INDEX_FILE, VECTORS_FILE, WHOLE_FAISS_FILE, WHOLE_FILE,
-                              SearchIndexError, Searcher, bound_candidates, build_index, merge_candidates,
-                              write_index)
+from scenetalk.retrieval.candidates import bound_candidates, merge_candidates
+from scenetalk.retrieval.index import (
+    BOUNDS_FILE,
+    FAISS_FILE,
+    INDEX_FILE,
+    VECTORS_FILE,
+    WHOLE_FAISS_FILE,
+    WHOLE_FILE,
+    build_index,
+    write_index,
+)
+from scenetalk.retrieval.search import Searcher
 
 WORDS = "a the cat dog man woman rocket cup coffee astronaut sits on table in space red white".split()
 
@@ -146,10 +155,10 @@ def test_rerank_orders_the_best_by_s_kl_by_s_kl_plus_weighted_likelihood(index, 
     import json
 
     import scenetalk
-    from scenetalk.captioner import load_generator
+    from scenetalk.checkpoint import load_generator
     from scenetalk.cli import main
     from scenetalk.features.store import FeatureStore
-    from scenetalk.generative_ranking import sentence_log_likelihoods
+    from scenetalk.retrieval.generative_ranking import sentence_log_likelihoods
 
     path, ckpt, _ = index
     searcher = Searcher(path, ckpt)
@@ -228,9 +237,9 @@ def test_shipped_alignment_model_finds_the_sample_photos(tmp_path, capsys):
     import json
 
     import scenetalk
-    from scenetalk.api import shipped_alignment
     from scenetalk.checkpoint import load_checkpoint
     from scenetalk.cli import main
+    from scenetalk.weights import shipped_alignment
 
     folder = shipped_alignment()
     assert sum(f.stat().st_size for f in folder.iterdir()) <= 30 * 2**20
@@ -379,9 +388,9 @@ def test_streamed_index_is_the_tensor_index(index, tmp_path):
     """write_index from blocks writes the same bytes as from one tensor; build_index (which
     streams the feature store's regions) the same as write_index from the whole tensor; and
     blocks that do not add up to the photos named are refused, leaving the index as it was."""
-    from scenetalk.alignment import load_alignment
+    from scenetalk.checkpoint import load_alignment
     from scenetalk.features.store import FeatureStore
-    from scenetalk.search import FEATURES_DIR
+    from scenetalk.retrieval.index import FEATURES_DIR
 
     n, extractor_id = 30, "efficientnet-lite0-224-000000000000+x"
     ckpt = random_checkpoint(tmp_path / "align", extractor_id)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from conftest import write_colour_squares
+
 from scenetalk.cli import main
 from scenetalk.commands.train import read_config, shipped_configs, train_config
 from scenetalk.models import GENERATORS

@@ -9,7 +9,7 @@ import torch
 from scenetalk.checkpoint import CheckpointError, load_checkpoint
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
 from scenetalk.errors import ScenetalkError
-from scenetalk.training import CaptionTrainer, TrainConfig
+from scenetalk.training.caption_trainer import CaptionTrainer, TrainConfig
 
 COLOURS = ["red", "blue", "green", "black"]
 ANIMALS = ["dog", "cat", "horse"]
@@ -110,7 +110,7 @@ def test_resume_refuses_another_config(tmp_path):
 
 
 def test_cosine_schedule_ends_near_zero_and_is_a_function_of_the_step():
-    from scenetalk.training import scheduled_lr
+    from scenetalk.training.loop import scheduled_lr
 
     cfg = config(lr=0.1, lr_schedule="cosine")
     assert scheduled_lr(cfg, 0, 100) == pytest.approx(0.1)

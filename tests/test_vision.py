@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from scenetalk.errors import ScenetalkError
-from scenetalk.images import load_image
 from scenetalk.vision.backbones import BACKBONES, create_backbone, file_sha256, weights_path
 from scenetalk.vision.detector import COCO_LABELS, Detections, create_detector
+from scenetalk.vision.images import load_image
 from scenetalk.vision.regions import (
     GRID_BOXES,
     GRID_CLASS,

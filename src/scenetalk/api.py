@@ -13,38 +13,18 @@ weights differ from the ones it was trained on.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from importlib import resources
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image
 
-from scenetalk.captioner import Caption, caption_features, default_length_penalty, load_generator
-from scenetalk.checkpoint import CheckpointError
-from scenetalk.features.extract import Extractor
-from scenetalk.images import load_image
-from scenetalk.vision.backbones import BACKBONES, create_backbone
-
-ImageLike = str | os.PathLike | Image.Image
-
-
-def shipped_captioner() -> Path:
-    """The captioner that ships inside the package (``src/scenetalk/weights/captioner``)."""
-    path = Path(str(resources.files("scenetalk") / "weights" / "captioner"))
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path}: the shipped captioner is missing from this install; "
-                              "reinstall scenetalk or pass a checkpoint folder")
-    return path
-
-
-def shipped_alignment() -> Path:
-    """The alignment model that ships inside the package (``src/scenetalk/weights/alignment``)."""
-    path = Path(str(resources.files("scenetalk") / "weights" / "alignment"))
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path}: the shipped alignment model is missing from this install; reinstall "
-                              "scenetalk or pass --checkpoint (train one with `scenetalk train alignment_flickr8k`)")
-    return path
+from scenetalk.captioning.captioner import (
+    Caption,
+    Captioner,
+)
+from scenetalk.retrieval.scoring import Aligner
+from scenetalk.vision.images import ImageLike
+from scenetalk.weights import shipped_alignment, shipped_captioner
 
 
 def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None = None):
@@ -52,7 +32,9 @@ def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None
     was built with (when it is still there), else the shipped alignment model."""
     import json
 
-    from scenetalk.search import INDEX_FILE, Searcher, SearchIndexError
+    from scenetalk.errors import SearchIndexError
+    from scenetalk.retrieval.index import INDEX_FILE
+    from scenetalk.retrieval.search import Searcher
 
     if not (Path(index) / INDEX_FILE).is_file():
         raise SearchIndexError(f"{index}: not a scenetalk index (no {INDEX_FILE}); build one with "
@@ -64,91 +46,6 @@ def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None
             built_with = None  # Searcher reports the damaged index
         checkpoint = built_with if built_with and Path(built_with).is_dir() else shipped_alignment()
     return Searcher(index, checkpoint)
-
-
-def extractor_for(extractor_id: str, where: str | os.PathLike, grid: bool = True) -> Extractor:
-    """An ``Extractor`` that gives the features ``extractor_id`` names (global, or with the 20
-    regions when the id has a detector part), or a ``CheckpointError`` naming both ids."""
-    name = next((n for n in BACKBONES if extractor_id.startswith(f"{n}-")), None)
-    if name is None:
-        raise CheckpointError(f"{where}: made for image features {extractor_id!r}, which no installed backbone "
-                              f"gives (known: {', '.join(BACKBONES)})")
-    extractor = Extractor(create_backbone(name), regions="+" in extractor_id, grid=grid)
-    if extractor.extractor_id != extractor_id:
-        raise CheckpointError(f"{where}: made for image features {extractor_id!r}, but the installed backbone "
-                              f"gives {extractor.extractor_id!r} (other weights or settings); reinstall the "
-                              "version it was trained with")
-    return extractor
-
-
-def loaded_batches(images: ImageLike | Iterable[ImageLike], batch_size: int) -> Iterator[list[Image.Image]]:
-    """Paths or PIL images, one or many, as batches of loaded RGB images (``load_image``
-    raises an ``ImageError`` naming any file it cannot read)."""
-    if isinstance(images, (str, os.PathLike, Image.Image)):
-        images = [images]
-    images = list(images)
-    for start in range(0, len(images), batch_size):
-        yield [load_image(im) for im in images[start:start + batch_size]]
-
-
-class Captioner:
-    """Images in, sentences out. Build it with ``scenetalk.load()``."""
-
-    def __init__(self, checkpoint: str | os.PathLike):
-        self.checkpoint = Path(checkpoint)
-        self.generator, self.vocab, self.meta = load_generator(self.checkpoint)
-        self.extractor_id = self.meta.get("extractor_id") or ""
-        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid=self.generator.image_input == "grid")
-
-    def features(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """The generator's image input for RGB images: (N, D) vectors or (N, cells, D) grids."""
-        arrays = self.extractor.features(list(images))
-        return torch.from_numpy(arrays[self.generator.image_input]).float()
-
-    def caption(self, images: ImageLike | Iterable[ImageLike], beam_size: int = 7, n_best: int = 1,
-                max_len: int = 20, min_len: int = 1, length_penalty: float | None = None,
-                batch_size: int = 32) -> list[list[Caption]]:
-        """For each image (a path or a PIL image) its ``n_best`` captions, best first, each with
-        its total log-probability and the beam's ranking score. A path that cannot be read
-        raises ``ImageError`` naming it (``scenetalk caption`` skips such files and reports them).
-        ``length_penalty`` defaults to the checkpoint's ``decoding.length_penalty`` (chosen on
-        validation when it was shipped), else 0."""
-        if length_penalty is None:
-            length_penalty = default_length_penalty(self.meta)
-        out: list[list[Caption]] = []
-        for batch in loaded_batches(images, batch_size):
-            out.extend(caption_features(self.generator, self.vocab, self.features(batch), beam_size=beam_size,
-                                        n_best=n_best, max_len=max_len, min_len=min_len,
-                                        length_penalty=length_penalty, batch_size=batch_size))
-        return out
-
-
-class Aligner:
-    """Images and sentences in one space (Karpathy & Fei-Fei §3.1): scores S_kl."""
-
-    def __init__(self, checkpoint: str | os.PathLike):
-        from scenetalk.alignment import load_alignment
-
-        self.checkpoint = Path(checkpoint)
-        self.model, self.vocab, self.meta = load_alignment(self.checkpoint)
-        self.extractor_id = self.meta.get("extractor_id") or ""
-        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid=False)
-
-    @torch.no_grad()
-    def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str],
-              batch_size: int = 16) -> torch.Tensor:
-        """S_kl (eq. 8) of every image against every sentence, an (images, sentences) tensor.
-        Unknown words count as ``<unk>``; a sentence with no words is an error."""
-        from scenetalk.alignment import sentence_tokens
-        from scenetalk.models.alignment import all_pairs_scores
-
-        tokens = sentence_tokens([sentences] if isinstance(sentences, str) else sentences, self.vocab)
-        regions = [torch.from_numpy(self.extractor.features(batch)["regions"]).float()
-                   for batch in loaded_batches(images, batch_size)]
-        v = self.model.embed_regions(torch.cat(regions))
-        ids, _ = self.vocab.encode_batch(tokens, add_start=False, add_end=False)
-        s, mask = self.model.embed_words(ids)
-        return all_pairs_scores(v, s, mask, self.model.config.score)
 
 
 class Scenetalk:

@@ -8,25 +8,29 @@ name and renamed into place, so a crash never leaves a half-written checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from scenetalk.errors import ScenetalkError
+from scenetalk.data.text import Vocabulary
+from scenetalk.errors import CheckpointError
 from scenetalk.io import umask
+from scenetalk.models import build_generator
+from scenetalk.models.alignment import (
+    AlignmentConfig,
+    AlignmentModel,
+)
+from scenetalk.models.generator import CaptionGenerator
 
 WEIGHTS, META = "model.safetensors", "config.json"
-
-
-class CheckpointError(ScenetalkError):
-    """A checkpoint that is missing, damaged, or made for other features."""
 
 
 def save_checkpoint(folder: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -103,3 +107,37 @@ def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None =
         raise CheckpointError(f"{folder}: made for image features {have!r}, but the features given are "
                               f"{expect_extractor_id!r}; extract features with the checkpoint's extractor")
     return tensors, meta
+
+
+
+
+
+
+
+def checkpoint_id(folder: str | os.PathLike) -> str:
+    """Short hash of a checkpoint's weights: an index remembers which model embedded it."""
+    h = hashlib.sha256()
+    with open(Path(folder) / "model.safetensors", "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+
+
+
+
+
+def load_alignment(folder: str | os.PathLike, expect_extractor_id: str | None = None
+                   ) -> tuple[AlignmentModel, Vocabulary, dict]:
+    return load_model(folder, "alignment", lambda cfg: AlignmentModel(AlignmentConfig(**cfg)), expect_extractor_id)
+
+
+
+
+
+
+
+def load_generator(folder: str | os.PathLike, expect_extractor_id: str | None = None
+                   ) -> tuple[CaptionGenerator, Vocabulary, dict]:
+    return load_model(folder, "caption_generator", build_generator, expect_extractor_id)

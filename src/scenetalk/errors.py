@@ -34,3 +34,11 @@ class ImageError(ScenetalkError):
 
 class FeatureStoreError(ScenetalkError):
     """A feature store that is missing, incomplete, or made by another extractor."""
+
+
+class SearchIndexError(ScenetalkError):
+    """A search index that is missing, damaged, or made with another model."""
+
+
+class CheckpointError(ScenetalkError):
+    """A checkpoint that is missing, damaged, or made for other features."""

@@ -19,7 +19,7 @@ from scenetalk.errors import ScenetalkError
 def photo_regions(path: str, extractor):
     """The photo at ``path`` (an ``ImageError`` names it if unreadable) and its region arrays
     (``Extractor.features`` of the one image): regions, boxes, box_scores, box_classes."""
-    from scenetalk.images import load_image
+    from scenetalk.vision.images import load_image
 
     image = load_image(path)
     arrays = extractor.features([image])
@@ -39,10 +39,11 @@ def region_record(k: int, arrays: dict, size: tuple[int, int]) -> dict:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from scenetalk.alignment import sentence_tokens
-    from scenetalk.api import Aligner, shipped_alignment
-    from scenetalk.grounding import align_sentences, word_region_scores
-    from scenetalk.pictures import alignment_picture, links, save_png
+    from scenetalk.data.text import sentence_tokens
+    from scenetalk.grounding.word_regions import align_sentences, word_region_scores
+    from scenetalk.presentation.pictures import alignment_picture, links, save_png
+    from scenetalk.retrieval.scoring import Aligner
+    from scenetalk.weights import shipped_alignment
 
     if args.beta < 0:
         raise ScenetalkError(f"--beta must be at least 0 (got {args.beta})")
@@ -104,8 +105,8 @@ def _print_link(words: str, link, region: dict) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from scenetalk.grounding import DEFAULT_BETA
-    from scenetalk.pictures import LOW_SCORE
+    from scenetalk.grounding.word_regions import DEFAULT_BETA
+    from scenetalk.presentation.pictures import LOW_SCORE
 
     p = sub.add_parser("align", help="show which region of a photo each word of a sentence describes",
                        description="Align the words of a sentence with the regions of a photo (Karpathy & "

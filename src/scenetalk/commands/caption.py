@@ -18,7 +18,7 @@ from scenetalk.errors import ImageError, ScenetalkError
 def collect_inputs(targets: list[str], recursive: bool) -> tuple[list[str], list[str]]:
     """Image paths named by ``targets`` (files, or folders listed by extension), and one
     line for each target that gave nothing (missing path, empty folder, other files)."""
-    from scenetalk.images import is_image_file, list_images
+    from scenetalk.vision.images import is_image_file, list_images
 
     paths, problems = [], []
     for target in targets:
@@ -49,8 +49,8 @@ def _other_files(folder: str, recursive: bool, is_image) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk.api import load
-    from scenetalk.images import load_image
     from scenetalk.progress import progress_bar
+    from scenetalk.vision.images import load_image
 
     if args.beam < 1 or args.n_best < 1 or args.n_best > args.beam:
         raise ScenetalkError(f"need 1 <= --n-best <= --beam (got --beam {args.beam}, --n-best {args.n_best})")

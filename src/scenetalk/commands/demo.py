@@ -22,8 +22,8 @@ def draw_regions(paths: list[str], store, out_png: str, per_image: int = 6,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from scenetalk.images import load_image
     from scenetalk.io import atomic_path
+    from scenetalk.vision.images import load_image
 
     fig, axes = plt.subplots(1, len(paths), figsize=(4 * len(paths), 4.4))
     for ax, path in zip(np.atleast_1d(axes), paths):
@@ -49,11 +49,10 @@ def draw_regions(paths: list[str], store, out_png: str, per_image: int = 6,
 
 
 def run(args: argparse.Namespace) -> int:
+    import scenetalk
+    from scenetalk.data.sample_photos import SAMPLE_PHOTOS, sample_photo_paths
     from scenetalk.features.extract import extract
     from scenetalk.features.store import FeatureStore
-    from scenetalk.samples import SAMPLE_PHOTOS, sample_photo_paths
-
-    import scenetalk
 
     paths = [str(p) for p in sample_photo_paths()]
     captioner = scenetalk.load().captioner

@@ -11,7 +11,7 @@ from scenetalk.errors import ScenetalkError
 def run(args: argparse.Namespace) -> int:
     from scenetalk.api import open_searcher
     from scenetalk.commands.search import print_ranking
-    from scenetalk.search import read_sentence_file
+    from scenetalk.retrieval.index import read_sentence_file
 
     if args.top < 1:
         raise ScenetalkError(f"--top must be at least 1 (got {args.top})")

@@ -16,12 +16,13 @@ SHOWN = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D",
 
 
 def run(args: argparse.Namespace) -> int:
-    from scenetalk.captioner import caption_features, load_generator
+    from scenetalk.captioning.captioner import caption_features
+    from scenetalk.captioning.evaluation import caption_report, nearest_neighbour_captions, perplexity
+    from scenetalk.captioning.examples import build_examples
+    from scenetalk.checkpoint import load_generator
     from scenetalk.data.registry import load_dataset
-    from scenetalk.evaluation import caption_report, nearest_neighbour_captions
     from scenetalk.features.store import FeatureStore
     from scenetalk.io import atomic_write_text
-    from scenetalk.training import build_examples, perplexity
 
     if bool(args.checkpoint) == bool(args.nearest_neighbour):
         raise ScenetalkError("give a CHECKPOINT or --nearest-neighbour (not both)")
@@ -112,7 +113,8 @@ def report_retrieval(args: argparse.Namespace, what: str, to_text: torch.Tensor,
 def evaluate_retrieval(args: argparse.Namespace, dataset, store) -> int:
     """R@K, median and mean rank of an alignment checkpoint, every image of the split against
     every sentence of it (``--folds 5`` for the COCO 1K protocol)."""
-    from scenetalk.alignment import load_alignment, score_split, sentence_set
+    from scenetalk.checkpoint import load_alignment
+    from scenetalk.retrieval.scoring import score_split, sentence_set
 
     model, vocab, meta = load_alignment(args.checkpoint, expect_extractor_id=store.extractor_id)
     sentences = sentence_set(dataset, args.split, vocab, store.row_index, max_words=10_000)
@@ -127,10 +129,14 @@ def evaluate_retrieval(args: argparse.Namespace, dataset, store) -> int:
 def evaluate_generative_retrieval(args: argparse.Namespace, dataset, store) -> int:
     """m-RNN's ranking with a caption generator: images by log P(s | I), sentences by their
     perplexity given the image relative to a prior averaged over 100 training images."""
-    from scenetalk.captioner import load_generator
-    from scenetalk.generative_ranking import (generative_scores, log_prior, prior_image_rows,
-                                               sentence_log_likelihoods)
-    from scenetalk.training import build_examples
+    from scenetalk.captioning.examples import build_examples
+    from scenetalk.checkpoint import load_generator
+    from scenetalk.retrieval.generative_ranking import (
+        generative_scores,
+        log_prior,
+        prior_image_rows,
+        sentence_log_likelihoods,
+    )
 
     model, vocab, meta = load_generator(args.checkpoint, expect_extractor_id=store.extractor_id)
     feats = store.model_input(model.image_input)

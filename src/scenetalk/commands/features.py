@@ -17,7 +17,6 @@ import os
 
 from scenetalk.errors import ImageError, ScenetalkError
 
-
 #: kept here, not imported from scenetalk.vision (which loads torch), so the CLI starts fast
 BACKBONE_NAMES = ("efficientnet-lite0", "efficientnet-lite2")
 
@@ -59,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def image_list(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(name, path) pairs to extract: the dataset's images (unique, in order) or a folder's."""
-    from scenetalk.images import list_images
+    from scenetalk.vision.images import list_images
 
     if args.dataset == "folder":
         if not args.images:

@@ -10,9 +10,9 @@ from scenetalk.errors import ScenetalkError
 
 
 def run(args: argparse.Namespace) -> int:
-    from scenetalk.api import shipped_alignment
-    from scenetalk.images import list_images
-    from scenetalk.search import build_index
+    from scenetalk.retrieval.index import build_index
+    from scenetalk.vision.images import list_images
+    from scenetalk.weights import shipped_alignment
 
     found = list_images(args.folder, recursive=args.recursive)
     if not found:
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     sentences = None
     if args.sentences:  # read before the (long) feature extraction, so a bad file fails fast
         from scenetalk.checkpoint import read_meta
-        from scenetalk.search import read_sentence_file
+        from scenetalk.retrieval.index import read_sentence_file
 
         language = read_meta(checkpoint).get("vocabulary", {}).get("language", "en")
         sentences, blank = read_sentence_file(args.sentences, language)
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     out = build_index([(rel, os.path.join(args.folder, rel)) for rel in found], args.out, checkpoint,
                       progress=not args.quiet, sentences=sentences,
                       overwrite=args.overwrite)
-    from scenetalk.search import Searcher
+    from scenetalk.retrieval.search import Searcher
 
     searcher = Searcher(out, checkpoint)
     skipped = searcher.meta.get("bad", [])

@@ -17,18 +17,6 @@ from pathlib import Path
 
 from scenetalk.errors import ScenetalkError
 
-#: Where a generator trained on region snippets will ship.
-REGION_GENERATOR = Path(__file__).resolve().parents[1] / "weights" / "regions"
-
-
-def default_generator() -> tuple[Path, str]:
-    """The generator to describe regions with, and how to name it to the user."""
-    from scenetalk.api import shipped_captioner
-
-    if (REGION_GENERATOR / "model.safetensors").is_file():
-        return REGION_GENERATOR, "the shipped region generator"
-    return shipped_captioner(), "the shipped full-photo captioner (no region generator is installed)"
-
 
 def region_extractor(captioner):
     """An extractor giving the 20 regions with the backbone the generator was trained on.
@@ -47,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from scenetalk.api import Captioner
-    from scenetalk.captioner import caption_features, default_length_penalty
+    from scenetalk.captioning.captioner import Captioner, caption_features, default_length_penalty
     from scenetalk.commands.align import box_text, photo_regions, region_record
-    from scenetalk.pictures import regions_picture, save_png
+    from scenetalk.presentation.pictures import regions_picture, save_png
+    from scenetalk.weights import region_generator
 
     if not 1 <= args.top <= 19:
         raise ScenetalkError(f"--top must be between 1 and 19, the detections kept per photo (got {args.top})")
@@ -59,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         checkpoint, which = Path(args.checkpoint), f"the generator in {args.checkpoint}"
     else:
-        checkpoint, which = default_generator()
+        checkpoint, which = region_generator()
     captioner = Captioner(checkpoint)
     image, arrays = photo_regions(args.image, region_extractor(captioner))
     # Regions 1-19 by detector score (stable, so equal scores keep the detector's order);

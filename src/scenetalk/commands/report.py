@@ -28,11 +28,11 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk import __version__
-    from scenetalk.api import shipped_alignment, shipped_captioner
-    from scenetalk.commands.regions import default_generator
     from scenetalk.data.registry import default_root, load_dataset
     from scenetalk.features.store import FeatureStore
-    from scenetalk.report import Models, build_report, pick_images, shown_path
+    from scenetalk.presentation.report import Models, build_report, pick_images, shown_path
+    from scenetalk.weights import region_generator as shipped_region_generator
+    from scenetalk.weights import shipped_alignment, shipped_captioner
 
     if args.n < 1:
         raise ScenetalkError(f"--n must be at least 1 (got {args.n})")
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.region_generator:
         region_generator, which = Path(args.region_generator), f"the generator in {args.region_generator}"
     else:
-        region_generator, which = default_generator()
+        region_generator, which = shipped_region_generator()
     models = Models(Path(args.captioner) if args.captioner else shipped_captioner(),
                     Path(args.alignment) if args.alignment else shipped_alignment(), region_generator, which)
     chosen = f"{len(images)} drawn with seed {args.seed}" if names is None else f"{len(images)} named with --images"
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from scenetalk.grounding import DEFAULT_BETA
+    from scenetalk.grounding.word_regions import DEFAULT_BETA
 
     p = sub.add_parser("report", help="HTML report of test photos: caption, nearest sentences, alignment, regions",
                        description="Write an HTML report (a folder: index.html and PNGs) of N photos of a split: "

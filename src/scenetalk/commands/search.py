@@ -11,7 +11,7 @@ from scenetalk.errors import ScenetalkError
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk.api import open_searcher
-    from scenetalk.search import RERANK_TOP, RERANK_WEIGHT
+    from scenetalk.retrieval.search import RERANK_TOP, RERANK_WEIGHT
 
     if args.top < 1 or args.candidates < 1:
         raise ScenetalkError(f"--top and --candidates must be at least 1 (got {args.top} and {args.candidates})")

@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
     from scenetalk.api import open_searcher
     from scenetalk.features.store import FeatureStore
-    from scenetalk.images import load_image
-    from scenetalk.pictures import crop_region, save_png, snippet_sheet
-    from scenetalk.search import FEATURES_DIR
+    from scenetalk.presentation.pictures import crop_region, save_png, snippet_sheet
+    from scenetalk.retrieval.index import FEATURES_DIR
+    from scenetalk.vision.images import load_image
 
     if args.top < 1 or args.per_photo < 1:
         raise ScenetalkError(f"--top and --per-photo must be at least 1 (got {args.top} and {args.per_photo})")

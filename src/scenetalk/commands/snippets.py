@@ -8,15 +8,14 @@ import argparse
 from pathlib import Path
 
 from scenetalk.errors import ScenetalkError
-from scenetalk.grounding import DEFAULT_BETA
+from scenetalk.grounding.word_regions import DEFAULT_BETA
 
 
 def run(args: argparse.Namespace) -> int:
-    from scenetalk.alignment import load_alignment
+    from scenetalk.checkpoint import checkpoint_id, load_alignment
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
-    from scenetalk.grounding import region_corpus, save_corpus, snippet_length_summary
-    from scenetalk.search import checkpoint_id
+    from scenetalk.grounding.snippets import region_corpus, save_corpus, snippet_length_summary
 
     if args.beta < 0:
         raise ScenetalkError(f"--beta must be >= 0 (got {args.beta})")

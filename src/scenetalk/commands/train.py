@@ -45,9 +45,9 @@ def train_config(path: Path, section: dict, task: str = "caption"):
     """The ``train:`` section as a ``TrainConfig`` (or ``AlignTrainConfig``); an unknown key
     names the file and key."""
     if task == "alignment":
-        from scenetalk.alignment import AlignTrainConfig as config_class
+        from scenetalk.training.alignment_trainer import AlignTrainConfig as config_class
     elif task in ("caption", "regions"):
-        from scenetalk.training import TrainConfig as config_class
+        from scenetalk.training.caption_trainer import TrainConfig as config_class
     else:
         raise ScenetalkError(f"{path}: task must be one of {', '.join(TASKS)}, not {task!r}")
     fields = {f.name for f in dataclasses.fields(config_class)}
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
     from scenetalk.models import GENERATORS
-    from scenetalk.training import CaptionTrainer
+    from scenetalk.training.caption_trainer import CaptionTrainer
 
     path, data = read_config(args.config)
     task = data.get("task", "caption")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise ScenetalkError(f"{path}: needs 'features' and 'out' (or pass --features / --out)")
     store = FeatureStore.open(features)
     if task == "regions":
-        from scenetalk.grounding import flat_region_rows, load_corpus, region_dataset
+        from scenetalk.grounding.snippets import flat_region_rows, load_corpus, region_dataset
 
         if not data.get("snippets"):
             raise ScenetalkError(f"{path}: task regions needs 'snippets' (a corpus from `scenetalk snippets`)")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_dataset(data.get("dataset", "flickr8k"), root=args.root or data.get("root"))
         row_of = store.row_index
     if task == "alignment":
-        from scenetalk.alignment import AlignmentTrainer
+        from scenetalk.training.alignment_trainer import AlignmentTrainer
 
         trainer = AlignmentTrainer(cfg, dataset, store.model_input("regions"), row_of, store.extractor_id,
                                    out, progress=not args.quiet)

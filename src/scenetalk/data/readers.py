@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scenetalk.progress import progress_bar
-
 from scenetalk.data.schema import SPLITS
 from scenetalk.errors import DataError
+from scenetalk.progress import progress_bar
 
 T = TypeVar("T")
 

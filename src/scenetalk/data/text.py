@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from scenetalk.errors import ScenetalkError
+
 _APOSTROPHES = re.compile(r"['’`´]")
 _NON_ALNUM = re.compile(r"[^\w\s]|_", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -173,3 +175,18 @@ class Vocabulary:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self.itos == other.itos
+
+
+
+
+
+
+
+def sentence_tokens(sentences: Sequence[str], vocab: Vocabulary, what: str = "sentence") -> list[list[str]]:
+    """Users' sentences as tokens (the training rule); a sentence with no words is an error
+    whose message starts with ``what``."""
+    tokens = [tokenize(s, vocab.language) for s in sentences]
+    for sentence, words in zip(sentences, tokens):
+        if not words:
+            raise ScenetalkError(f"{what} {sentence!r} has no words: give a sentence, e.g. \"a dog runs on the beach\"")
+    return tokens

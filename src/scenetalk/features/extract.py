@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scenetalk.errors import FeatureStoreError, ImageError, ScenetalkError
+from scenetalk.errors import CheckpointError, FeatureStoreError, ImageError, ScenetalkError
 from scenetalk.features.store import (
     ARRAY_NAMES,
     FORMAT,
@@ -48,11 +48,16 @@ from scenetalk.features.store import (
     check_array,
     read_index,
 )
-from scenetalk.images import DEFAULT_MAX_PIXELS, load_image, to_uint8_batch
 from scenetalk.io import atomic_path, atomic_write_text
 from scenetalk.progress import progress_bar
-from scenetalk.vision.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
+from scenetalk.vision.backbones import (
+    BACKBONES,
+    DEFAULT_BACKBONE,
+    Backbone,
+    create_backbone,
+)
 from scenetalk.vision.detector import Detector, create_detector
+from scenetalk.vision.images import DEFAULT_MAX_PIXELS, load_image, to_uint8_batch
 from scenetalk.vision.regions import (
     DEFAULT_REGION_METHOD,
     NUM_REGIONS,
@@ -469,3 +474,23 @@ def _locked(out: str):
         yield
     finally:
         os.close(fd)
+
+
+
+
+
+
+
+def extractor_for(extractor_id: str, where: str | os.PathLike, grid: bool = True) -> Extractor:
+    """An ``Extractor`` that gives the features ``extractor_id`` names (global, or with the 20
+    regions when the id has a detector part), or a ``CheckpointError`` naming both ids."""
+    name = next((n for n in BACKBONES if extractor_id.startswith(f"{n}-")), None)
+    if name is None:
+        raise CheckpointError(f"{where}: made for image features {extractor_id!r}, which no installed backbone "
+                              f"gives (known: {', '.join(BACKBONES)})")
+    extractor = Extractor(create_backbone(name), regions="+" in extractor_id, grid=grid)
+    if extractor.extractor_id != extractor_id:
+        raise CheckpointError(f"{where}: made for image features {extractor_id!r}, but the installed backbone "
+                              f"gives {extractor.extractor_id!r} (other weights or settings); reinstall the "
+                              "version it was trained with")
+    return extractor

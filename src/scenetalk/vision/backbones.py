@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scenetalk import images as image_utils
 from scenetalk.errors import ScenetalkError
+from scenetalk.vision import images as image_utils
 
 
 @dataclass(frozen=True)

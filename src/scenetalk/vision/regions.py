@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from scenetalk import images as image_utils
+from scenetalk.vision import images as image_utils
 from scenetalk.vision.backbones import Backbone
 from scenetalk.vision.detector import COCO_LABELS, Detections
 

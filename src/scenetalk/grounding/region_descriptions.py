@@ -64,7 +64,7 @@ def box_features(featurizer, image_dir: str | os.PathLike, boxes: Sequence[Human
                  ) -> torch.Tensor:
     """(len(boxes), D) crop features of the boxes, computed as the feature store computes its
     regions (``RegionFeaturizer``), one image at a time."""
-    from scenetalk.images import load_image
+    from scenetalk.vision.images import load_image
 
     by_image: dict[str, list[int]] = {}
     for i, b in enumerate(boxes):
@@ -86,7 +86,7 @@ def nearest_neighbour_phrases(queries: torch.Tensor, corpus: dict, flat_features
                               flat_rows: dict[str, int], batch_size: int = 512) -> list[str]:
     """For each query feature, the best-scoring informative snippet of the most similar
     *training* region of the corpus (cosine similarity of CNN features)."""
-    from scenetalk.grounding import informative, region_key
+    from scenetalk.grounding.snippets import informative, region_key
 
     best: dict[str, tuple[float, str]] = {}
     for s in corpus["snippets"]:

@@ -13,7 +13,7 @@ the same way, never centre-cropped, before the backbone's normalisation.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -185,3 +185,21 @@ def to_batch(
 ) -> torch.Tensor:
     """RGB images -> a normalised (B, 3, size, size) float32 tensor (channels_last layout)."""
     return normalize(to_uint8_batch(images, size), mean, std)
+
+
+
+
+
+
+
+ImageLike = str | os.PathLike | Image.Image
+
+
+def loaded_batches(images: ImageLike | Iterable[ImageLike], batch_size: int) -> Iterator[list[Image.Image]]:
+    """Paths or PIL images, one or many, as batches of loaded RGB images (``load_image``
+    raises an ``ImageError`` naming any file it cannot read)."""
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        images = [images]
+    images = list(images)
+    for start in range(0, len(images), batch_size):
+        yield [load_image(im) for im in images[start:start + batch_size]]

@@ -1,23 +1,28 @@
-"""Loading a trained caption generator and captioning with it.
+"""Captioning images with a trained caption generator.
 
-``load_generator`` rebuilds a model from a checkpoint folder (weights + JSON config,
-vocabulary and feature-extractor id). ``caption_features`` decodes captions for cached
-features with any decoding strategy of ``scenetalk.decoding``.
+``Captioner`` is a generator checkpoint plus the backbone its features came from (rebuilt
+from the checkpoint's feature-extractor id, and refused if the installed weights differ);
+``caption_features`` decodes captions for cached features with beam search or greedy
+decoding (``captioning.decoding``). Checkpoints are read by ``checkpoint.load_generator``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from PIL import Image
 
-from scenetalk.checkpoint import CheckpointError, load_model
+from scenetalk.captioning.decoding import Hypothesis, beam_search, greedy
+from scenetalk.checkpoint import CheckpointError, load_generator
 from scenetalk.data.text import Vocabulary
-from scenetalk.decoding import Hypothesis, beam_search, greedy
 from scenetalk.errors import ScenetalkError
-from scenetalk.models import build_generator
+from scenetalk.features.extract import extractor_for
 from scenetalk.models.generator import CaptionGenerator
+from scenetalk.vision.images import ImageLike, loaded_batches
 
 
 @dataclass
@@ -26,11 +31,6 @@ class Caption:
     log_prob: float
     score: float
     complete: bool
-
-
-def load_generator(folder: str | os.PathLike, expect_extractor_id: str | None = None
-                   ) -> tuple[CaptionGenerator, Vocabulary, dict]:
-    return load_model(folder, "caption_generator", build_generator, expect_extractor_id)
 
 
 def default_length_penalty(meta: dict) -> float:
@@ -84,3 +84,40 @@ def caption_features(model: CaptionGenerator, vocab: Vocabulary, features: torch
                                banned=banned)
         out.extend([_to_caption(vocab, h) for h in row] for row in hyps)
     return out
+
+
+
+
+
+
+
+class Captioner:
+    """Images in, sentences out. Build it with ``scenetalk.load()``."""
+
+    def __init__(self, checkpoint: str | os.PathLike):
+        self.checkpoint = Path(checkpoint)
+        self.generator, self.vocab, self.meta = load_generator(self.checkpoint)
+        self.extractor_id = self.meta.get("extractor_id") or ""
+        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid=self.generator.image_input == "grid")
+
+    def features(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The generator's image input for RGB images: (N, D) vectors or (N, cells, D) grids."""
+        arrays = self.extractor.features(list(images))
+        return torch.from_numpy(arrays[self.generator.image_input]).float()
+
+    def caption(self, images: ImageLike | Iterable[ImageLike], beam_size: int = 7, n_best: int = 1,
+                max_len: int = 20, min_len: int = 1, length_penalty: float | None = None,
+                batch_size: int = 32) -> list[list[Caption]]:
+        """For each image (a path or a PIL image) its ``n_best`` captions, best first, each with
+        its total log-probability and the beam's ranking score. A path that cannot be read
+        raises ``ImageError`` naming it (``scenetalk caption`` skips such files and reports them).
+        ``length_penalty`` defaults to the checkpoint's ``decoding.length_penalty`` (chosen on
+        validation when it was shipped), else 0."""
+        if length_penalty is None:
+            length_penalty = default_length_penalty(self.meta)
+        out: list[list[Caption]] = []
+        for batch in loaded_batches(images, batch_size):
+            out.extend(caption_features(self.generator, self.vocab, self.features(batch), beam_size=beam_size,
+                                        n_best=n_best, max_len=max_len, min_len=min_len,
+                                        length_penalty=length_penalty, batch_size=batch_size))
+        return out

@@ -1,9 +1,10 @@
-"""Training caption generators on cached image features (Karpathy & Fei-Fei §3.3, §6.5).
+"""The one training loop every trainer shares (caption generators and the alignment model).
 
-The paper's recipe: RMSprop (Adam as an option), element-wise gradient clipping at 5,
-softmax biases initialised to the log unigram frequencies of the training words, dropout
-on every non-recurrent connection (inside the models). Batches are padded, the order of
-sentences is a seeded permutation per epoch, and a run is deterministic on CPU.
+A ``Trainer`` subclass gives the model, its batch loss and its validation scores; the loop
+does the rest: padded batches in a seeded permutation per epoch (a run is deterministic on
+CPU), the optimiser (RMSprop, Adam or SGD with momentum 0.9), element-wise gradient
+clipping at 5 (Karpathy & Fei-Fei §3.3), a constant or cosine learning rate, bfloat16
+matrix products as an option, and a stop with a one-line error when the loss is NaN/inf.
 
 A run folder holds ``last/`` (written every ``checkpoint_every`` steps, with the optimizer
 and random-number state, so ``resume=True`` continues a killed run exactly as if it had
@@ -28,12 +29,8 @@ from tqdm import tqdm
 from scenetalk.checkpoint import load_checkpoint, save_checkpoint
 from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
-from scenetalk.decoding import sample
 from scenetalk.errors import ScenetalkError
 from scenetalk.io import atomic_write_text
-from scenetalk.losses import caption_cross_entropy, self_critical_loss
-from scenetalk.models import build_generator
-from scenetalk.models.generator import CaptionGenerator
 from scenetalk.progress import progress_bar
 
 
@@ -65,72 +62,11 @@ class LoopConfig:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
 
 
-@dataclass
-class TrainConfig(LoopConfig):
-    """A caption generator's training run."""
-    model: dict[str, Any] | None = None  # {"type": ..., **fields}; taken from init_from when that is set
-    objective: str = "xe"          # "xe": cross-entropy on the references; "scst": self-critical CIDEr-D
-    init_from: str | None = None   # start from this checkpoint's weights and vocabulary (scst needs one)
-    scst_samples: int = 5          # sampled captions per image; each one's baseline is the others' mean
-    scst_max_len: int = 16
-    min_count: int = 5
-    max_words: int = 20            # longer training sentences are cut (after this many words)
-    select_metric: str = "cider"   # "cider" or "bleu4" (greedy captions on val), or "perplexity"
-    val_images: int | None = None  # score only the first N validation images (faster)
-
-    choices = {**LoopConfig.choices, "select_metric": ("cider", "bleu4", "perplexity"), "objective": ("xe", "scst")}
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.model is None and self.init_from is None:
-            raise ValueError("give the model (model: {type: ...}) or a checkpoint to start from (init_from)")
-        if self.model is not None and self.init_from is not None:
-            raise ValueError("model comes from init_from's checkpoint; give one of model and init_from")
-        if self.objective == "scst" and (self.init_from is None or self.scst_samples < 2):
-            raise ValueError("objective scst fine-tunes a trained model: set init_from, and scst_samples >= 2")
-
-
-@dataclass
-class CaptionExamples:
-    """Sentences as padded id rows, each with the row of its image's features."""
-    image_rows: torch.Tensor       # (M,)
-    ids: torch.Tensor              # (M, L): <start> w_1 .. w_n <end> <pad>...
-    references: dict[int, list[str]]  # image row -> reference sentences (tokens joined)
-
-
-def build_examples(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_of: dict[str, int],
-                   max_words: int) -> CaptionExamples:
-    rows, seqs, refs = [], [], {}
-    for image in dataset.split(split):
-        if image.relpath not in row_of:
-            raise ScenetalkError(f"image {image.relpath} of split {split!r} has no cached features; "
-                                 "run `scenetalk features` on this dataset first")
-        row = row_of[image.relpath]
-        refs[row] = [" ".join(s.tokens) for s in image.sentences]
-        for s in image.sentences:
-            rows.append(row)
-            seqs.append(s.tokens[:max_words])
-    if not seqs:
-        raise ScenetalkError(f"dataset {dataset.name!r} has no sentences in split {split!r}")
-    ids, _ = vocab.encode_batch(seqs)
-    return CaptionExamples(torch.tensor(rows), ids, refs)
-
-
 def training_vocabulary(dataset: CaptionDataset, min_count: int) -> Vocabulary:
     """The words of the training split seen at least ``min_count`` times (never val or test)."""
     sentences = dataset.sentences("train")
     language = sentences[0].language if sentences else "en"
     return Vocabulary.build([s.tokens for s in sentences], min_count=min_count, language=language)
-
-
-def log_unigram_bias(examples: CaptionExamples, vocab_size: int) -> torch.Tensor:
-    """Karpathy & Fei-Fei §6.5: start the softmax biases at the log frequency of each word
-    (END included) in the training targets, so the untrained model already predicts words
-    at their chance rate. Words never seen as targets get the frequency of half a count."""
-    targets = examples.ids[:, 1:]
-    counts = torch.bincount(targets[targets != Vocabulary.pad_id], minlength=vocab_size).float()
-    counts = counts.clamp(min=0.5)
-    return (counts / counts.sum()).log()
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -156,48 +92,6 @@ def scheduled_lr(config: LoopConfig, step: int, total_steps: int) -> float:
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return list(torch.randperm(n, generator=g).split(batch_size))
-
-
-@torch.no_grad()
-def perplexity(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples, pad_id: int,
-               batch_size: int = 250) -> float:
-    """Per-word perplexity of the examples' sentences (<end> included), as the papers report it."""
-    was_training = model.training
-    model.eval()
-    total, words = 0.0, 0
-    for chunk in torch.arange(len(examples.ids)).split(batch_size):
-        ids = examples.ids[chunk]
-        length = int((ids != pad_id).sum(1).max())
-        logits = model(features[examples.image_rows[chunk]], ids[:, : length - 1])
-        loss, n = caption_cross_entropy(logits, ids[:, 1:length], pad_id)
-        total += float(loss) * n
-        words += n
-    model.train(was_training)
-    return math.exp(total / max(words, 1))
-
-
-@torch.no_grad()
-def evaluate_generator(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples,
-                       vocab: Vocabulary, max_images: int | None = None, batch_size: int = 250) -> dict[str, float]:
-    """Validation perplexity (all sentences), and CIDEr-D and BLEU-4 of greedy captions (our
-    tokens, no PTB step: selection needs a fast, consistent score; reported numbers use the
-    full protocol)."""
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-
-    from scenetalk.captioner import caption_features
-
-    was_training = model.training
-    model.eval()
-    rows = sorted(examples.references)[:max_images]
-    caps = caption_features(model, vocab, features[torch.tensor(rows)], beam_size=1, batch_size=batch_size)
-    captions = {r: c[0].text or "<empty>" for r, c in zip(rows, caps)}
-    refs, hyps = {r: examples.references[r] for r in rows}, {r: [captions[r]] for r in rows}
-    cider, _ = Cider().compute_score(refs, hyps)
-    bleu, _ = Bleu(4).compute_score(refs, hyps, verbose=0)
-    model.train(was_training)
-    return {"perplexity": perplexity(model, features, examples, vocab.pad_id, batch_size), "cider": float(cider),
-            "bleu4": float(bleu[3])}
 
 
 def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -356,91 +250,6 @@ class Trainer:
         atomic_write_text(self.out / "history.json", json.dumps(self.history))
         plot_curves(self.history, self.out / "curves.png", self.curves)
         return self.history
-
-
-
-class CaptionTrainer(Trainer):
-    """Trains one caption generator (cross-entropy, or self-critical from a trained one)."""
-
-    curves = {"cider": "CIDEr-D (greedy captions)", "bleu4": "BLEU-4 (greedy captions)"}
-
-    def __init__(self, config: TrainConfig, dataset: CaptionDataset, features: torch.Tensor,
-                 row_of: dict[str, int], extractor_id: str, out_dir: str | Path,
-                 progress: bool = True, on_step: Callable[[int], None] | None = None):
-        super().__init__(config, out_dir, progress, on_step)
-        self.features, self.extractor_id = features.float(), extractor_id
-        torch.manual_seed(config.seed)
-        if config.init_from:
-            from scenetalk.captioner import load_generator
-
-            self.model, self.vocab, start_meta = load_generator(config.init_from, expect_extractor_id=extractor_id)
-            self.model_config = start_meta["model"]
-        else:
-            self.vocab = training_vocabulary(dataset, config.min_count)
-            self.model_config = {**config.model, "vocab_size": len(self.vocab), "image_dim": self.features.size(-1)}
-            self.model = build_generator(self.model_config)
-        self.train = build_examples(dataset, "train", self.vocab, row_of, config.max_words)
-        self.val = build_examples(dataset, "val", self.vocab, row_of, config.max_words)
-        self.train_images = torch.tensor(sorted(self.train.references))
-        if not config.init_from:
-            with torch.no_grad():
-                self.model.output_bias().copy_(log_unigram_bias(self.train, len(self.vocab)))
-        self.reward = None
-        if config.objective == "scst":
-            from scenetalk.metrics.cider import CiderD
-
-            self.reward = CiderD([self.train.references[int(r)] for r in self.train_images])
-        self.make_optimizer()
-
-    def checkpoint_meta(self) -> dict:
-        return {"kind": "caption_generator", "model": self.model_config, "vocabulary": self.vocab.to_dict()}
-
-    def evaluate(self) -> dict[str, float]:
-        return evaluate_generator(self.model, self.features, self.val, self.vocab, self.config.val_images)
-
-    def describe(self, scores: dict) -> str:
-        return (f"perplexity {scores['perplexity']:.2f}, CIDEr-D (greedy) {scores['cider']:.3f}, "
-                f"BLEU-4 {scores['bleu4']:.3f}")
-
-    # -- the objectives -------------------------------------------------------------------
-    @property
-    def items_per_epoch(self) -> int:
-        """An epoch visits every training sentence (xe) or every training image (scst)."""
-        return len(self.train.ids) if self.config.objective == "xe" else len(self.train_images)
-
-    def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
-        return self.xe_loss(idx) if self.config.objective == "xe" else self.scst_loss(idx)
-
-    def xe_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
-        ids = self.train.ids[idx]
-        length = int((ids != self.vocab.pad_id).sum(1).max())
-        logits = self.model(self.features[self.train.image_rows[idx]], ids[:, : length - 1])
-        loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
-        return loss, n, {}
-
-    def scst_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
-        """Sample ``scst_samples`` captions per image (dropout off, so the gradient is that of
-        the sampling policy), score them with CIDEr-D against the image's references, and
-        weight each one's log-probability by its reward minus the others' mean."""
-        cfg, vocab, k = self.config, self.vocab, self.config.scst_samples
-        rows = self.train_images[idx]
-        image = self.features[rows].repeat_interleave(k, dim=0)
-        self.model.eval()
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
-        with torch.no_grad():
-            samples = sample(self.model, self.model.init_state(image), len(image), vocab.start_id, vocab.end_id,
-                             max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
-        texts = [" ".join(vocab.decode(h.tokens)) for h in samples]
-        refs = [self.train.references[int(r)] for r in rows for _ in range(k)]
-        rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k)
-        seqs = [[vocab.start_id, *h.tokens] + ([vocab.end_id] if h.complete else []) for h in samples]
-        ids = torch.full((len(seqs), max(map(len, seqs))), vocab.pad_id, dtype=torch.long)
-        for i, seq in enumerate(seqs):
-            ids[i, : len(seq)] = torch.tensor(seq)
-        logits = self.model(image, ids[:, :-1])
-        loss = self_critical_loss(logits, ids[:, 1:], rewards, vocab.pad_id)
-        self.model.train()
-        return loss, int((ids[:, 1:] != vocab.pad_id).sum()), {"reward": float(rewards.mean())}
 
 
 def plot_curves(history: dict, path: Path, curves: dict[str, str]) -> None:

@@ -30,6 +30,7 @@ import torch
 
 from scenetalk.data.schema import CaptionDataset, ImageRecord
 from scenetalk.errors import ScenetalkError
+from scenetalk.weights import shipped_folder
 
 #: Nearest human sentences shown per photo.
 NEAREST = 5
@@ -70,7 +71,7 @@ def pick_images(dataset: CaptionDataset, split: str, n: int, seed: int,
 def shown_path(path: Path) -> str:
     """A checkpoint as the report names it: shipped ones by their place in the package, so a
     committed report does not carry this machine's folders."""
-    weights = Path(__file__).resolve().parent / "weights"
+    weights = shipped_folder("captioner").parent.resolve()
     with contextlib.suppress(ValueError):
         return "scenetalk/weights/" + Path(path).resolve().relative_to(weights).as_posix() + " (shipped)"
     return os.fspath(path)
@@ -191,12 +192,17 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
                  beta: float, top_regions: int, entities_root: Path, out: str | os.PathLike,
                  header: dict[str, str], progress: bool = True) -> list[PhotoReport]:
     """Compute everything shown for ``images`` and write the report folder ``out``."""
-    from scenetalk.alignment import load_alignment, score_split, sentence_set
-    from scenetalk.captioner import caption_features, default_length_penalty, load_generator_for
-    from scenetalk.grounding import align_sentences, word_region_scores
-    from scenetalk.images import load_image
-    from scenetalk.pictures import PALETTE, alignment_picture
+    from scenetalk.captioning.captioner import (
+        caption_features,
+        default_length_penalty,
+        load_generator_for,
+    )
+    from scenetalk.checkpoint import load_alignment
+    from scenetalk.grounding.word_regions import align_sentences, word_region_scores
+    from scenetalk.presentation.pictures import PALETTE, alignment_picture
     from scenetalk.progress import progress_bar
+    from scenetalk.retrieval.scoring import score_split, sentence_set
+    from scenetalk.vision.images import load_image
 
     rows = store.rows([im.relpath for im in images])          # FeatureStoreError names a missing photo
     if dataset.image_dir is None:
@@ -287,14 +293,14 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
 
 
 def _save(picture, folder: Path, name: str) -> Picture:
-    from scenetalk.pictures import save_png
+    from scenetalk.presentation.pictures import save_png
 
     save_png(picture, folder / name)
     return Picture(name, *picture.size)
 
 
 def _regions_picture(photo, boxes: np.ndarray, regions: list[dict], which: str):
-    from scenetalk.pictures import regions_picture
+    from scenetalk.presentation.pictures import regions_picture
 
     labels = [(r["phrase"], f"#{r['region']} {r['class']} {r['detector_score']:.2f} · log p {r['log_prob']:.1f}")
               for r in regions]
@@ -303,7 +309,7 @@ def _regions_picture(photo, boxes: np.ndarray, regions: list[dict], which: str):
 
 def _humans_picture(photo, chains: list[Chain], palette):
     """Every box of every chain, a chain's boxes in one colour with its most frequent phrase."""
-    from scenetalk.pictures import labelled_boxes_picture
+    from scenetalk.presentation.pictures import labelled_boxes_picture
 
     boxes, labels, colours = [], [], []
     for k, chain in enumerate(chains):
@@ -355,7 +361,7 @@ def esc(text) -> str:
 def render_html(header: dict[str, str], reports: Sequence[PhotoReport], beta: float) -> str:
     """The report page: ``header`` (label -> value; "title" the heading, "command" shown as code) on top, then a
     table of contents and one section per photo. All text is escaped."""
-    from scenetalk.pictures import PALETTE
+    from scenetalk.presentation.pictures import PALETTE
 
     meta_rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in header.items()
                         if k not in ("title", "command"))
@@ -395,7 +401,7 @@ def _img(picture: Picture | None, alt: str) -> str:
 
 
 def _section(i: int, r: PhotoReport, beta: float, palette) -> str:
-    from scenetalk.pictures import LOW_SCORE
+    from scenetalk.presentation.pictures import LOW_SCORE
 
     own_row, own_badge = ' class="own"', '<span class="badge">own</span>'
     nearest = "".join(

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-
 from scenetalk.vision.boxes import to_pixels
 
 #: Words (or MRF segments, per word) scoring at most this are drawn grey and unlinked, as the

@@ -1,0 +1,260 @@
+"""The search index: a folder of photos made searchable with sentences, and its format.
+
+An index folder holds the feature store of the photos (``features/``: global features and
+the 20 regions of each), the region vectors v_i of every photo in the alignment model's space
+(eq. 1, ``regions_embedded.npy``, float16), two vectors per photo for the candidate stage
+(``bounds.npy``: the upper bounds u_k; ``whole.npy``: the whole-image vectors v_0; see
+``retrieval.candidates``), for large collections a FAISS index of each, optionally a sentence
+collection's word vectors (``sentences.npz``, for ``describe``) and ``index.json`` (format
+version ``INDEX_FORMAT``, the alignment checkpoint's id, the feature extractor's id, the
+photos). It is built a block of photos at a time (``build_index``, ``write_index``): the
+regions of a whole collection never are in memory (100 GB in float32 at 1M photos), and every
+file is renamed into place only when all are complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scenetalk.checkpoint import checkpoint_id, load_alignment
+from scenetalk.data.text import sentence_tokens, tokenize
+from scenetalk.errors import DataError, ScenetalkError, SearchIndexError
+from scenetalk.io import atomic_path, atomic_write_text
+from scenetalk.retrieval.candidates import build_candidate_index
+
+INDEX_FILE, VECTORS_FILE, BOUNDS_FILE, FEATURES_DIR = "index.json", "regions_embedded.npy", "bounds.npy", "features"
+
+
+WHOLE_FILE, FAISS_FILE, WHOLE_FAISS_FILE, SENTENCES_FILE = "whole.npy", "bounds.faiss", "whole.faiss", "sentences.npz"
+
+
+#: Version of the index folder's layout; 2 added the whole-image vectors (``WHOLE_FILE``).
+INDEX_FORMAT = 2
+
+
+#: Collections of at least this many photos get FAISS candidate indexes. Below it the exact
+#: bounds (two matrix-vector products and the merge: 0.47 ms per 1,000 photos on the 2-core
+#: development machine, so under 50 ms) are fast enough and can prove exactness
+#: (benchmarks/bench_search_faiss.py, BENCHMARKS.md "Search: candidate stage").
+FAISS_MIN_PHOTOS = 100_000
+
+
+#: Photos embedded and written at a time when an index is built: 256 photos' regions are 26 MB
+#: in float32, where a whole collection's would be 100 GB at 1M photos.
+BUILD_BLOCK = 256
+
+
+def read_sentence_file(path: str | os.PathLike, language: str = "en") -> tuple[list[str], int]:
+    """The sentences of a text file, one per line, and the number of blank lines left out.
+    Undecodable bytes and lines with no words are errors naming the file and line."""
+    from scenetalk.data.readers import read_lines
+
+    numbered = read_lines(path, skip_blank=False)
+    texts = [(i, line) for i, line in numbered if line.strip()]
+    for i, line in texts:
+        if not tokenize(line, language):
+            raise DataError(path, f"{line!r} has no words; give one sentence per line", record=f"line {i}")
+    if not texts:
+        raise DataError(path, "no sentences in this file; give one sentence per line")
+    return [line.strip() for _, line in texts], len(numbered) - len(texts)
+
+
+def embed_sentences(model, vocab, texts: Sequence[str], batch_size: int = 256
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Word vectors s_t (eq. 6) of ``texts``, batch by batch: (B, T, h) and the (B, T) mask."""
+    tokens = sentence_tokens(texts, vocab)
+    for start in range(0, len(tokens), batch_size):
+        ids, _ = vocab.encode_batch(tokens[start:start + batch_size], add_start=False, add_end=False)
+        with torch.no_grad():  # not around the yield: the caller would run without gradients too
+            s, mask = model.embed_words(ids)
+        yield s, mask
+
+
+class SentenceCollection:
+    """Sentences and their word vectors, stored sparse: s_t is a ReLU output and about 3% of
+    its entries are non-zero (Flickr8K val, the trained model), so each word keeps only its
+    non-zero dimensions (uint16) and values (float32, the model's exact output): ~190 bytes a
+    word instead of 4,000."""
+
+    KEYS = ("text", "text_bytes", "words_per_sentence", "nonzeros_per_word", "dim", "value")
+
+    def __init__(self, texts: list[str], arrays: dict[str, np.ndarray], dim: int):
+        self.texts, self.dim = texts, dim
+        self.words_per_sentence = torch.from_numpy(arrays["words_per_sentence"].astype(np.int64))
+        self.nonzeros_per_word = torch.from_numpy(arrays["nonzeros_per_word"].astype(np.int64))
+        self.word_start = torch.cat([torch.zeros(1, dtype=torch.int64), self.words_per_sentence.cumsum(0)])
+        self.nonzero_start = torch.cat([torch.zeros(1, dtype=torch.int64), self.nonzeros_per_word.cumsum(0)])
+        self.dims = torch.from_numpy(arrays["dim"].astype(np.int64))
+        self.values = torch.from_numpy(arrays["value"])
+
+    @staticmethod
+    def write(path: str | os.PathLike, texts: Sequence[str], batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in SentenceCollection.KEYS[2:]}
+        for s, mask in batches:
+            words = s[mask]                                    # (W, h): real words, in sentence order
+            nz = words.nonzero()                               # row-major: word by word
+            parts["words_per_sentence"].append(mask.sum(dim=1).numpy().astype(np.int32))
+            parts["nonzeros_per_word"].append((words != 0).sum(dim=1).numpy().astype(np.int32))
+            parts["dim"].append(nz[:, 1].numpy().astype(np.uint16))
+            parts["value"].append(words[nz[:, 0], nz[:, 1]].numpy().astype(np.float32))
+        encoded = [t.encode("utf-8") for t in texts]
+        text = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, text=text, text_bytes=np.array([len(e) for e in encoded], dtype=np.int64),
+                     **{k: np.concatenate(v) for k, v in parts.items()})
+
+    @classmethod
+    def load(cls, path: Path, dim: int) -> "SentenceCollection":
+        damaged = f"{path}: damaged sentence collection; rebuild the index with --sentences FILE"
+        try:
+            with np.load(path) as data:
+                arrays = {k: data[k] for k in cls.KEYS}
+            data, ends = arrays["text"].tobytes(), np.cumsum(arrays["text_bytes"]).tolist()
+            texts = [data[a:b].decode("utf-8") for a, b in zip([0] + ends[:-1], ends)]
+        except (OSError, ValueError, KeyError, UnicodeDecodeError):
+            raise SearchIndexError(damaged) from None
+        collection = cls(texts, arrays, dim)
+        if not (len(texts) == len(collection.words_per_sentence)
+                and int(collection.word_start[-1]) == len(collection.nonzeros_per_word)
+                and int(collection.nonzero_start[-1]) == len(collection.dims) == len(collection.values)
+                and (len(collection.dims) == 0 or int(collection.dims.max()) < dim)):
+            raise SearchIndexError(damaged)
+        return collection
+
+    def batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The word vectors as ``embed_sentences`` gives them: (B, T, h) and the (B, T) mask."""
+        for a in range(0, len(self.texts), batch_size):
+            b = min(a + batch_size, len(self.texts))
+            w0, w1 = int(self.word_start[a]), int(self.word_start[b])
+            z0, z1 = int(self.nonzero_start[w0]), int(self.nonzero_start[w1])
+            words = torch.zeros(w1 - w0, self.dim)
+            owner = torch.arange(w1 - w0).repeat_interleave(self.nonzeros_per_word[w0:w1])
+            words[owner, self.dims[z0:z1]] = self.values[z0:z1]
+            lengths = self.words_per_sentence[a:b]
+            mask = torch.arange(int(lengths.max()))[None] < lengths[:, None]
+            s = torch.zeros(b - a, mask.size(1), self.dim)
+            s[mask] = words                                    # the order ``s[mask]`` was packed in
+            yield s, mask
+
+
+def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoint: str | os.PathLike,
+                progress: bool = True, sentences: Sequence[str] | None = None,
+                faiss_min: int = FAISS_MIN_PHOTOS, overwrite: bool = False) -> Path:
+    """Features and regions of ``images`` ((name, path) pairs; resumable), then their region
+    vectors in the checkpoint's space and the candidate vectors (``write_index``), streamed a
+    block of photos at a time. The features are the ones the checkpoint was trained on
+    (backbone and region crop size from its extractor id), without the grid search never
+    reads; ``overwrite`` replaces features of another extractor or image list."""
+    from scenetalk.checkpoint import read_meta
+    from scenetalk.features.extract import extract, extractor_for
+    from scenetalk.features.store import FeatureStore
+
+    out = Path(out)
+    extractor_id = read_meta(checkpoint).get("extractor_id") or ""
+    extractor = extractor_for(extractor_id, checkpoint, grid=False)  # before hours of extraction
+    result = extract(images, out / FEATURES_DIR, extractor=extractor, progress=progress, skip_bad=True,
+                     overwrite=overwrite)
+    store = FeatureStore.open(out / FEATURES_DIR)
+    model, _, _ = load_alignment(checkpoint, expect_extractor_id=store.extractor_id)
+    bad = set(result.bad)  # unreadable files: reported by extract, left out of the index
+    keep = np.array([i for i, name in enumerate(store.names) if name not in bad], dtype=np.int64)
+    if not len(keep):
+        raise ScenetalkError("none of the images could be read; nothing to index")
+    return write_index(out, region_vectors(model, store.regions, keep, progress=progress),
+                       [store.names[i] for i in keep], checkpoint, store.extractor_id, result.bad,
+                       sentences=sentences, faiss_min=faiss_min)
+
+
+def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BUILD_BLOCK,
+                   progress: bool = False) -> Iterator[torch.Tensor]:
+    """Region vectors v_i (eq. 1), (B, R, h), of the photos ``rows`` of ``regions`` (N, R, D;
+    a feature store's memory map, read ``block`` rows at a time), block by block. With
+    ``progress``, a bar: at 1M photos this is ~50 TFLOP, minutes on a laptop."""
+    from scenetalk.progress import progress_bar
+
+    with progress_bar(total=len(rows), disable=not progress, unit="photo", desc="embedding regions") as bar:
+        for a in range(0, len(rows), block):
+            x = torch.from_numpy(np.asarray(regions[rows[a:a + block]], dtype=np.float32))
+            with torch.no_grad():  # not around the yield: the caller would run without gradients too
+                v = model.embed_regions(x)
+            yield v
+            bar.update(len(x))
+
+
+def write_index(out: str | os.PathLike, v: torch.Tensor | Iterable[torch.Tensor], names: list[str],
+                checkpoint: str | os.PathLike, extractor_id: str, bad: Sequence[str] = (),
+                sentences: Sequence[str] | None = None, faiss_min: int = FAISS_MIN_PHOTOS) -> Path:
+    """The searchable part of an index from the region vectors of the photos ``names``: ``v``
+    is an (N, R, h) tensor, or an iterable of (B, R, h) tensors, consecutive blocks of the
+    photos in the order of ``names`` (only one block is in memory at a time). Written: the
+    vectors in float16, their bounds u_k and whole-image vectors v_0, a FAISS index of each for
+    ``faiss_min`` photos or more, the word vectors of ``sentences``, and ``index.json``."""
+    out, n = Path(out), len(names)
+    blocks = v.split(BUILD_BLOCK) if isinstance(v, torch.Tensor) else v
+    meta = {"format": INDEX_FORMAT, "names": list(names), "extractor_id": extractor_id,
+            "checkpoint_id": checkpoint_id(checkpoint), "checkpoint": str(checkpoint), "bad": list(bad)}
+    # Each file is written under a temporary name, and all are renamed into place only once
+    # every one is complete (an error removes them and leaves an earlier index as it was).
+    with ExitStack() as files:
+        tmp = {f: files.enter_context(atomic_path(out / f)) for f in (VECTORS_FILE, BOUNDS_FILE, WHOLE_FILE)}
+        arrays: dict[str, np.memmap] = {}
+        done = 0
+        for block in blocks:
+            v16 = block.detach().half()
+            if done + len(v16) > n:
+                raise ValueError(f"write_index: the blocks of region vectors hold more than the {n} photos named")
+            if not arrays:
+                _, r, h = v16.shape
+                arrays = {VECTORS_FILE: np.lib.format.open_memmap(tmp[VECTORS_FILE], "w+", np.float16, (n, r, h)),
+                          BOUNDS_FILE: np.lib.format.open_memmap(tmp[BOUNDS_FILE], "w+", np.float32, (n, h)),
+                          WHOLE_FILE: np.lib.format.open_memmap(tmp[WHOLE_FILE], "w+", np.float32, (n, h))}
+            rows = slice(done, done + len(v16))
+            arrays[VECTORS_FILE][rows] = v16.numpy()
+            # Both bounds of the vectors as stored (rounded to float16), so that they bound their scores.
+            arrays[BOUNDS_FILE][rows] = v16.max(dim=1).values.float().numpy()
+            arrays[WHOLE_FILE][rows] = v16[:, 0].float().numpy()
+            done += len(v16)
+        if done != n:
+            raise ValueError(f"write_index: the blocks of region vectors hold {done} photos, but {n} are named")
+        if not arrays:
+            raise ValueError("write_index: no photos to index")
+        for array in arrays.values():
+            array.flush()  # on disk before the files are renamed into place
+        if n >= faiss_min:
+            import faiss
+
+            for f, array in ((FAISS_FILE, arrays[BOUNDS_FILE]), (WHOLE_FAISS_FILE, arrays[WHOLE_FILE])):
+                index = build_candidate_index(array)  # reads the memory map in slices
+                faiss.write_index(index, files.enter_context(atomic_path(out / f)))
+            meta["candidate_index"] = {"files": {"bound": FAISS_FILE, "whole": WHOLE_FAISS_FILE},
+                                       "faiss": f"IVF{faiss.extract_index_ivf(index).nlist},SQfp16"}
+    if n < faiss_min:
+        for f in (FAISS_FILE, WHOLE_FAISS_FILE):  # from an earlier, larger build: they would not match these photos
+            with suppress(FileNotFoundError):
+                os.unlink(out / f)
+    old = _old_meta(out)
+    if sentences is not None:
+        model, vocab, _ = load_alignment(checkpoint)
+        SentenceCollection.write(out / SENTENCES_FILE, sentences, embed_sentences(model, vocab, sentences))
+        meta["sentences"] = {"file": SENTENCES_FILE, "count": len(sentences)}
+    elif old.get("sentences") and old.get("checkpoint_id") == meta["checkpoint_id"]:
+        meta["sentences"] = old["sentences"]  # embedded by this same model: still valid
+    else:
+        with suppress(FileNotFoundError):
+            os.unlink(out / SENTENCES_FILE)
+    atomic_write_text(out / INDEX_FILE, json.dumps(meta, indent=1, ensure_ascii=False))
+    return out
+
+
+def _old_meta(out: Path) -> dict:
+    try:
+        return json.loads((out / INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,274 @@
+"""Searching an index's photos with a sentence, and describing a photo with sentences.
+
+``Searcher`` opens an index (``retrieval.index``) with the alignment model it was built with.
+Search is exact S_kl (eq. 8) over the photos a cheap candidate stage picks
+(``retrieval.candidates``), reported ``exact`` when the bounds prove nothing better was left
+out. Re-ranking (``search(rerank=K)``; the CLI and ``scenetalk.load().search`` do it by
+default): the best K photos by S_kl are ranked again by S_kl + λ·log P(query | photo), the
+query's likelihood under the m-RNN captioner given the photo's global features, which the
+index holds anyway; the two models err differently (K and λ chosen on Flickr8K val,
+BENCHMARKS.md "Re-ranking"). ``describe`` ranks a collection of sentences for one photo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scenetalk.checkpoint import checkpoint_id, load_alignment
+from scenetalk.data.text import sentence_tokens, tokenize
+from scenetalk.errors import ScenetalkError, SearchIndexError
+from scenetalk.models.alignment import all_pairs_scores
+from scenetalk.retrieval.candidates import (
+    bound_candidates,
+    faiss_candidates,
+    proves_exact,
+    rescore,
+)
+from scenetalk.retrieval.index import (
+    BOUNDS_FILE,
+    FAISS_FILE,
+    FEATURES_DIR,
+    INDEX_FILE,
+    INDEX_FORMAT,
+    SENTENCES_FILE,
+    VECTORS_FILE,
+    WHOLE_FAISS_FILE,
+    WHOLE_FILE,
+    SentenceCollection,
+    embed_sentences,
+)
+
+#: Re-ranking (``Searcher.search(rerank=K)``): how many of the best photos by S_kl are ranked
+#: again, and the weight λ of log P(query | photo) beside S_kl; both chosen on Flickr8K val
+#: (text -> image R@1+5+10) with the shipped models (BENCHMARKS.md "Re-ranking").
+RERANK_TOP = 100
+
+
+RERANK_WEIGHT = 2.0
+
+
+@dataclass
+class Hit:
+    name: str
+    score: float                          # S_kl, or S_kl + λ·log P(query | photo) when re-ranked
+    log_likelihood: float | None = None   # log P(query | photo) by the captioner, when re-ranked
+    alignment_score: float | None = None  # S_kl, when re-ranked
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[Hit]
+    unknown_words: list[str]
+    exact: bool            # the candidate stage provably missed nothing
+    candidates: int
+    not_reranked: str | None = None  # why the default re-ranking (rerank=None) did not run
+
+
+@dataclass
+class SentenceHit:
+    sentence: str
+    score: float
+
+
+@dataclass
+class Description:
+    image: str             # the photo's name in the index, or the path given
+    hits: list[SentenceHit]
+
+
+class Searcher:
+    """An alignment model plus an index built with it."""
+
+    def __init__(self, index_dir: str | os.PathLike, checkpoint: str | os.PathLike):
+        self.path = Path(index_dir)
+        meta_path = self.path / INDEX_FILE
+        if not meta_path.is_file():
+            raise SearchIndexError(f"{self.path}: not a scenetalk index (no {INDEX_FILE}); build one with "
+                              "`scenetalk index build DIR --out INDEX`")
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SearchIndexError(f"{meta_path}: damaged: {exc}") from None
+        if self.meta.get("format") != INDEX_FORMAT:
+            raise SearchIndexError(f"{self.path}: an index of an earlier version of scenetalk; rebuild it with "
+                                   f"`scenetalk index build DIR --out {self.path}`")
+        needed = [VECTORS_FILE, BOUNDS_FILE, WHOLE_FILE]
+        if self.meta.get("candidate_index"):
+            needed += [FAISS_FILE, WHOLE_FAISS_FILE]
+        for f in needed:
+            if not (self.path / f).is_file():
+                raise SearchIndexError(f"{self.path}: missing {f}; rebuild the index")
+        self.model, self.vocab, model_meta = load_alignment(checkpoint, expect_extractor_id=self.meta["extractor_id"])
+        have = checkpoint_id(checkpoint)
+        if have != self.meta["checkpoint_id"]:
+            raise SearchIndexError(f"{self.path}: built with alignment model {self.meta['checkpoint_id']}, but the model "
+                              f"given is {have}; rebuild the index with this model")
+        self.names: list[str] = self.meta["names"]
+        self.candidate_index = self.whole_index = None
+        try:
+            self.vectors = np.load(self.path / VECTORS_FILE, mmap_mode="r")  # (N, R, h) float16
+            bounds = np.load(self.path / BOUNDS_FILE, mmap_mode="r")          # (N, h) float32
+            whole = np.load(self.path / WHOLE_FILE, mmap_mode="r")            # (N, h) float32
+        except (OSError, ValueError) as exc:
+            raise SearchIndexError(f"{self.path}: damaged index arrays ({exc}); rebuild the index") from None
+        if not (self.vectors.ndim == 3 and bounds.shape == whole.shape == (len(self.vectors), self.vectors.shape[2])):
+            raise SearchIndexError(f"{self.path}: damaged index arrays (their shapes disagree); rebuild the index")
+        if len(self.vectors) != len(self.names):
+            raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
+        if self.meta.get("candidate_index"):
+            self.candidate_index, self.whole_index = (self._read_faiss(f) for f in (FAISS_FILE, WHOLE_FAISS_FILE))
+        # The FAISS indexes replace the bounds and whole-image vectors in memory (4 GB each at 1M photos).
+        if self.candidate_index is None:
+            self.bounds, self.whole = torch.from_numpy(np.array(bounds)), torch.from_numpy(np.array(whole))
+        else:
+            self.bounds = self.whole = None
+        self._row_of: dict[str, int] | None = None
+        self._extractor = None
+        self._reranker = None
+
+    def _read_faiss(self, file: str):
+        import faiss
+
+        try:
+            index = faiss.read_index(str(self.path / file))
+        except RuntimeError:
+            raise SearchIndexError(f"{self.path / file}: damaged; rebuild the index") from None
+        if index.ntotal != len(self.names):
+            raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
+        return index
+
+    @torch.no_grad()
+    def embed_query(self, query: str) -> tuple[torch.Tensor, list[str]]:
+        [tokens] = sentence_tokens([query], self.vocab, what="empty query:")
+        unknown = [t for t in tokens if t not in self.vocab.stoi]
+        if len(unknown) == len(tokens):
+            raise ScenetalkError(f"none of the words of {query!r} is known to the model "
+                                 f"(its vocabulary has {len(self.vocab)} words from its training sentences)")
+        ids, _ = self.vocab.encode_batch([tokens], add_start=False, add_end=False)
+        s, mask = self.model.embed_words(ids)
+        return s[0][mask[0]], unknown
+
+    def _load_reranker(self, captioner: str | os.PathLike | None):
+        from scenetalk.captioning.captioner import load_generator_for
+        from scenetalk.features.store import FeatureStore
+        from scenetalk.weights import shipped_captioner
+
+        captioner = captioner or shipped_captioner()
+        if self._reranker is None or self._reranker[0] != captioner:
+            store = FeatureStore.open(self.path / FEATURES_DIR)
+            model, vocab, _ = load_generator_for(captioner, store, one_vector=True)
+            if not hasattr(model, "text_term"):
+                raise ScenetalkError(f"{captioner}: re-ranking needs an m-RNN captioner (one whose recurrent layer "
+                                     f"does not read the image), not {model.__class__.__name__}")
+            self._reranker = (captioner, model, vocab, store)
+        return self._reranker
+
+    @torch.no_grad()
+    def query_log_likelihoods(self, query: str, rows: np.ndarray, captioner: str | os.PathLike | None = None
+                              ) -> torch.Tensor:
+        """log P(query | photo) of the photos ``rows`` by an m-RNN captioner (by default the
+        shipped one) reading their global features from the index, as m-RNN ranks images."""
+        from scenetalk.retrieval.generative_ranking import pair_log_likelihoods
+
+        _, model, vocab, store = self._load_reranker(captioner)
+        ids, _ = vocab.encode_batch([tokenize(query, vocab.language)])       # <start> words <end>
+        features = np.asarray(store.array("global")[store.rows([self.names[int(r)] for r in rows])], dtype=np.float32)
+        pairs = torch.stack([torch.arange(len(rows)), torch.zeros(len(rows), dtype=torch.long)], 1)
+        return pair_log_likelihoods(model, torch.from_numpy(features), ids, pairs, vocab.pad_id)
+
+    @torch.no_grad()
+    def search(self, query: str, k: int = 10, candidates: int = 1000, rerank: int | bool | None = 0,
+               rerank_weight: float = RERANK_WEIGHT, captioner: str | os.PathLike | None = None) -> SearchResult:
+        """The ``k`` photos with the best S_kl among ``candidates`` (see the module). With
+        ``rerank`` = K > 0 (True: ``RERANK_TOP``), the best K by S_kl are ranked again by
+        S_kl + λ·log P(query | photo), the query's likelihood by an m-RNN captioner (Mao et al.
+        §6; by default the shipped one), which puts the right photo first far more often on
+        Flickr8K (BENCHMARKS.md "Re-ranking"). ``exact`` then says that those K are the
+        exhaustive best K by S_kl. ``rerank=None`` re-ranks the best ``RERANK_TOP`` when the
+        captioner reads this index's features, and otherwise says why not in ``not_reranked``."""
+        s, unknown = self.embed_query(query)
+        not_reranked = None
+        if rerank is None:
+            try:
+                self._load_reranker(captioner)
+                rerank = RERANK_TOP
+            except ScenetalkError as exc:
+                rerank, not_reranked = 0, str(exc)
+        rerank = RERANK_TOP if rerank is True else int(rerank)
+        n = len(self.names)
+        c = min(n, max(k, candidates))
+        q = s.sum(dim=0)  # Σ_t s_t: the bounds are u_kᵀq and v_0ᵀq
+        if c == n:  # every photo is a candidate: no bound needed
+            rows, left_out = np.arange(n), float("-inf")
+        elif self.candidate_index is not None:  # approximate: the best bound left out is unknown
+            [rows], left_out = faiss_candidates(self.candidate_index, self.whole_index, q[None].numpy(), c), float("inf")
+        else:
+            rows, left_out = bound_candidates(self.bounds, self.whole, q, c)
+        best, best_rows = rescore(self.vectors, rows, s, max(k, rerank), self.model.config.score)
+        # The bound holds for eq. 8 only (eq. 7 sums over regions instead of taking the max).
+        proved = self.model.config.score == "max" and len(best) > 0 and proves_exact(float(best[-1]), left_out)
+        if rerank and len(best):
+            log_p = self.query_log_likelihoods(query, best_rows, captioner)
+            fused = best + rerank_weight * log_p
+            hits = [Hit(self.names[int(best_rows[i])], float(fused[i]), float(log_p[i]), float(best[i]))
+                    for i in fused.argsort(descending=True)[:k].tolist()]
+        else:
+            hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
+        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked)
+
+    @torch.no_grad()
+    def image_vectors(self, image) -> tuple[str, torch.Tensor]:
+        """The region vectors (1, R, h) of a photo of the index (by name) or of an image (a
+        path or a PIL image, through the index's feature extractor), and its name."""
+        from PIL import Image
+
+        if self._row_of is None:
+            self._row_of = {name: i for i, name in enumerate(self.names)}
+        if not isinstance(image, Image.Image):
+            name = os.fspath(image)
+            if name in self._row_of:
+                row = self._row_of[name]
+                return name, torch.from_numpy(np.array(self.vectors[row:row + 1])).float()  # a copy: memmaps are read-only
+            if not os.path.exists(name):
+                raise ScenetalkError(f"{name}: neither a photo of the index {self.path} nor an image file")
+        else:
+            name = "<image>"
+        from scenetalk.features.extract import extractor_for
+        from scenetalk.vision.images import load_image
+
+        if self._extractor is None:
+            self._extractor = extractor_for(self.meta["extractor_id"], self.path, grid=False)
+        regions = self._extractor.features([load_image(image)])["regions"]
+        return name, self.model.embed_regions(torch.from_numpy(regions).float())
+
+    def sentence_collection(self) -> "SentenceCollection":
+        if not self.meta.get("sentences"):
+            raise ScenetalkError(f"{self.path}: the index holds no sentences to describe photos with; pass a file "
+                                 "of sentences, one per line (`--sentences FILE`), or store one in the index with "
+                                 "`scenetalk index build DIR --out INDEX --sentences FILE`")
+        return SentenceCollection.load(self.path / SENTENCES_FILE, self.model.config.embed_dim)
+
+    @torch.no_grad()
+    def describe(self, image, k: int = 5, sentences: Sequence[str] | None = None) -> Description:
+        """The ``k`` sentences that best match a photo, by S_kl (eq. 8), every sentence scored:
+        of ``sentences``, else of the collection stored in the index."""
+        name, v = self.image_vectors(image)
+        if sentences is None:
+            collection = self.sentence_collection()
+            texts, batches = collection.texts, collection.batches()
+        else:
+            texts = list(sentences)
+            if not texts:
+                raise ScenetalkError("no sentences to describe the photo with")
+            batches = embed_sentences(self.model, self.vocab, texts)
+        scores = torch.cat([all_pairs_scores(v, s, mask, self.model.config.score)[0] for s, mask in batches])
+        best, pos = scores.topk(min(k, len(texts)))
+        return Description(name, [SentenceHit(texts[int(p)], float(b)) for b, p in zip(best, pos)])

@@ -1,0 +1,51 @@
+"""The models that ship inside the package, and the one place that finds them.
+
+Each sub-folder is a checkpoint (``model.safetensors`` + ``config.json``, see
+``scenetalk.checkpoint``): ``captioner/`` (the m-RNN-LSTM of whole photos), ``alignment/``
+(the visual-semantic alignment model) and ``regions/`` (the generator of region phrases).
+The façade, the commands, the report and ``scripts/ship_checkpoint.py`` all find them here.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from scenetalk.errors import CheckpointError
+
+#: name -> what it is, as a message names it
+SHIPPED = {"captioner": "captioner", "alignment": "alignment model", "regions": "region generator"}
+
+
+def shipped_folder(name: str) -> Path:
+    """Where the shipped model ``name`` (a key of ``SHIPPED``) lives, whether or not it is installed."""
+    return Path(str(resources.files("scenetalk") / "weights" / name))
+
+
+def shipped(name: str) -> Path:
+    """The shipped model ``name``'s checkpoint folder, or a ``CheckpointError`` saying it is missing."""
+    path = shipped_folder(name)
+    if not ((path / "config.json").is_file() and (path / "model.safetensors").is_file()):
+        raise CheckpointError(f"{path}: the shipped {SHIPPED[name]} is missing from this install; reinstall "
+                              "scenetalk or pass a checkpoint folder")
+    return path
+
+
+def shipped_captioner() -> Path:
+    """The captioner that ships inside the package (``weights/captioner``)."""
+    return shipped("captioner")
+
+
+def shipped_alignment() -> Path:
+    """The alignment model that ships inside the package (``weights/alignment``)."""
+    return shipped("alignment")
+
+
+def region_generator() -> tuple[Path, str]:
+    """The generator to describe regions with, and how to name it to the user: the shipped
+    region generator (``weights/regions``) when installed, else the shipped full-photo
+    captioner, whose phrases then read like whole-photo captions."""
+    path = shipped_folder("regions")
+    if (path / "model.safetensors").is_file():
+        return path, "the shipped region generator"
+    return shipped_captioner(), "the shipped full-photo captioner (no region generator is installed)"
