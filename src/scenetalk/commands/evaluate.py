@@ -17,12 +17,13 @@ SHOWN = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D",
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk.captioning.captioner import caption_features
-    from scenetalk.captioning.evaluation import caption_report, nearest_neighbour_captions, perplexity
+    from scenetalk.captioning.evaluation import caption_report, nearest_neighbour_captions
     from scenetalk.captioning.examples import build_examples
     from scenetalk.checkpoint import load_generator
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
     from scenetalk.io import atomic_write_text
+    from scenetalk.training.caption_trainer import perplexity
 
     if bool(args.checkpoint) == bool(args.nearest_neighbour):
         raise ScenetalkError("give a CHECKPOINT or --nearest-neighbour (not both)")

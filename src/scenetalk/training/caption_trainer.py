@@ -10,6 +10,7 @@ perplexity). The loop itself (batches, checkpoints, resume) is ``training.loop``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,11 @@ from typing import Any
 import torch
 
 from scenetalk.captioning.decoding import sample
-from scenetalk.captioning.evaluation import evaluate_generator
 from scenetalk.captioning.examples import CaptionExamples, build_examples
 from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
 from scenetalk.models import build_generator
+from scenetalk.models.generator import CaptionGenerator
 from scenetalk.training.loop import LoopConfig, Trainer, training_vocabulary
 from scenetalk.training.losses import caption_cross_entropy, self_critical_loss
 
@@ -60,6 +61,48 @@ def log_unigram_bias(examples: CaptionExamples, vocab_size: int) -> torch.Tensor
     counts = torch.bincount(targets[targets != Vocabulary.pad_id], minlength=vocab_size).float()
     counts = counts.clamp(min=0.5)
     return (counts / counts.sum()).log()
+
+
+@torch.no_grad()
+def perplexity(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples, pad_id: int,
+               batch_size: int = 250) -> float:
+    """Per-word perplexity of the examples' sentences (<end> included), as the papers report it."""
+    was_training = model.training
+    model.eval()
+    total, words = 0.0, 0
+    for chunk in torch.arange(len(examples.ids)).split(batch_size):
+        ids = examples.ids[chunk]
+        length = int((ids != pad_id).sum(1).max())
+        logits = model(features[examples.image_rows[chunk]], ids[:, : length - 1])
+        loss, n = caption_cross_entropy(logits, ids[:, 1:length], pad_id)
+        total += float(loss) * n
+        words += n
+    model.train(was_training)
+    return math.exp(total / max(words, 1))
+
+
+@torch.no_grad()
+def evaluate_generator(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples,
+                       vocab: Vocabulary, max_images: int | None = None, batch_size: int = 250) -> dict[str, float]:
+    """Validation perplexity (all sentences), and CIDEr-D and BLEU-4 of greedy captions (our
+    tokens, no PTB step: selection needs a fast, consistent score; reported numbers use the
+    full protocol)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    from scenetalk.captioning.captioner import caption_features
+
+    was_training = model.training
+    model.eval()
+    rows = sorted(examples.references)[:max_images]
+    caps = caption_features(model, vocab, features[torch.tensor(rows)], beam_size=1, batch_size=batch_size)
+    captions = {r: c[0].text or "<empty>" for r, c in zip(rows, caps)}
+    refs, hyps = {r: examples.references[r] for r in rows}, {r: [captions[r]] for r in rows}
+    cider, _ = Cider().compute_score(refs, hyps)
+    bleu, _ = Bleu(4).compute_score(refs, hyps, verbose=0)
+    model.train(was_training)
+    return {"perplexity": perplexity(model, features, examples, vocab.pad_id, batch_size), "cider": float(cider),
+            "bleu4": float(bleu[3])}
 
 
 class CaptionTrainer(Trainer):
