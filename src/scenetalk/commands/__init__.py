@@ -1,0 +1,63 @@
+"""The ``scenetalk`` sub-commands, one module each, and what they share.
+
+A command only parses its arguments, makes one library call (the façade in ``scenetalk.api``
+or a task package) and prints the result: text, or with ``--json`` the result's one JSON
+form (``scenetalk.results.to_json``). It holds no algorithm, and no command imports another;
+what several commands share is here: the options they have in common, defined once, and the
+printing helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DATA_ROOT_HELP = "data folder (default: $SCENETALK_DATA, ./data or ../shared/data)"
+
+
+def add_checkpoint(p: argparse.ArgumentParser, what: str = "alignment checkpoint",
+                   default: str = "the shipped one", metavar: str | None = None) -> None:
+    """``--checkpoint``: the model folder a command uses instead of its default."""
+    p.add_argument("--checkpoint", metavar=metavar, help=f"{what} (default: {default})")
+
+
+def add_json(p: argparse.ArgumentParser, what: str = "the result") -> None:
+    """``--json``: print the result as JSON (``scenetalk.results.to_json``) instead of text."""
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def add_root(p: argparse.ArgumentParser, extra: str = "") -> None:
+    """``--root``: where the datasets are."""
+    p.add_argument("--root", metavar="DIR", help=DATA_ROOT_HELP + extra)
+
+
+def add_features(p: argparse.ArgumentParser, what: str = "feature store of the dataset's images",
+                 required: bool = True) -> None:
+    """``--features``: a feature store folder (``scenetalk features``)."""
+    p.add_argument("--features", required=required, metavar="STORE", help=what)
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bar."""
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_beta(p: argparse.ArgumentParser) -> None:
+    """``--beta``: the MRF's bonus for neighbouring words on one region (Karpathy & Fei-Fei eq. 10)."""
+    from scenetalk.grounding.word_regions import DEFAULT_BETA
+
+    p.add_argument("--beta", type=float, default=DEFAULT_BETA,
+                   help=f"how strongly neighbouring words are kept on one region (default {DEFAULT_BETA}, "
+                        "chosen on Flickr8K's dev photos; 0 = each word on its own best region)")
+
+
+def print_json(result) -> None:
+    """A result (a dataclass, or a list or dict of them) on stdout in its one JSON form."""
+    from scenetalk.results import to_json
+
+    sys.stdout.write(to_json(result) + "\n")
+
+
+def warn(command: str, message: str) -> None:
+    """A one-line note on stderr, as ``scenetalk COMMAND: message``."""
+    print(f"scenetalk {command}: {message}", file=sys.stderr)
