@@ -3,12 +3,14 @@
 # torch is installed first, pinned to the CPU build, so that nothing pulls a CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The caption metrics (PTB tokenizer, METEOR) run on Java: install a JRE where we can.
+# The caption metrics (PTB tokenizer, METEOR) run on Java: install a JRE where we can, and say so.
 if ! command -v java >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${SCENETALK_NO_APT:-}" ]; then
+    echo "bootstrap: no Java found; installing default-jre-headless with apt-get for the caption metrics" \
+         "(SCENETALK_NO_APT=1 skips this)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null
   else
-    echo "bootstrap: no Java found; caption metrics need it (e.g. apt-get install default-jre-headless)" >&2
+    echo "bootstrap: no Java found; the caption metrics need it (e.g. apt-get install default-jre-headless)" >&2
   fi
 fi
 PY=${PYTHON:-python3.11}

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import CheckpointError
-from scenetalk.io import umask
+from scenetalk.io import atomic_folder, umask
 from scenetalk.models import build_generator
 from scenetalk.models.alignment import (
     AlignmentConfig,
@@ -31,35 +29,24 @@ from scenetalk.models.alignment import (
 from scenetalk.models.generator import CaptionGenerator
 
 WEIGHTS, META = "model.safetensors", "config.json"
+#: The layout of ``config.json`` and the tensor names, written into every checkpoint's
+#: ``config.json`` as ``"format"``; raise it when a change would make older code misread one.
+CHECKPOINT_FORMAT = 1
 
 
 def save_checkpoint(folder: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
                     half: bool = False) -> Path:
-    """Write ``tensors`` and ``meta`` into ``folder`` atomically (replacing an old one)."""
+    """Write ``tensors`` and ``meta`` into ``folder`` atomically (replacing an old one);
+    ``config.json`` also gets ``"format": CHECKPOINT_FORMAT``."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         out = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
                for k, v in tensors.items()}
         save_file(out, str(tmp / WEIGHTS))
-        (tmp / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
-        for f in (WEIGHTS, META):
-            with open(tmp / f, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp / f, 0o666 & ~umask())
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes a private folder; give the usual permissions
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        os.chmod(tmp / WEIGHTS, 0o666 & ~umask())  # safetensors writes a private file; give the usual mode
+        record = {"format": CHECKPOINT_FORMAT, **meta}
+        record["format"] = CHECKPOINT_FORMAT  # first in the file, and this code's, whatever meta says
+        (tmp / META).write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
     return folder
 
 
@@ -69,9 +56,19 @@ def read_meta(folder: str | os.PathLike) -> dict[str, Any]:
     if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
         raise CheckpointError(f"{folder}: not a scenetalk checkpoint (expected {WEIGHTS} and {META})")
     try:
-        return json.loads((folder / META).read_text(encoding="utf-8"))
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{folder / META}: damaged: {exc}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{folder / META}: damaged: not a JSON object")
+    # Checkpoints written before the format field (the shipped ones among them) are format 1.
+    made = meta.get("format", 1)
+    if not isinstance(made, int) or isinstance(made, bool) or made < 1:
+        raise CheckpointError(f"{folder / META}: damaged: format {made!r} is not a version number")
+    if made > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{folder}: checkpoint format {made} was made by a newer scenetalk "
+                              f"(this one reads format {CHECKPOINT_FORMAT}); upgrade scenetalk")
+    return meta
 
 
 def load_model(folder: str | os.PathLike, kind: str, build: Callable[[dict], torch.nn.Module],

@@ -8,10 +8,10 @@ nothing could be captioned.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
+from scenetalk.commands import add_checkpoint, add_json, add_quiet, print_json, warn
 from scenetalk.errors import ImageError, ScenetalkError
 
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ScenetalkError(f"--batch-size and --max-len must be at least 1 (got {args.batch_size} and {args.max_len})")
     paths, problems = collect_inputs(args.inputs, args.recursive)
     for line in problems:
-        print(f"scenetalk caption: {line}", file=sys.stderr)
+        warn("caption", line)
     if not paths:
         raise ScenetalkError("nothing to caption")
     model = load(args.checkpoint).captioner
@@ -83,12 +83,9 @@ def run(args: argparse.Namespace) -> int:
         bar.update(len(paths[start:start + args.batch_size]))
     bar.close()
     if args.json:
-        json.dump([{"image": p, "captions": [{"text": c.text, "log_prob": round(c.log_prob, 4),
-                                              "score": round(c.score, 4)} for c in caps]}
-                   for p, caps in results], sys.stdout, indent=1, ensure_ascii=False)
-        print()
+        print_json([{"image": path, "captions": caps} for path, caps in results])
     if failed:
-        print(f"scenetalk caption: {failed} of {len(paths)} image(s) could not be read", file=sys.stderr)
+        warn("caption", f"{failed} of {len(paths)} image(s) could not be read")
     if not results:
         raise ScenetalkError("no image could be captioned")
     return 0
@@ -113,9 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-len", type=int, default=20, help="longest caption in words (default 20)")
     p.add_argument("--length-penalty", type=float, default=None,
                    help="beam scores = log p / length**this (default: the checkpoint's, chosen on validation)")
-    p.add_argument("--json", action="store_true", help="print JSON: image, captions with log-probabilities")
-    p.add_argument("--checkpoint", help="a caption generator checkpoint folder (default: the shipped one)")
+    add_json(p, "each image with its captions (text, log-probability, beam score)")
+    add_checkpoint(p, "a caption generator checkpoint folder")
     p.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=run)

@@ -11,10 +11,10 @@ it cannot be loaded.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
+from scenetalk.commands import add_json, add_root, print_json
 from scenetalk.data.text import ZH_MODES
 from scenetalk.errors import ScenetalkError
 
@@ -26,19 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions.required = True
 
     listing = actions.add_parser("list", help="the known dataset names and their expected files")
-    listing.add_argument("--root", help="data folder (default: $SCENETALK_DATA, ./data or ../shared/data)")
+    add_root(listing)
     listing.set_defaults(func=run_list)
 
     check = actions.add_parser("check", help="load a dataset and report counts and problems")
     check.add_argument("dataset", metavar="DATASET",
                        help="a name from 'scenetalk data list', a Karpathy .json file or a *.token.txt file")
-    check.add_argument("--root", help="data folder (default: $SCENETALK_DATA, ./data or ../shared/data)")
+    add_root(check)
     check.add_argument("--images", metavar="DIR", help="image folder (default: the dataset's own)")
     check.add_argument("--min-count", type=int, default=5,
                        help="keep words seen at least this often in the train split (default 5)")
     check.add_argument("--zh-mode", choices=ZH_MODES, default="jieba",
                        help="Chinese segmentation: jieba words or single characters (default jieba)")
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json(check, "the report")
     check.set_defaults(func=run_check)
 
 
@@ -67,7 +67,7 @@ def run_check(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, root=args.root, image_dir=args.images, zh_mode=args.zh_mode)
     report = check_dataset(dataset, min_count=args.min_count)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        print_json(report.to_dict())
     else:
         print(format_report(report))
     return 0

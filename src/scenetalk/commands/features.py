@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from scenetalk.commands import add_quiet, add_root
 from scenetalk.errors import ImageError, ScenetalkError
 
 #: kept here, not imported from scenetalk.vision (which loads torch), so the CLI starts fast
@@ -31,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a dataset name or file (see 'scenetalk data list'), or 'folder' for --images")
     parser.add_argument("--images", metavar="DIR", help="image folder (default: the dataset's own)")
     parser.add_argument("--out", metavar="DIR", required=True, help="feature store folder to write")
-    parser.add_argument("--root", metavar="DIR",
-                        help="data folder (default: $SCENETALK_DATA, ./data or ../shared/data)")
+    add_root(parser)
     parser.add_argument("--backbone", default=BACKBONE_NAMES[0], choices=BACKBONE_NAMES,
                         help=f"CNN (default {BACKBONE_NAMES[0]})")
     parser.add_argument("--regions", action="store_true",
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="replace a store (or interrupted run) of another extractor or image list")
     parser.add_argument("--skip-bad", action="store_true",
                         help="store zeros for unreadable images and list them, instead of stopping")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     parser.set_defaults(func=run)
 
 

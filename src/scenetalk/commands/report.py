@@ -8,6 +8,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from scenetalk.commands import add_beta, add_features, add_quiet, add_root
 from scenetalk.errors import ScenetalkError
 
 
@@ -74,16 +75,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from scenetalk.grounding.word_regions import DEFAULT_BETA
-
     p = sub.add_parser("report", help="HTML report of test photos: caption, nearest sentences, alignment, regions",
                        description="Write an HTML report (a folder: index.html and PNGs) of N photos of a split: "
                                    "the generated caption, the nearest human sentences by the alignment score, "
                                    "the words of the best own sentence on regions (Figure 5), phrases for the "
                                    "best detections (Figure 7) and the human boxes of Flickr30K Entities.")
-    p.add_argument("--features", required=True, metavar="STORE", help="feature store with region features")
-    p.add_argument("--root", metavar="DIR", help="data folder (default: $SCENETALK_DATA, ./data or ../shared/data); "
-                                                 "Flickr30K Entities is read from DIR/flickr30k_entities")
+    add_features(p, "feature store with region features")
+    add_root(p, "; Flickr30K Entities is read from DIR/flickr30k_entities")
     p.add_argument("--dataset", default="flickr8k", help="dataset name (default flickr8k)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="(default test)")
     p.add_argument("--n", type=int, default=20, help="how many photos, drawn at random (default 20)")
@@ -94,9 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--region-generator", metavar="CKPT",
                    help="generator of region phrases (default: the shipped region generator if installed, else "
                         "the shipped captioner)")
-    p.add_argument("--beta", type=float, default=DEFAULT_BETA,
-                   help=f"MRF bonus for neighbouring words on one region (default {DEFAULT_BETA})")
+    add_beta(p)
     p.add_argument("--top-regions", type=int, default=5, help="detections described per photo (default 5)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder to write (replaces an old report)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=run)

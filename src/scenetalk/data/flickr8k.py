@@ -42,7 +42,9 @@ KNOWN_ORPHANS = {
 
 
 @dataclass
-class Caption:
+class CaptionLine:
+    """One line of a caption file, not yet tokenized: where it is, its number ``k`` of
+    ``<image>#<k>``, and its text."""
     line: int
     number: str
     text: str
@@ -52,7 +54,7 @@ class Caption:
 class Flickr8kText:
     """The token file and split lists, parsed but not tokenized (Multi30K reuses this)."""
 
-    captions: dict[str, list[Caption]]  # image name -> its captions, in file order
+    captions: dict[str, list[CaptionLine]]  # image name -> its captions, in file order
     splits: dict[str, str]  # image name -> split, for every image in ``captions``
     sources: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -62,10 +64,10 @@ def default_split_files(folder: str | os.PathLike) -> dict[str, Path]:
     return {split: Path(folder) / name for split, name in SPLIT_FILES.items()}
 
 
-def parse_token_file(path: str | os.PathLike) -> dict[str, list[Caption]]:
-    """``{image name: [Caption, ...]}`` in the order the images first appear."""
+def parse_token_file(path: str | os.PathLike) -> dict[str, list[CaptionLine]]:
+    """``{image name: [CaptionLine, ...]}`` in the order the images first appear."""
     path = Path(path)
-    captions: dict[str, list[Caption]] = {}
+    captions: dict[str, list[CaptionLine]] = {}
     for lineno, line in read_lines(path):
         key, tab, text = line.partition("\t")
         if not tab:
@@ -74,7 +76,7 @@ def parse_token_file(path: str | os.PathLike) -> dict[str, list[Caption]]:
         name, hash_sign, number = key.strip().rpartition("#")
         if not hash_sign or not name or not number.isdigit():
             raise DataError(path, f"caption id {key!r} does not end in '#<number>'", record=f"line {lineno}")
-        captions.setdefault(name, []).append(Caption(lineno, number, text.strip()))
+        captions.setdefault(name, []).append(CaptionLine(lineno, number, text.strip()))
     return captions
 
 
@@ -100,7 +102,7 @@ def read_flickr8k_text(token_file: str | os.PathLike,
     return Flickr8kText(captions=captions, splits=splits, sources=sources, problems=problems)
 
 
-def repeated_numbers(path: Path, name: str, caps: list[Caption]) -> list[str]:
+def repeated_numbers(path: Path, name: str, caps: list[CaptionLine]) -> list[str]:
     """Problems for caption numbers that occur twice for one image (both captions are kept)."""
     first: dict[str, int] = {}
     problems = []

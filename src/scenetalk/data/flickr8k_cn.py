@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scenetalk.data.flickr8k import Caption, repeated_numbers
+from scenetalk.data.flickr8k import CaptionLine, repeated_numbers
 from scenetalk.data.readers import read_lines, read_split_lists
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
 from scenetalk.data.text import tokenize
@@ -37,10 +37,10 @@ def default_split_files(folder: str | os.PathLike) -> dict[str, Path]:
     return {split: Path(folder) / name for split, name in SPLIT_FILES.items()}
 
 
-def parse_caption_file(path: str | os.PathLike, tag: str) -> dict[str, list[Caption]]:
-    """``{image name: [Caption, ...]}`` from lines ``<name>#<tag>#<k> <sentence>``."""
+def parse_caption_file(path: str | os.PathLike, tag: str) -> dict[str, list[CaptionLine]]:
+    """``{image name: [CaptionLine, ...]}`` from lines ``<name>#<tag>#<k> <sentence>``."""
     path = Path(path)
-    captions: dict[str, list[Caption]] = {}
+    captions: dict[str, list[CaptionLine]] = {}
     for lineno, line in read_lines(path):
         parts = line.split(maxsplit=1)
         key = parts[0]
@@ -49,7 +49,7 @@ def parse_caption_file(path: str | os.PathLike, tag: str) -> dict[str, list[Capt
                 or not fields[2].isdigit():
             raise DataError(path, f"expected '<image>#{tag}#<k> <sentence>', found {line[:60]!r}",
                             record=f"line {lineno}")
-        captions.setdefault(fields[0], []).append(Caption(lineno, fields[2], parts[1].strip()))
+        captions.setdefault(fields[0], []).append(CaptionLine(lineno, fields[2], parts[1].strip()))
     return captions
 
 
@@ -57,7 +57,7 @@ def _image_name(entry: str) -> str:
     return entry if entry.lower().endswith(".jpg") else entry + ".jpg"
 
 
-def _build(name: str, captions: dict[str, list[Caption]], splits: dict[str, str],
+def _build(name: str, captions: dict[str, list[CaptionLine]], splits: dict[str, str],
            zh_mode: str, sources: list[str], problems: list[str]) -> CaptionDataset:
     images = []
     sentence_id = 0

@@ -91,8 +91,8 @@ class Extractor:
         self.detector = None
         if regions:
             # The detector runs in the loader thread while the backbone computes: split the
-            # cores between them rather than let both oversubscribe every core (on 2 cores,
-            # 1 + 1 threads gave 10.3 images/s against 7.4 with both on 2 threads).
+            # cores between them rather than let both oversubscribe every core (faster on
+            # 2 cores: BENCHMARKS.md "Feature extraction", the design measurements).
             cores = torch.get_num_threads()
             detector_threads = max(1, cores // 2)
             self.detector = detector or create_detector(threads=detector_threads)

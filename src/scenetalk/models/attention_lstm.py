@@ -65,8 +65,9 @@ class AttentionLSTM(CaptionGenerator):
 
     def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """image: (B, cells, image_dim) feature grid."""
-        # dropout after the projection: a 512-d mask per cell costs 2.5x less than one on
-        # the raw 1280-d grid (the mask alone took 10% of a training step)
+        # dropout after the projection: a 512-d mask per cell is 2.5x smaller than one on
+        # the raw 1280-d grid (the mask was a large part of a training step: BENCHMARKS.md
+        # "Captioning speed")
         a = self.dropout(self.project(image))
         mean = a.mean(dim=1)
         return {"h": torch.tanh(self.init_h(mean)), "c": torch.tanh(self.init_c(mean)),

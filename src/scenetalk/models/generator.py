@@ -17,7 +17,7 @@ def lstm_step(lstm: nn.LSTM, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) 
         c' = σ(f)⊙c + σ(i)⊙tanh(g),   h' = σ(o)⊙tanh(c')
 
     the same numbers as calling the module on a length-1 sequence, without its per-call
-    overhead (about 1.5 ms on this CPU, most of a beam-search step for a small beam)."""
+    overhead (most of a beam-search step for a small beam: BENCHMARKS.md "Captioning speed")."""
     gates = torch.addmm(lstm.bias_ih_l0, x, lstm.weight_ih_l0.t()) + torch.addmm(lstm.bias_hh_l0, h, lstm.weight_hh_l0.t())
     i, f, g, o = gates.chunk(4, dim=1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)

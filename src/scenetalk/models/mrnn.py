@@ -1,13 +1,19 @@
 """Mao et al.'s m-RNN (ICLR 2015), read next to the paper.
 
-    w(t) = g(E_II · g(E_I · word_t))                  two word-embedding layers, 128 -> 256
-    r(t) = f(U_r · r(t-1) + w(t))                     recurrent layer, 256-d, f = ReLU
-    m(t) = g(V_w · w(t) + V_r · r(t) + V_I · I)       multimodal layer, 512-d
-    P(w_{t+1} | w_1..t, I) = softmax(W_o · m(t))
+    w(t) = g(E_II · g(E_I · word_t))                  [w]  two word-embedding layers, 128 -> 256
+    r(t) = f(U_r · r(t-1) + w(t))                     [r]  recurrent layer, 256-d, f = ReLU
+    m(t) = g(V_w · w(t) + V_r · r(t) + V_I · I)       [m]  multimodal layer, 512-d
+    P(w_{t+1} | w_1..t, I) = softmax(W_o · m(t))      [P]  the softmax layer
 
-with the scaled tanh g(x) = 1.7159 · tanh(2x/3) (LeCun et al.) for the embedding and
+with the scaled tanh g(x) = 1.7159 · tanh(2x/3) (LeCun et al.) [g] for the embedding and
 multimodal layers. Unlike the Multimodal RNN, the image I enters at every step, through the
 multimodal layer; the recurrent layer sees only words.
+
+The paper's text in ``docs/papers`` (the ICLR 2015 poster, ``000_*.txt``, "Detailed
+calculation for recurrent r(t) and multimodal layer m(t)") gives these equations without
+numbers, so the code cites them by the labels in brackets above: [r] and [m] are its two
+displayed equations, [g] and f its "non-linear activation functions", [P] "the output of
+the trained model"; [w] is its embedding layers I and II, which it draws but does not write out.
 
 ``recurrent="lstm"`` swaps the ReLU recurrence for an LSTM fed w(t) (our stronger variant:
 the rest of the model, and the image at every step, stay as in the paper).
@@ -24,7 +30,7 @@ from scenetalk.models.generator import CaptionGenerator, lstm_step
 
 
 def scaled_tanh(x: torch.Tensor) -> torch.Tensor:
-    """g(x) = 1.7159 · tanh(2x/3): unit gain near 0, g(±1) ≈ ±1."""
+    """[g] g(x) = 1.7159 · tanh(2x/3): unit gain near 0, g(±1) ≈ ±1."""
     return 1.7159 * torch.tanh(2.0 * x / 3.0)
 
 
@@ -52,16 +58,17 @@ class MRNN(CaptionGenerator):
         self.r_dim = config.recurrent_dim or config.embed2_dim
         if config.recurrent == "relu" and self.r_dim != config.embed2_dim:
             raise ValueError("a ReLU recurrent layer adds w(t), so recurrent_dim must equal embed2_dim")
-        self.E_I = nn.Embedding(config.vocab_size, config.embed1_dim)            # embedding I
-        self.E_II = nn.Linear(config.embed1_dim, config.embed2_dim)              # embedding II
+        self.E_I = nn.Embedding(config.vocab_size, config.embed1_dim)            # [w] embedding I
+        self.E_II = nn.Linear(config.embed1_dim, config.embed2_dim)              # [w] embedding II
         if config.recurrent == "relu":
-            self.U_r = nn.Linear(config.embed2_dim, config.embed2_dim)           # recurrent weights
+            self.U_r = nn.Linear(config.embed2_dim, config.embed2_dim)           # [r] U_r
         else:
             self.lstm = nn.LSTM(config.embed2_dim, self.r_dim, batch_first=True)
+        # [m]: one bias for the three terms, carried by V_w
         self.V_w = nn.Linear(config.embed2_dim, config.multimodal_dim)
         self.V_r = nn.Linear(self.r_dim, config.multimodal_dim, bias=False)
         self.V_I = nn.Linear(config.image_dim, config.multimodal_dim, bias=False)
-        self.W_o = nn.Linear(config.multimodal_dim, config.vocab_size)
+        self.W_o = nn.Linear(config.multimodal_dim, config.vocab_size)           # [P]
         self.dropout = nn.Dropout(config.dropout)
 
     def output_bias(self) -> torch.Tensor:
@@ -77,25 +84,25 @@ class MRNN(CaptionGenerator):
         return state
 
     def step_logits(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        w_t = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(tokens)))))
+        w_t = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(tokens)))))  # [w] w(t)
         new = {"image_term": state["image_term"]}
         if self.config.recurrent == "relu":
-            r_t = torch.relu(self.U_r(state["r"]) + w_t)                          # r(t)
+            r_t = torch.relu(self.U_r(state["r"]) + w_t)                          # [r] r(t), f = ReLU
         else:
             r_t, new["c"] = lstm_step(self.lstm, w_t, state["r"], state["c"])
         new["r"] = r_t
         m_t = scaled_tanh(self.V_w(self.dropout(w_t)) + self.V_r(self.dropout(r_t))
-                          + state["image_term"])                                  # m(t)
-        return self.W_o(self.dropout(m_t)), new
+                          + state["image_term"])                                  # [m] m(t)
+        return self.W_o(self.dropout(m_t)), new                                   # [P] before the softmax
 
     def text_term(self, inputs: torch.Tensor) -> torch.Tensor:
         """V_w·w(t) + V_r·r(t) for every time step (B, T, multimodal_dim): the part of m(t)
         that does not depend on the image, so ranking can compute it once per sentence."""
-        w = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(inputs)))))   # (B, T, 256)
+        w = scaled_tanh(self.E_II(self.dropout(scaled_tanh(self.E_I(inputs)))))   # [w] (B, T, 256)
         if self.config.recurrent == "relu":
             r, rs = torch.zeros(inputs.size(0), self.r_dim, dtype=w.dtype), []
             for t in range(inputs.size(1)):
-                r = torch.relu(self.U_r(r) + w[:, t])                              # r(t)
+                r = torch.relu(self.U_r(r) + w[:, t])                              # [r] r(t)
                 rs.append(r)
             r_all = torch.stack(rs, dim=1)
         else:
@@ -104,8 +111,8 @@ class MRNN(CaptionGenerator):
 
     def multimodal_logits(self, text_term: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """m(t) = g(text term + V_I·I), then W_o·m(t); image (B, image_dim) or broadcastable."""
-        m = scaled_tanh(text_term + self.V_I(self.dropout(image))[:, None])
-        return self.W_o(self.dropout(m))
+        m = scaled_tanh(text_term + self.V_I(self.dropout(image))[:, None])      # [m] m(t)
+        return self.W_o(self.dropout(m))                                         # [P] before the softmax
 
     def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Teacher forcing, the same equations as ``step_logits`` with the embedding,

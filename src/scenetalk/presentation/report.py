@@ -16,9 +16,7 @@ import contextlib
 import html
 import os
 import random
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -82,31 +80,18 @@ def report_folder(out: str | os.PathLike) -> Iterator[Path]:
     """A new empty folder beside ``out`` to write the report into, renamed to ``out`` when the
     block succeeds and removed when it fails. An old report at ``out`` is replaced; any other
     non-empty folder or a file is refused, so a mistyped --out never deletes someone's work."""
-    from scenetalk.io import umask
+    from scenetalk.io import atomic_folder
 
     out = Path(out)
     if out.exists() and not (out.is_dir() and ((out / INDEX).is_file() or not any(out.iterdir()))):
         raise ScenetalkError(f"{out}: exists and is not a report folder (no {INDEX}); "
                              "choose another --out or remove it")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise ScenetalkError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            tmp = stack.enter_context(atomic_folder(out))
+        except OSError as exc:
+            raise ScenetalkError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
         yield tmp
-        os.chmod(tmp, 0o777 & ~umask())   # mkdtemp makes a private folder; a report is for reading
-        if out.exists():
-            # Swap rather than delete first: the old report stays whole until the new one is in place.
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "report")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # -- what is shown of one photo ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ScenetalkError
 from scenetalk.features.extract import extractor_for
 from scenetalk.metrics.retrieval import retrieval_metrics
+from scenetalk.models import eval_mode
 from scenetalk.models.alignment import AlignmentModel, all_pairs_scores
 from scenetalk.vision.images import ImageLike, loaded_batches
 
@@ -53,9 +54,7 @@ def sentence_set(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_of:
 def score_split(model: AlignmentModel, regions: torch.Tensor, sentences: SentenceSet,
                 batch_size: int = 500, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """S (images of the split, sentences of the split), every pair exactly (eq. 8)."""
-    was_training = model.training
-    model.eval()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+    with eval_mode(model), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         v = torch.cat([model.embed_regions(regions[sentences.images[i:i + batch_size]])
                        for i in range(0, len(sentences.images), batch_size)]).float()
         # Sentences in order of length, so a batch's recurrence runs only as long as its longest.
@@ -70,7 +69,6 @@ def score_split(model: AlignmentModel, regions: torch.Tensor, sentences: Sentenc
             s, m = model.embed_words(ids)
             s_all[rows, : ids.size(1)] = s.float()
             m_all[rows, : ids.size(1)] = m
-    model.train(was_training)
     return all_pairs_scores(v, s_all, m_all, model.config.score, dtype=dtype)
 
 

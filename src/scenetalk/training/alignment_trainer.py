@@ -88,7 +88,7 @@ class AlignmentTrainer(Trainer):
                 for d in ("image_to_text", "text_to_image") for k, v in m[d].items()}
         return {"rsum": rsum(m), **flat}
 
-    def describe(self, scores: dict) -> str:
+    def format_scores(self, scores: dict) -> str:
         return (f"R@1/5/10 image->text {scores['i2t_R@1']:.1f}/{scores['i2t_R@5']:.1f}/{scores['i2t_R@10']:.1f}, "
                 f"text->image {scores['t2i_R@1']:.1f}/{scores['t2i_R@5']:.1f}/{scores['t2i_R@10']:.1f}, "
                 f"rsum {scores['rsum']:.1f}")

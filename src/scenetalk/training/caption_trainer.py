@@ -22,7 +22,7 @@ from scenetalk.captioning.decoding import sample
 from scenetalk.captioning.examples import CaptionExamples, build_examples
 from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
-from scenetalk.models import build_generator
+from scenetalk.models import build_generator, eval_mode
 from scenetalk.models.generator import CaptionGenerator
 from scenetalk.training.loop import LoopConfig, Trainer, training_vocabulary
 from scenetalk.training.losses import caption_cross_entropy, self_critical_loss
@@ -67,17 +67,15 @@ def log_unigram_bias(examples: CaptionExamples, vocab_size: int) -> torch.Tensor
 def perplexity(model: CaptionGenerator, features: torch.Tensor, examples: CaptionExamples, pad_id: int,
                batch_size: int = 250) -> float:
     """Per-word perplexity of the examples' sentences (<end> included), as the papers report it."""
-    was_training = model.training
-    model.eval()
     total, words = 0.0, 0
-    for chunk in torch.arange(len(examples.ids)).split(batch_size):
-        ids = examples.ids[chunk]
-        length = int((ids != pad_id).sum(1).max())
-        logits = model(features[examples.image_rows[chunk]], ids[:, : length - 1])
-        loss, n = caption_cross_entropy(logits, ids[:, 1:length], pad_id)
-        total += float(loss) * n
-        words += n
-    model.train(was_training)
+    with eval_mode(model):
+        for chunk in torch.arange(len(examples.ids)).split(batch_size):
+            ids = examples.ids[chunk]
+            length = int((ids != pad_id).sum(1).max())
+            logits = model(features[examples.image_rows[chunk]], ids[:, : length - 1])
+            loss, n = caption_cross_entropy(logits, ids[:, 1:length], pad_id)
+            total += float(loss) * n
+            words += n
     return math.exp(total / max(words, 1))
 
 
@@ -92,15 +90,13 @@ def evaluate_generator(model: CaptionGenerator, features: torch.Tensor, examples
 
     from scenetalk.captioning.captioner import caption_features
 
-    was_training = model.training
-    model.eval()
     rows = sorted(examples.references)[:max_images]
-    caps = caption_features(model, vocab, features[torch.tensor(rows)], beam_size=1, batch_size=batch_size)
+    with eval_mode(model):
+        caps = caption_features(model, vocab, features[torch.tensor(rows)], beam_size=1, batch_size=batch_size)
     captions = {r: c[0].text or "<empty>" for r, c in zip(rows, caps)}
     refs, hyps = {r: examples.references[r] for r in rows}, {r: [captions[r]] for r in rows}
     cider, _ = Cider().compute_score(refs, hyps)
     bleu, _ = Bleu(4).compute_score(refs, hyps, verbose=0)
-    model.train(was_training)
     return {"perplexity": perplexity(model, features, examples, vocab.pad_id, batch_size), "cider": float(cider),
             "bleu4": float(bleu[3])}
 
@@ -144,7 +140,7 @@ class CaptionTrainer(Trainer):
     def evaluate(self) -> dict[str, float]:
         return evaluate_generator(self.model, self.features, self.val, self.vocab, self.config.val_images)
 
-    def describe(self, scores: dict) -> str:
+    def format_scores(self, scores: dict) -> str:
         return (f"perplexity {scores['perplexity']:.2f}, CIDEr-D (greedy) {scores['cider']:.3f}, "
                 f"BLEU-4 {scores['bleu4']:.3f}")
 
@@ -171,19 +167,18 @@ class CaptionTrainer(Trainer):
         cfg, vocab, k = self.config, self.vocab, self.config.scst_samples
         rows = self.train_images[idx]
         image = self.features[rows].repeat_interleave(k, dim=0)
-        self.model.eval()
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
-        with torch.no_grad():
-            samples = sample(self.model, self.model.init_state(image), len(image), vocab.start_id, vocab.end_id,
-                             max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
-        texts = [" ".join(vocab.decode(h.tokens)) for h in samples]
-        refs = [self.train.references[int(r)] for r in rows for _ in range(k)]
-        rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k)
-        seqs = [[vocab.start_id, *h.tokens] + ([vocab.end_id] if h.complete else []) for h in samples]
-        ids = torch.full((len(seqs), max(map(len, seqs))), vocab.pad_id, dtype=torch.long)
-        for i, seq in enumerate(seqs):
-            ids[i, : len(seq)] = torch.tensor(seq)
-        logits = self.model(image, ids[:, :-1])
+        with eval_mode(self.model):
+            with torch.no_grad():
+                samples = sample(self.model, self.model.init_state(image), len(image), vocab.start_id,
+                                 vocab.end_id, max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
+            texts = [" ".join(vocab.decode(h.tokens)) for h in samples]
+            refs = [self.train.references[int(r)] for r in rows for _ in range(k)]
+            rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k)
+            seqs = [[vocab.start_id, *h.tokens] + ([vocab.end_id] if h.complete else []) for h in samples]
+            ids = torch.full((len(seqs), max(map(len, seqs))), vocab.pad_id, dtype=torch.long)
+            for i, seq in enumerate(seqs):
+                ids[i, : len(seq)] = torch.tensor(seq)
+            logits = self.model(image, ids[:, :-1])
         loss = self_critical_loss(logits, ids[:, 1:], rewards, vocab.pad_id)
-        self.model.train()
         return loss, int((ids[:, 1:] != vocab.pad_id).sum()), {"reward": float(rewards.mean())}

@@ -31,6 +31,7 @@ from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ScenetalkError
 from scenetalk.io import atomic_write_text
+from scenetalk.models import eval_mode
 from scenetalk.progress import progress_bar
 
 
@@ -50,7 +51,8 @@ class LoopConfig:
     select_metric: str = ""        # a validation score (each trainer has its default)
     seed: int = 0
     precision: str = "fp32"        # "bf16": forward and backward matrix products in bfloat16 (autocast),
-    #                                weights and optimiser in float32; 2-2.5x faster on CPUs with AVX-512 BF16
+    #                                weights and optimiser in float32; faster on CPUs with AVX-512 BF16
+    #                                (BENCHMARKS.md "Captioning quality", the bfloat16 paragraph)
 
     #: allowed values of the string fields; subclasses add their own
     choices = {"optimizer": ("rmsprop", "adam", "sgd"), "lr_schedule": ("constant", "cosine"),
@@ -148,7 +150,8 @@ class Trainer:
     def checkpoint_meta(self) -> dict:
         raise NotImplementedError
 
-    def describe(self, scores: dict) -> str:
+    def format_scores(self, scores: dict) -> str:
+        """Validation scores as one line of the training log."""
         return ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float))
 
     # -- checkpoints -------------------------------------------------------------------
@@ -183,15 +186,12 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad():
+        with eval_mode(self.model), torch.no_grad():
             scores = self.evaluate()
-        self.model.train(was_training)
         scores.update(step=self.step, epoch=self.epoch, time=time.time())
         self.history["val"].append(scores)
         if self.progress:
-            tqdm.write(f"step {self.step} (epoch {self.epoch}): val {self.describe(scores)}")
+            tqdm.write(f"step {self.step} (epoch {self.epoch}): val {self.format_scores(scores)}")
         key = self.config.select_metric
         value = -scores[key] if key in self.lower_is_better else scores[key]
         if self.best is None or value > self.best:

