@@ -50,11 +50,11 @@ def main() -> None:
 
     from scenetalk.captioning.captioner import caption_features
     from scenetalk.captioning.evaluation import caption_report
-    from scenetalk.commands.train import read_config, train_config
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
     from scenetalk.models import GENERATORS
     from scenetalk.training.caption_trainer import CaptionTrainer
+    from scenetalk.training.config import read_config, train_config
 
     path, data = read_config(args.config)
     cfg = train_config(path, data.get("train") or {})

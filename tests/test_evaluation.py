@@ -16,7 +16,8 @@ from scenetalk.training.caption_trainer import CaptionTrainer
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     data, feats, rows = synthetic()
-    cfg = config(max_steps=200, eval_every=100, checkpoint_every=100, model={"type": "mrnn", "dropout": 0.0})
+    small = {"type": "mrnn", "embed1_dim": 16, "embed2_dim": 32, "multimodal_dim": 32, "dropout": 0.0}
+    cfg = config(max_steps=200, eval_every=100, checkpoint_every=100, model=small)
     CaptionTrainer(cfg, data, feats, rows, "synthetic-features", out, progress=False).run()
     return out / "best", data, feats, rows
 
@@ -62,3 +63,18 @@ def test_caption_report_counts_training_copies_and_vocabulary():
     assert report["vocabulary_used"] == len({w for c in caps.values() for w in c.split()})
     with pytest.raises(ValueError, match="no caption"):
         caption_report(dict(list(caps.items())[:3]), data, "val", meteor=False)
+
+
+def test_generated_captions_are_the_best_beam_caption_of_every_split_image(trained):
+    from scenetalk.captioning.evaluation import generated_captions
+
+    folder, data, feats, rows = trained
+    model, vocab, _ = load_generator(folder)
+    caps = generated_captions(model, vocab, data, "val", feats, rows, beam_size=3)
+    val = data.split("val")
+    assert list(caps) == [im.relpath for im in val]
+    best = caption_features(model, vocab, feats[[rows[im.relpath] for im in val]], beam_size=3)
+    assert list(caps.values()) == [c[0].text for c in best]
+    # the model was trained to say "a <colour> <animal> runs": most val captions name both
+    assert sum(im.sentences[0].tokens[1] in caps[im.relpath].split() and im.sentences[0].tokens[2]
+               in caps[im.relpath].split() for im in val) >= 0.75 * len(val)

@@ -208,6 +208,7 @@ def test_partial_of_another_extractor_is_refused(tmp_path, extractor, backbone):
     assert result.resumed_from == 0 and FeatureStore.open(out).names == [n for n, _ in items[:3]]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume(tmp_path):
     items = make_images(tmp_path / "images", 6)
     out = tmp_path / "store"
@@ -365,6 +366,7 @@ def test_cli_on_a_dataset_file(tmp_path, capsys, main):
     assert code == 2 and "img02.png" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_images_with_regions(tmp_path, shared_data, backbone):
     folder = shared_data / "flickr8k" / "images"
     names = sorted(os.listdir(folder))[:2]
@@ -373,3 +375,65 @@ def test_real_images_with_regions(tmp_path, shared_data, backbone):
     store = FeatureStore.open(tmp_path / "store", expect_extractor_id=result.extractor_id)
     assert store.box_class_names(names[0])[1] == "person"  # a girl on the steps of a cabin
     assert np.all(store.box_classes[:, 1:] > 0)  # real photos: 19 real detections each
+
+
+# -- a dataset's or a folder's images, checked as ``scenetalk features`` checks them ----------------------------
+
+def write_dataset(path, names) -> str:
+    """A Karpathy-style dataset file listing ``names`` (one sentence each, splits in turn)."""
+    images = [{"filename": name, "imgid": i, "split": ("train", "val", "test")[i % 3], "sentids": [i],
+               "sentences": [{"raw": "A dog runs.", "tokens": ["a", "dog", "runs"], "imgid": i, "sentid": i}]}
+              for i, name in enumerate(names)]
+    path.write_text(json.dumps({"dataset": "tiny", "images": images}))
+    return str(path)
+
+
+def test_image_list_of_a_folder_and_of_a_dataset(tmp_path):
+    from scenetalk.features.extract import image_list
+
+    make_images(tmp_path / "images", 2)
+    (tmp_path / "images" / "readme.txt").write_text("not an image")
+    folder = str(tmp_path / "images")
+    expected = [("img00.png", os.path.join(folder, "img00.png")), ("img01.png", os.path.join(folder, "img01.png"))]
+    assert image_list("folder", folder) == expected
+    (tmp_path / "text").mkdir()  # no images folder beside the dataset file
+    dataset = write_dataset(tmp_path / "text" / "dataset_tiny.json", ["img01.png", "img00.png"])
+    assert image_list(dataset, folder) == expected[::-1]     # the dataset's order
+    with pytest.raises(ScenetalkError, match="image folder unknown; pass --images DIR"):
+        image_list(dataset)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"limit": 0}, ScenetalkError, "--limit must be at least 1, got 0"),
+    ({"region_method": "roi"}, ScenetalkError, "--region-method and --region-size need --regions"),
+    ({"region_size": 96}, ScenetalkError, "--region-method and --region-size need --regions"),
+    ({"images_dir": None}, ScenetalkError, "DATASET 'folder' needs --images DIR"),
+    ({"images_dir": "{tmp}/empty"}, ScenetalkError, "no images found in .*empty"),
+    ({"images_dir": "{tmp}/nowhere"}, ImageError, "nowhere: not a folder"),
+])
+def test_extract_images_refuses_bad_arguments_before_any_work(tmp_path, options, error, message):
+    from scenetalk.features.extract import extract_images
+
+    make_images(tmp_path / "images", 2)
+    (tmp_path / "empty").mkdir()
+    options = {"images_dir": str(tmp_path / "images"), **options}
+    if options["images_dir"]:
+        options["images_dir"] = options["images_dir"].format(tmp=tmp_path)
+    with pytest.raises(error, match=message):
+        extract_images("folder", tmp_path / "store", progress=False, **options)
+    assert not (tmp_path / "store").exists()
+
+
+def test_extract_images_fails_fast_on_a_missing_file_unless_skip_bad(tmp_path, extractor):
+    from scenetalk.features.extract import extract_images
+
+    make_images(tmp_path / "images", 2)
+    dataset = write_dataset(tmp_path / "dataset_tiny.json", ["img00.png", "gone.png", "img01.png"])
+    with pytest.raises(ImageError, match=r"gone.png: file not found \(1 of 3 images are missing; check --images"):
+        extract_images(dataset, tmp_path / "store", images_dir=tmp_path / "images", progress=False)
+    assert not (tmp_path / "store").exists()
+
+    result = extract_images(dataset, tmp_path / "store", images_dir=tmp_path / "images", limit=2,
+                            skip_bad=True, grid=False, progress=False)
+    assert (result.count, result.bad) == (2, ["gone.png"])
+    assert FeatureStore.open(tmp_path / "store").names == ["img00.png", "gone.png"]

@@ -74,3 +74,28 @@ def test_prior_images_are_a_seeded_sample_of_the_training_split_only():
     assert len(set(rows.tolist())) == 10 and int(rows.max()) < 50  # training rows only
     assert torch.equal(rows, prior_image_rows(dataset, row_index, count=10))
     assert not torch.equal(rows, prior_image_rows(dataset, row_index, count=10, seed=1))
+
+
+def test_rank_split_scores_every_image_of_the_split_against_every_sentence_of_it():
+    from test_training import synthetic
+
+    from scenetalk.data.text import Vocabulary
+    from scenetalk.retrieval.generative_ranking import prior_image_rows, rank_split
+
+    data, feats, rows = synthetic(n_per_split=(12, 4))  # 4 val images, 3 sentences each
+    vocab = Vocabulary.build([s.tokens for s in data.sentences("train")], min_count=1)
+    torch.manual_seed(0)
+    model = MRNN(MRNNConfig(len(vocab), image_dim=8, embed1_dim=4, embed2_dim=8, multimodal_dim=8)).eval()
+    ranking = rank_split(model, vocab, data, "val", feats, rows, prior_count=5)
+    assert ranking.to_text.shape == ranking.to_image.shape == (4, 12) and ranking.prior_images == 5
+    assert ranking.sentence_image.tolist() == [k for k in range(4) for _ in range(3)]
+    # text -> image scores are log P(s | I) of each sentence under each val image
+    val = data.split("val")
+    ids, _ = vocab.encode_batch([s.tokens for im in val for s in im.sentences])
+    lik = sentence_log_likelihoods(model, feats[[rows[im.relpath] for im in val]], ids, vocab.pad_id)
+    assert torch.allclose(ranking.to_image, lik, atol=1e-4)
+    # image -> text: against the prior of the 5 seeded training images, per word (<end> included)
+    prior = log_prior(sentence_log_likelihoods(model, feats[prior_image_rows(data, rows, count=5)], ids,
+                                               vocab.pad_id))
+    expected, _ = generative_scores(lik, prior, (ids[:, 1:] != vocab.pad_id).sum(1))
+    assert torch.allclose(ranking.to_text, expected, atol=1e-4)

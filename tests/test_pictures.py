@@ -8,21 +8,26 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from scenetalk.cli import main
-from scenetalk.commands.sheet import best_regions
 from scenetalk.data.sample_photos import sample_photo_paths
-from scenetalk.grounding.word_regions import DEFAULT_BETA
+from scenetalk.errors import ScenetalkError
+from scenetalk.grounding.word_regions import ALIGN_BETA, Link
 from scenetalk.presentation.pictures import (
     DISPLAY_SIZE,
     MARGIN,
+    _chips,
     alignment_picture,
+    font,
+    line_height,
     links,
     place_label,
     regions_picture,
     snippet_sheet,
 )
+from scenetalk.results import to_data, to_json
+from scenetalk.retrieval.search import best_regions
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +74,7 @@ def test_align_with_a_huge_beta_puts_the_sentence_on_one_region(photos, capsys):
     result = json.loads(out)
     assert code == 0 and len({w["mrf_region"] for w in result["words"]}) == 1 and len(result["segments"]) == 1
     code, out, _ = run_cli(capsys, "align", photos / "coffee.png", "a cup of coffee on a table")
-    assert code == 0 and f"MRF segments (β = {DEFAULT_BETA})" in out
+    assert code == 0 and f"MRF segments (β = {ALIGN_BETA})" in out
 
 
 def test_regions_describes_the_top_detections(photos, tmp_path, capsys):
@@ -149,3 +154,83 @@ def test_best_regions_matches_brute_force():
     many = best_regions(vectors, query, top=4, include_whole=True, per_photo=20)
     flat = np.sort(scores.ravel())[::-1][:4]
     assert [s for _, _, s in many] == pytest.approx(flat.tolist(), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def model():
+    import scenetalk
+
+    return scenetalk.load()
+
+
+ALIGN_KEYS = ["image", "sentence", "checkpoint", "beta", "min_score", "words", "segments", "regions"]
+
+
+@pytest.mark.parametrize("photo, sentence, linked", [
+    ("chelsea.png", "a cat lying on a red blanket", "cat"),
+    ("coffee.png", "a cup of coffee on a table", "table"),
+])
+def test_facade_align_links_segments_on_everyday_photos(model, photos, photo, sentence, linked):
+    """The issue's photos: at the default β the MRF's segments keep the words' links (at the
+    snippets' β = 0.75 they linked nothing, and the coffee sentence became one segment)."""
+    result = model.align(photos / photo, sentence)
+    assert result.beta == ALIGN_BETA and result.tokens == sentence.split() and result.unknown_words == []
+    assert result.segments[0].start == 0 and result.segments[-1].end == len(sentence.split())
+    assert all(a.end == b.start for a, b in zip(result.segments, result.segments[1:]))
+    assert any(s.shown and linked in s.words.split() for s in result.segments)
+    assert {w.best_region for w in result.words} | {s.region for s in result.segments} == \
+        {r["region"] for r in result.regions}
+
+
+def test_facade_align_json_is_the_commands(model, photos, capsys):
+    result = model.align(photos / "chelsea.png", "a cat lying on a red blanket zzxq", beta=0.5)
+    data = json.loads(to_json(result))
+    assert list(data) == ALIGN_KEYS + ["unknown_words"] and data["unknown_words"] == ["zzxq"]
+    assert list(data["words"][0]) == ["word", "known", "best_region", "best_score", "mrf_region", "mrf_score",
+                                      "shown"]
+    assert list(data["segments"][0]) == ["words", "start", "end", "region", "score", "shown"]
+    assert list(data["regions"][0]) == ["region", "class", "detector_score", "box"]
+    assert data["words"][-1]["known"] is False and data["words"][-1]["shown"] is False
+    assert data["image"] == str(photos / "chelsea.png") and data["beta"] == 0.5
+    code, out, err = run_cli(capsys, "align", photos / "chelsea.png", "a cat lying on a red blanket zzxq",
+                             "--beta", "0.5", "--json")
+    assert code == 0 and "zzxq" in err and json.loads(out) == {**to_data(result), "picture": None}
+
+
+def test_facade_regions_and_their_json(model, photos):
+    with Image.open(photos / "coffee.png") as photo:
+        result = model.regions(photo, top=2, beam_size=3)
+    assert result.image == str(photos / "coffee.png") and result.boxes.shape == (2, 4)
+    scores = [r["detector_score"] for r in result.regions]
+    assert scores == sorted(scores, reverse=True) and all(r["region"] >= 1 for r in result.regions)
+    assert all(r["phrase"].split() and r["log_prob"] < 0 for r in result.regions)
+    data = json.loads(to_json(result))
+    assert list(data) == ["image", "generator", "generator_description", "regions"]
+    assert list(data["regions"][0]) == ["region", "class", "detector_score", "box", "phrase", "log_prob"]
+    assert data["regions"][0]["class"] == "cup" and data["generator_description"] == "the shipped region generator"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, p: m.align(p, "a cat", beta=-1), "beta"),
+    (lambda m, p: m.align(p, "a cat", beta=float("inf")), "beta"),
+    (lambda m, p: m.align(p, "a cat", beta=float("nan")), "beta"),
+    (lambda m, p: m.align(p, "zzxq qqzx"), "none of the words"),
+    (lambda m, p: m.regions(p, top=0), "top"),
+    (lambda m, p: m.regions(p, top=20), "top"),
+    (lambda m, p: m.regions(p, beam_size=0), "beam_size"),
+    (lambda m, p: m.regions(p, max_len=0), "max_len"),
+])
+def test_facade_refuses_bad_arguments_on_one_line(model, photos, call, message):
+    with pytest.raises(ScenetalkError, match=message) as caught:
+        call(model, photos / "chelsea.png")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_long_segment_keeps_all_its_words():
+    """A chip wider than the row breaks its words over lines rather than cutting them off."""
+    tokens = ("a woman in a white space suit smiles and holds a white helmet in front of a flag").split()
+    canvas = Image.new("RGB", (500, 400), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    one_line = _chips(draw, tokens[:2], [Link(0, 2, 0, 1.0, True)], {0: (230, 25, 75)}, 0, 0, 448)
+    long = _chips(draw, tokens, [Link(0, len(tokens), 0, 1.0, True)], {0: (230, 25, 75)}, 0, 0, 448)
+    assert long >= one_line + line_height(font(15, bold=True))

@@ -136,3 +136,48 @@ def test_report_on_flickr8k_test(shared_data, tmp_path, capsys):
     code, _, err = run_cli(capsys, "report", "--features", REAL_STORE, "--root", shared_data,
                            "--images", "not-a-photo.jpg", "--out", tmp_path / "bad", "--quiet")
     assert code == 2 and "no image 'not-a-photo.jpg'" in err and not (tmp_path / "bad").exists()
+
+
+def test_write_report_from_python(tiny, tmp_path):
+    from scenetalk.presentation.report import write_report
+    from scenetalk.results import to_data
+
+    root, store = tiny
+    out = tmp_path / "report"
+    summary = write_report(store, out, root=root, images=[ANNOTATED], progress=False)
+    assert summary.index == str(out / "index.html") and summary.photos == 1
+    assert summary.pictures == len(list(out.glob("*.png"))) == 3          # alignment, regions, humans
+    assert [r.image.relpath for r in summary.reports] == [ANNOTATED]
+    assert to_data(summary) == {"index": str(out / "index.html"), "photos": 1, "pictures": 3}
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "1 named with --images from the 4 of the test split" in page and "<pre></pre>" in page  # no command
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"n": 0}, r"--n must be at least 1 \(got 0\)"),
+    ({"beta": -0.5}, r"--beta must be at least 0 \(got -0.5\)"),
+    ({"top_regions": 20}, r"--top-regions must be between 1 and 19, the detections kept per photo \(got 20\)"),
+    ({"captioner": "{tmp}/nowhere"}, "nowhere: not a scenetalk checkpoint"),
+])
+def test_write_report_refuses_bad_arguments_and_writes_nothing(options, message, tiny, tmp_path):
+    from scenetalk.errors import ScenetalkError
+    from scenetalk.presentation.report import write_report
+
+    root, store = tiny
+    options = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in options.items()}
+    with pytest.raises(ScenetalkError, match=message):
+        write_report(store, tmp_path / "report", root=root, progress=False, **{"n": 1, **options})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_without_regions_is_refused(tiny, tmp_path, capsys):
+    from scenetalk.features.extract import extract
+
+    root, store = tiny
+    images = root / "flickr8k" / "images"
+    extract([(n, images / n) for n in NAMES[:1]], tmp_path / "global", grid=False, progress=False)
+    code, stdout, err = run_cli(capsys, "report", "--features", tmp_path / "global", "--root", root,
+                                "--out", tmp_path / "report", "--quiet")
+    assert code == 2 and stdout == ""
+    assert "has no region features; extract them with `scenetalk features --regions`" in err
+    assert not (tmp_path / "report").exists()

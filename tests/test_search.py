@@ -63,10 +63,19 @@ def test_search_is_exhaustive_when_it_says_exact(index):
     v = torch.tensor(searcher.vectors[:], dtype=torch.float32)
     brute = torch.einsum("nrh,th->nrt", v, s).max(dim=1).values.sum(dim=1)
     want = [searcher.names[i] for i in brute.argsort(descending=True)[:2]]
+    proved = 0
     for candidates in (1, 2, 3, 4):
         result = searcher.search("a cat sits on the table", k=2, candidates=candidates)
+        names = [h.name for h in result.hits]
+        # exact or not: photos of the index, once each, best first, with their exact scores
+        assert len(names) == 2 and len(set(names)) == 2 and set(names) <= set(searcher.names)
+        assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+        assert [h.score for h in result.hits] == pytest.approx(
+            [float(brute[searcher.names.index(n)]) for n in names], rel=1e-3)
         if result.exact:
-            assert [h.name for h in result.hits] == want
+            proved += 1
+            assert names == want
+    assert proved >= 1  # candidates=4: every photo scored
     full = searcher.search("a cat sits on the table", k=2, candidates=4)
     assert full.exact and [h.name for h in full.hits] == want
     assert [h.score for h in full.hits] == pytest.approx(sorted(brute.tolist(), reverse=True)[:2], rel=1e-3)
@@ -134,6 +143,13 @@ def test_cli_index_and_search(index, tmp_path, capsys):
     assert main(["search", str(tmp_path / "idx"), "a red cup on the table", "--top", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["hits"]) == 3 and out["exact"] and out["unknown_words"] == []
+    assert set(out["hits"][0]) == {"image", "score"}
+    # by default the shipped captioner re-ranks (it reads these features); the output says so, in words
+    assert out["reranked"]["top"] == 100 and "not re-ranked" not in out["scores"] and "log-likelihood" in out["scores"]
+    assert main(["search", str(tmp_path / "idx"), "a red cup on the table", "--top", "3", "--no-rerank"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("scores: match score") and lines[0].endswith("not re-ranked") and len(lines) == 4
+    assert [line.split()[0] for line in lines[1:]] == ["1.", "2.", "3."]
     assert main(["search", str(tmp_path / "idx"), "zebra"]) == 2
     assert "none of the words" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "nowhere"), "a dog"]) == 2
@@ -323,6 +339,11 @@ def test_faiss_candidate_stage_agrees_with_brute_force_and_never_claims_too_much
         proved = brute.search(query, k=5, candidates=20)
         if proved.exact:
             assert [h.name for h in proved.hits] == want
+        else:  # not proved: still the exact scores of real photos, best first
+            assert len({h.name for h in proved.hits}) == 5 and proved.candidates == 20
+            assert [h.score for h in proved.hits] == sorted((h.score for h in proved.hits), reverse=True)
+            assert [h.score for h in proved.hits] == pytest.approx(
+                [float(exact[names.index(h.name)]) for h in proved.hits], rel=1e-5)
     # a smaller rebuild drops the FAISS indexes; a damaged or missing one is a one-line error
     write_index(tmp_path / "faiss", v, names, ckpt, extractor_id, faiss_min=n + 1)
     assert not (tmp_path / "faiss" / FAISS_FILE).exists() and not (tmp_path / "faiss" / WHOLE_FAISS_FILE).exists()
@@ -378,6 +399,9 @@ def test_brute_force_candidates_never_claim_exact_wrongly(tmp_path):
             assert (exact[others] <= ub[others] + 1e-4).all()
             result = searcher.search(query, k=5, candidates=c)
             tried += 1
+            assert [h.score for h in result.hits] == pytest.approx(
+                [float(exact[names.index(h.name)]) for h in result.hits], rel=1e-4)
+            assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
             if result.exact:
                 proved += 1
                 assert [h.name for h in result.hits] == [names[i] for i in exact.argsort(descending=True)[:5]]
@@ -477,6 +501,7 @@ def test_cli_describe_and_its_bad_inputs(index, tmp_path, capsys):
     assert main(["describe", idx, "coffee.png", "--top", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["image"] == "coffee.png" and out["sentences"] == "index" and len(out["hits"]) == 2
+    assert [set(h) for h in out["hits"]] == [{"sentence", "score"}] * 2
     other = tmp_path / "other.txt"
     other.write_text("a man in a white suit\ncoffee in a red cup\n")
     assert main(["describe", idx, str(root / "photos" / "rocket.jpg"), "--sentences", str(other)]) == 0
@@ -499,3 +524,151 @@ def test_cli_describe_and_its_bad_inputs(index, tmp_path, capsys):
         assert main(["describe", *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_api_keeps_an_index_open_until_it_is_rebuilt(tmp_path, monkeypatch):
+    """The façade opens an index once and answers from it, as a freshly opened one would; an
+    index rebuilt in place is opened again (its new photos and sentences, never the old)."""
+    import scenetalk
+    import scenetalk.retrieval.search as search_module
+
+    n, extractor_id, query = 30, "efficientnet-lite0-224-000000000000+x", "a cat sits on the table"
+    ckpt = random_checkpoint(tmp_path / "align", extractor_id)
+    g = torch.Generator().manual_seed(4)
+    path = write_index(tmp_path / "idx", torch.randn(n, 20, 16, generator=g), [f"p{i:02d}.jpg" for i in range(n)],
+                       ckpt, extractor_id, sentences=SENTENCES)
+    opened = []
+
+    class CountingSearcher(Searcher):
+        def __init__(self, *args, **kwargs):
+            opened.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "Searcher", CountingSearcher)
+    m = scenetalk.load(alignment=ckpt)
+    first = m.search(path, query, k=5, rerank=0)
+    assert m.search(str(path), query, k=5, rerank=0) == first     # a str or a Path: the same index
+    described = m.describe(path, "p00.jpg", k=3)
+    assert m.describe(path, "p00.jpg", k=3) == described and {h.sentence for h in described.hits} <= set(SENTENCES)
+    assert len(opened) == 1 and m.open_index(tmp_path / "idx" / ".." / "idx") is m.open_index(path)
+    assert first == Searcher(path, ckpt).search(query, k=5)          # what a freshly opened index answers
+    assert first.reranked == 0 and first.scores.startswith("match score") and first.scores.endswith("not re-ranked")
+    # rebuilt in place with other photos and sentences: opened again, the new answers
+    write_index(path, torch.randn(n, 20, 16, generator=g), [f"q{i:02d}.jpg" for i in range(n)], ckpt, extractor_id,
+                sentences=SENTENCES[:2])
+    again = m.search(path, query, k=5, rerank=0)
+    assert len(opened) == 2 and again == Searcher(path, ckpt).search(query, k=5)
+    assert all(h.name.startswith("q") for h in again.hits)
+    assert {h.sentence for h in m.describe(path, "q00.jpg", k=5).hits} == set(SENTENCES[:2])
+    assert len(opened) == 2
+    # another alignment model is another Searcher (and refused here: the index was not built with it)
+    with pytest.raises(SearchIndexError, match="rebuild the index"):
+        m.open_index(path, random_checkpoint(tmp_path / "other", extractor_id, seed=1))
+    shutil.rmtree(path)
+    with pytest.raises(SearchIndexError, match="not a scenetalk index"):
+        m.search(path, query)
+
+
+def test_api_loads_the_reranking_captioner_once(index, tmp_path, monkeypatch):
+    import scenetalk
+    import scenetalk.captioning.captioner as captioner_module
+
+    path, ckpt, _ = index
+    global_id = Searcher(path, ckpt).meta["extractor_id"].split("+")[0]
+    good = random_captioner(tmp_path / "cap", global_id)
+    other = random_captioner(tmp_path / "cap2", "efficientnet-lite2-260-000000000000")
+    loads, real = [], captioner_module.load_generator_for
+
+    def counting(checkpoint, *args, **kwargs):
+        loads.append(checkpoint)
+        return real(checkpoint, *args, **kwargs)
+
+    monkeypatch.setattr(captioner_module, "load_generator_for", counting)
+    query = "a cat sits on the table"
+    m = scenetalk.load(captioner=good, alignment=ckpt)
+    first = m.search(path, query, k=3, rerank=2)
+    assert m.search(path, query, k=3, rerank=2) == first and len(loads) == 1
+    assert first.reranked == 2 and "re-ranked: the best 3 photos" in first.scores
+    assert all(h.log_likelihood is not None for h in first.hits)
+    # a captioner that cannot re-rank this index is loaded once, and refused every time
+    m = scenetalk.load(captioner=other, alignment=ckpt)
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="not re-ranked"):
+            result = m.search(path, query, k=2)
+        assert result.reranked == 0 and result.not_reranked and result.scores.endswith("not re-ranked")
+        with pytest.raises(ScenetalkError, match="efficientnet-lite2-260-000000000000"):
+            m.search(path, query, rerank=2)
+    assert len(loads) == 2
+
+
+def test_best_regions_are_the_best_scoring_regions_of_the_index(index):
+    import scenetalk
+    from scenetalk.features.store import FeatureStore
+
+    path, ckpt, _ = index
+    m = scenetalk.load(alignment=ckpt)
+    searcher = m.open_index(path)
+    store = FeatureStore.open(path / "features")
+    v = torch.tensor(searcher.vectors[:], dtype=torch.float32)
+    result = m.best_regions(path, ["a red cup", "the cat zebra"], top=3)
+    assert result.photos == 4 and result.folder is None and [s.snippet for s in result.snippets] == [
+        "a red cup", "the cat zebra"]
+    assert [s.unknown_words for s in result.snippets] == [[], ["zebra"]]
+    for found in result.snippets:
+        scores = v @ searcher.embed_query(found.snippet)[0].sum(dim=0)           # (photos, regions): Σ_t v_iᵀ s_t
+        # by default each photo's best region but the whole photo, best first
+        want = sorted(((float(scores[i, 1:].max()), searcher.names[i], int(scores[i, 1:].argmax()) + 1)
+                       for i in range(len(searcher.names))), reverse=True)[:3]
+        assert [(r.image, r.region) for r in found.regions] == [(name, region) for _, name, region in want]
+        assert [r.score for r in found.regions] == pytest.approx([score for score, _, _ in want], rel=1e-4)
+        for r in found.regions:
+            row = store.row(r.image)
+            assert r.box == pytest.approx(store.boxes[row, r.region].tolist())
+            assert r.class_name == store.class_name(store.box_classes[row, r.region])
+    scores = v @ searcher.embed_query("the cat")[0].sum(dim=0)
+    many = m.best_regions(path, "the cat", top=8, per_photo=20, include_whole=True).snippets[0].regions
+    assert [r.score for r in many] == pytest.approx(scores.flatten().sort(descending=True).values[:8].tolist(),
+                                                    rel=1e-4)
+    with pytest.raises(ScenetalkError, match="none of the words"):
+        m.best_regions(path, ["the cat", "zebra"])
+    with pytest.raises(ScenetalkError, match="at least 1"):
+        m.best_regions(path, "the cat", top=0)
+
+
+def test_cli_sheet_finds_the_photos_in_the_folder_the_index_records(index, tmp_path, capsys):
+    import json
+
+    import scenetalk
+    from scenetalk.cli import main
+    from scenetalk.errors import DataError
+    from scenetalk.retrieval.index import index_folder
+
+    _, ckpt, root = index
+    idx, png = tmp_path / "idx", tmp_path / "sheet.png"
+    assert main(["index", "build", str(root / "photos"), "--out", str(idx), "--checkpoint", str(ckpt), "--quiet"]) == 0
+    capsys.readouterr()
+    assert json.loads((idx / INDEX_FILE).read_text())["folder"] == str((root / "photos").resolve())
+    assert main(["sheet", str(idx), "a red cup", "the cat zebra", "--top", "2", "--out", str(png), "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert png.is_file() and set(out) == {"index", "out", "snippets"} and "zebra" in captured.err
+    api = scenetalk.load(alignment=ckpt).best_regions(idx, ["a red cup", "the cat zebra"], top=2)
+    for s, want in zip(out["snippets"], api.snippets):
+        assert s["snippet"] == want.snippet
+        assert [set(r) for r in s["regions"]] == [{"image", "region", "class", "box", "score"}] * 2
+        assert [(r["image"], r["region"], r["class"]) for r in s["regions"]] == [
+            (r.image, r.region, r.class_name) for r in want.regions]
+        assert [r["score"] for r in s["regions"]] == pytest.approx([r.score for r in want.regions], abs=1e-4)
+    assert main(["sheet", str(idx), "a red cup", "--top", "2", "--out", str(png)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "a red cup" and len(lines) == 4 and lines[-1] == f"sheet: {png}"
+    assert main(["sheet", str(idx), "a red cup", "--images", str(tmp_path / "nowhere"), "--out", str(png)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    # the library call behind `index build`: its summary; a folder without images is refused
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ScenetalkError, match="no images in this folder"):
+        index_folder(tmp_path / "empty", tmp_path / "never", ckpt, progress=False)
+    (tmp_path / "blank.txt").write_text("\n")
+    with pytest.raises(DataError, match="no sentences"):
+        index_folder(root / "photos", tmp_path / "never", ckpt, sentence_file=tmp_path / "blank.txt", progress=False)
+    assert not (tmp_path / "never").exists()

@@ -16,3 +16,31 @@ def load(captioner=None, alignment=None):
     from scenetalk.api import load as _load
 
     return _load(captioner, alignment)
+
+
+def train(config, **kwargs):
+    """Train what a config says and return its ``TrainResult`` (out, steps, best_val, ...);
+    see ``scenetalk.training.config.train``. ``config`` is a YAML file, a shipped config's
+    name or a dict with the same keys; ``features=``, ``out=``, ``root=`` override it,
+    ``resume=True`` continues the run in ``out``, ``progress=False`` hides the progress bar.
+
+        result = scenetalk.train("mrnn_lstm_flickr8k", features="features/flickr8k", out="runs/x")
+    """
+    from scenetalk.training.config import train as _train
+
+    return _train(config, **kwargs)
+
+
+def evaluate(checkpoint=None, **kwargs):
+    """Metrics of a checkpoint on a dataset split: a ``CaptionEvaluation`` for a caption
+    generator (or the nearest-neighbour baseline, ``nearest_neighbour=True``), a
+    ``RetrievalEvaluation`` for an alignment model (or a generator with ``retrieval=True``);
+    see ``scenetalk.training.evaluation.evaluate`` for the settings. ``features=`` (the
+    dataset's feature store) is required.
+
+        result = scenetalk.evaluate("runs/x/best", features="features/flickr8k", split="val")
+        result.scores["CIDEr-D"]
+    """
+    from scenetalk.training.evaluation import evaluate as _evaluate
+
+    return _evaluate(checkpoint, **kwargs)

@@ -13,6 +13,7 @@ weights differ from the ones it was trained on.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -22,14 +23,18 @@ from scenetalk.captioning.captioner import (
     Caption,
     Captioner,
 )
+from scenetalk.grounding.region_descriptions import RegionDescriptions
+from scenetalk.grounding.word_regions import ALIGN_BETA, LOW_SCORE, WordAlignment
 from scenetalk.retrieval.scoring import Aligner
 from scenetalk.vision.images import ImageLike
 from scenetalk.weights import shipped_alignment, shipped_captioner
 
 
-def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None = None):
+def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                  generators: dict | None = None):
     """A ``search.Searcher`` for an index: with ``checkpoint``, else the checkpoint the index
-    was built with (when it is still there), else the shipped alignment model."""
+    was built with (when it is still there), else the shipped alignment model. Each call opens
+    the index again; ``Scenetalk.open_index`` keeps it open. ``generators``: see ``Searcher``."""
     import json
 
     from scenetalk.errors import SearchIndexError
@@ -45,7 +50,7 @@ def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None
         except (OSError, ValueError):
             built_with = None  # Searcher reports the damaged index
         checkpoint = built_with if built_with and Path(built_with).is_dir() else shipped_alignment()
-    return Searcher(index, checkpoint)
+    return Searcher(index, checkpoint, generators=generators)
 
 
 class Scenetalk:
@@ -56,6 +61,10 @@ class Scenetalk:
         self._paths = {"captioner": captioner, "alignment": alignment}
         self._captioner: Captioner | None = None
         self._aligner: Aligner | None = None
+        self._searchers: dict = {}    # (index, checkpoint) -> (index.json's stat, Searcher): see open_index
+        self._generators: dict = {}   # re-ranking captioners, loaded once for every index
+        self._searchers_lock = threading.Lock()
+        self._region_generators: dict = {}  # checkpoint (None: the shipped one) -> (captioner, extractor, description)
 
     @property
     def captioner(self) -> Captioner:
@@ -74,31 +83,136 @@ class Scenetalk:
         """See ``Captioner.caption``."""
         return self.captioner.caption(images, beam_size=beam_size, n_best=n_best, **kwargs)
 
+    def caption_files(self, inputs: str | os.PathLike | Iterable[str | os.PathLike], recursive: bool = False,
+                      beam_size: int = 7, n_best: int = 1, max_len: int = 20, length_penalty: float | None = None,
+                      batch_size: int = 32, on_problem=None, progress: bool = True):
+        """Caption image files and folders of images as ``scenetalk caption`` does: folders are
+        listed by extension (sub-folders too when ``recursive``), and an iterator yields a
+        ``CaptionedImage`` (path, captions) for each image as its batch is done
+        (``Captioner.caption_files``). What is left out is one line each to ``on_problem``
+        (default: a Python warning): a path that gave nothing, a file that could not be read,
+        and how many could not. A ``ScenetalkError`` before any work when the settings cannot
+        work or nothing is left to caption, and at the end when no image could be read."""
+        from scenetalk.captioning.captioner import check_decoding, warn_problem
+        from scenetalk.errors import ScenetalkError
+        from scenetalk.vision.images import collect_inputs
+
+        on_problem = on_problem or warn_problem
+        check_decoding(beam_size, n_best, max_len, batch_size)  # before the inputs are listed
+        paths, problems = collect_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, recursive)
+        for line in problems:
+            on_problem(line)
+        if not paths:  # before the captioner is loaded
+            raise ScenetalkError("nothing to caption")
+        return self.captioner.caption_files(paths, beam_size=beam_size, n_best=n_best, max_len=max_len,
+                                            length_penalty=length_penalty, batch_size=batch_size,
+                                            on_problem=on_problem, progress=progress)
+
+    def open_index(self, index: str | os.PathLike, checkpoint: str | os.PathLike | None = None):
+        """The ``search.Searcher`` of an index (``open_searcher``; with ``checkpoint``, else this
+        object's alignment model, else the one the index was built with), kept open: ``search``,
+        ``describe`` and ``best_regions`` use it, and a later call gives the same object until
+        the index's ``index.json`` changes (a rebuilt index is opened again, never served stale)."""
+        from scenetalk.retrieval.index import INDEX_FILE
+
+        checkpoint = checkpoint or self._paths["alignment"]
+        key = (Path(index).resolve(), os.fspath(Path(checkpoint).resolve()) if checkpoint else None)
+        try:  # before opening: an index rebuilt meanwhile is then opened again next time
+            st = (Path(index) / INDEX_FILE).stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)  # rebuilt: renamed into place, a new file
+        except OSError:
+            stamp = None  # open_searcher says what is wrong
+        with self._searchers_lock:
+            kept = self._searchers.pop(key, None)
+            if kept is None or stamp is None or kept[0] != stamp:
+                kept = (stamp, open_searcher(index, checkpoint, generators=self._generators))
+            self._searchers[key] = kept
+            return kept[1]
+
     def search(self, index: str | os.PathLike, sentence: str, k: int = 10, candidates: int = 1000,
-               rerank: int | bool | None = None):
+               rerank: int | bool | None = None, warn: bool = True):
         """The ``k`` photos of an index (``scenetalk index build``) that best match ``sentence``.
         ``rerank=K`` (True: 100) ranks the best K by S_kl again by S_kl + λ·log P(sentence | photo)
         of this object's captioner, an m-RNN (``search.Searcher.search``); ``None``, the default,
-        does so when the captioner reads the index's features (else it warns and does not);
-        ``rerank=0`` ranks by S_kl alone."""
+        does so when the captioner reads the index's features (else it warns, unless ``warn`` is
+        False, and does not; ``result.not_reranked`` says why); ``rerank=0`` ranks by S_kl alone.
+        The index is kept open (``open_index``) and so is the captioner."""
         import warnings
 
-        result = open_searcher(index, self._paths["alignment"]).search(
-            sentence, k=k, candidates=candidates, rerank=rerank, captioner=self._paths["captioner"])
-        if result.not_reranked:
-            warnings.warn(f"ranked by S_kl alone, not re-ranked: {result.not_reranked}", stacklevel=2)
+        result = self.open_index(index).search(sentence, k=k, candidates=candidates, rerank=rerank,
+                                               captioner=self._paths["captioner"])
+        if result.not_reranked and warn:
+            warnings.warn(f"ranked by match score alone, not re-ranked: {result.not_reranked}", stacklevel=2)
         return result
 
     def describe(self, index: str | os.PathLike, image: ImageLike, k: int = 5,
-                 sentences: Sequence[str] | None = None):
+                 sentences: Sequence[str] | None = None, sentence_file: str | os.PathLike | None = None):
         """The ``k`` sentences that best match ``image`` (a photo's name in the index, a path or
-        a PIL image), of ``sentences`` or else of the collection stored in the index
-        (``scenetalk index build --sentences``), each with its S_kl."""
-        return open_searcher(index, self._paths["alignment"]).describe(image, k=k, sentences=sentences)
+        a PIL image), of ``sentences``, else of ``sentence_file`` (one a line), else of the
+        collection stored in the index (``scenetalk index build --sentences``), each with its
+        S_kl. The index is kept open (``open_index``)."""
+        return self.open_index(index).describe(image, k=k, sentences=sentences, sentence_file=sentence_file)
+
+    def best_regions(self, index: str | os.PathLike, snippets: str | Sequence[str], top: int = 8,
+                     per_photo: int = 1, include_whole: bool = False):
+        """Region retrieval (Karpathy & Fei-Fei Figures 9-10): for each text snippet, the ``top``
+        regions of the index's photos that match it best (``search.Searcher.best_regions``),
+        every snippet checked before any result is returned: a ``search.RegionRetrieval``."""
+        from scenetalk.retrieval.search import RegionRetrieval
+
+        searcher = self.open_index(index)
+        found = [searcher.best_regions(s, top=top, per_photo=per_photo, include_whole=include_whole)
+                 for s in ([snippets] if isinstance(snippets, str) else snippets)]
+        return RegionRetrieval(os.fspath(index), len(searcher.names), searcher.meta.get("folder"), found)
 
     def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str]) -> torch.Tensor:
         """See ``Aligner.score``."""
         return self.aligner.score(images, sentences)
+
+    def align(self, image: ImageLike, sentence: str, beta: float = ALIGN_BETA,
+              min_score: float = LOW_SCORE) -> WordAlignment:
+        """Which region of ``image`` (a path or a PIL image) each word of ``sentence`` describes
+        (Karpathy & Fei-Fei Figure 5), with the alignment model: each word's best region, and the
+        chain MRF's segments, runs of words on one region, neighbours kept together with bonus
+        ``beta`` (eq. 10-12; 0: each word on its own best region). Links scoring at most
+        ``min_score`` (a segment: summed over its words) are not shown."""
+        import math
+
+        from scenetalk.errors import ScenetalkError
+        from scenetalk.grounding.word_regions import align_words
+
+        if not (math.isfinite(beta) and beta >= 0):
+            raise ScenetalkError(f"beta (--beta) must be a finite number of at least 0 (got {beta})")
+        if not math.isfinite(min_score):
+            raise ScenetalkError(f"min_score (--min-score) must be a finite number (got {min_score})")
+        aligner = self.aligner
+        return align_words(aligner.model, aligner.vocab, aligner.extractor, image, sentence, beta=beta,
+                           min_score=min_score, checkpoint=str(aligner.checkpoint))
+
+    def regions(self, image: ImageLike, top: int = 5, beam_size: int = 7, max_len: int = 16,
+                generator: str | os.PathLike | None = None) -> RegionDescriptions:
+        """The ``top`` detections of ``image`` (a path or a PIL image), by detector score, each
+        described by a phrase (Karpathy & Fei-Fei Figure 7) of the ``generator`` checkpoint,
+        by default the shipped region generator (``weights.region_generator``); the generator
+        is loaded once and kept."""
+        from scenetalk.errors import ScenetalkError
+        from scenetalk.grounding.region_descriptions import describe_regions, region_extractor
+        from scenetalk.weights import region_generator
+
+        if not 1 <= top <= 19:
+            raise ScenetalkError(f"top (--top) must be between 1 and 19, the detections kept per photo (got {top})")
+        if beam_size < 1 or max_len < 1:
+            raise ScenetalkError(f"beam_size (--beam) and max_len (--max-len) must be at least 1 "
+                                 f"(got {beam_size} and {max_len})")
+        kept = self._region_generators
+        key = os.fspath(generator) if generator else None
+        if key not in kept:
+            checkpoint, description = (generator, f"the generator in {key}") if key else region_generator()
+            captioner = Captioner(checkpoint)
+            kept[key] = (captioner, region_extractor(captioner), description)
+        captioner, extractor, description = kept[key]
+        return describe_regions(captioner, extractor, image, top=top, beam_size=beam_size, max_len=max_len,
+                                description=description)
 
 
 def load(captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None) -> Scenetalk:

@@ -9,7 +9,8 @@ decoding (``captioning.decoding``). Checkpoints are read by ``checkpoint.load_ge
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +20,11 @@ from PIL import Image
 from scenetalk.captioning.decoding import Hypothesis, beam_search, greedy
 from scenetalk.checkpoint import CheckpointError, load_generator
 from scenetalk.data.text import Vocabulary
-from scenetalk.errors import ScenetalkError
+from scenetalk.errors import ImageError, ScenetalkError
 from scenetalk.features.extract import extractor_for
 from scenetalk.models.generator import CaptionGenerator
-from scenetalk.vision.images import ImageLike, loaded_batches
+from scenetalk.progress import progress_bar
+from scenetalk.vision.images import ImageLike, load_image, loaded_batches
 
 
 @dataclass
@@ -31,6 +33,27 @@ class Caption:
     log_prob: float
     score: float
     complete: bool
+
+
+@dataclass
+class CaptionedImage:
+    """One image file and its captions, best first (``Captioner.caption_files``)."""
+    image: str
+    captions: list[Caption]
+
+
+def check_decoding(beam_size: int, n_best: int, max_len: int, batch_size: int) -> None:
+    """A ``ScenetalkError`` naming the options when the decoding settings cannot work: the beam
+    keeps ``beam_size`` hypotheses, so at most that many captions come back."""
+    if beam_size < 1 or n_best < 1 or n_best > beam_size:
+        raise ScenetalkError(f"need 1 <= --n-best <= --beam (got --beam {beam_size}, --n-best {n_best})")
+    if batch_size < 1 or max_len < 1:
+        raise ScenetalkError(f"--batch-size and --max-len must be at least 1 (got {batch_size} and {max_len})")
+
+
+def warn_problem(line: str) -> None:
+    """The default ``on_problem`` of ``caption_files``: a Python warning."""
+    warnings.warn(line, stacklevel=3)
 
 
 def default_length_penalty(meta: dict) -> float:
@@ -121,3 +144,49 @@ class Captioner:
                                         n_best=n_best, max_len=max_len, min_len=min_len,
                                         length_penalty=length_penalty, batch_size=batch_size))
         return out
+
+    def caption_files(self, paths: Sequence[str | os.PathLike], beam_size: int = 7, n_best: int = 1,
+                      max_len: int = 20, min_len: int = 1, length_penalty: float | None = None,
+                      batch_size: int = 32, on_problem: Callable[[str], None] | None = None,
+                      progress: bool = True) -> Iterator[CaptionedImage]:
+        """``caption`` for many image files, ``batch_size`` at a time, yielding a ``CaptionedImage``
+        for each file that can be read, in order, as soon as its batch is done. A file that cannot
+        (an ``ImageError``: missing, not an image, corrupt) is skipped with a line ``"skipped
+        PATH: why"`` to ``on_problem`` (default: a Python warning); at the end, if any was
+        skipped, a line says how many. A ``ScenetalkError`` when the settings cannot work
+        (``check_decoding``) or there are no paths, before any work, and, after the last
+        caption, when no file could be read. ``progress``: a bar when there is over one batch."""
+        check_decoding(beam_size, n_best, max_len, batch_size)
+        paths = [os.fspath(p) for p in paths]
+        if not paths:
+            raise ScenetalkError("nothing to caption")
+        settings = {"beam_size": beam_size, "n_best": n_best, "max_len": max_len, "min_len": min_len,
+                    "length_penalty": length_penalty, "batch_size": batch_size}
+        return self._caption_files(paths, settings, on_problem or warn_problem, progress)
+
+    def _caption_files(self, paths: list[str], settings: dict, on_problem: Callable[[str], None],
+                       progress: bool) -> Iterator[CaptionedImage]:
+        batch_size, captioned, failed = settings["batch_size"], 0, 0
+        bar = progress_bar(total=len(paths), unit="image", disable=not progress or len(paths) <= batch_size)
+        try:
+            for start in range(0, len(paths), batch_size):
+                batch = paths[start:start + batch_size]
+                readable, images = [], []
+                for path in batch:
+                    try:
+                        images.append(load_image(path))
+                        readable.append(path)
+                    except ImageError as exc:
+                        failed += 1
+                        on_problem(f"skipped {exc}")
+                if images:
+                    for path, captions in zip(readable, self.caption(images, **settings)):
+                        captioned += 1
+                        yield CaptionedImage(path, captions)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        if failed:
+            on_problem(f"{failed} of {len(paths)} image(s) could not be read")
+        if not captioned:
+            raise ScenetalkError("no image could be captioned")

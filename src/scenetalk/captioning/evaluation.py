@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from scenetalk.data.schema import CaptionDataset
-from scenetalk.data.text import tokenize
+from scenetalk.data.text import Vocabulary, tokenize
 from scenetalk.metrics.captions import score_captions
+from scenetalk.models.generator import CaptionGenerator
 
 
 def caption_report(captions: Mapping[str, str], dataset: CaptionDataset, split: str,
@@ -55,3 +56,17 @@ def nearest_neighbour_captions(dataset: CaptionDataset, split: str, features: to
         for im, j in zip(chunk, nearest.tolist()):
             out[im.relpath] = train[j].sentences[0].raw
     return out
+
+
+def generated_captions(model: CaptionGenerator, vocab: Vocabulary, dataset: CaptionDataset, split: str,
+                       features: torch.Tensor, row_of: Mapping[str, int], beam_size: int = 7, max_len: int = 20,
+                       length_penalty: float = 0.0) -> dict[str, str]:
+    """The generator's best caption (beam search, ``beam_size`` 1 = greedy) for every image of
+    the split, keyed by image relpath."""
+    from scenetalk.captioning.captioner import caption_features
+
+    images = dataset.split(split)
+    rows = torch.tensor([row_of[im.relpath] for im in images])
+    caps = caption_features(model, vocab, features[rows], beam_size=beam_size, max_len=max_len,
+                            length_penalty=length_penalty)
+    return {im.relpath: c[0].text for im, c in zip(images, caps)}

@@ -42,13 +42,16 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def add_beta(p: argparse.ArgumentParser) -> None:
-    """``--beta``: the MRF's bonus for neighbouring words on one region (Karpathy & Fei-Fei eq. 10)."""
+def add_beta(p: argparse.ArgumentParser, default: float | None = None,
+             chosen: str = "chosen on Flickr8K's dev photos") -> None:
+    """``--beta``: the MRF's bonus for neighbouring words on one region (Karpathy & Fei-Fei eq. 10),
+    by default the snippets' ``DEFAULT_BETA``; ``chosen`` says why the default is what it is."""
     from scenetalk.grounding.word_regions import DEFAULT_BETA
 
-    p.add_argument("--beta", type=float, default=DEFAULT_BETA,
-                   help=f"how strongly neighbouring words are kept on one region (default {DEFAULT_BETA}, "
-                        "chosen on Flickr8K's dev photos; 0 = each word on its own best region)")
+    default = DEFAULT_BETA if default is None else default
+    p.add_argument("--beta", type=float, default=default,
+                   help=f"how strongly neighbouring words are kept on one region (default {default:g}, "
+                        f"{chosen}; 0 = each word on its own best region)")
 
 
 def print_json(result) -> None:
@@ -56,6 +59,16 @@ def print_json(result) -> None:
     from scenetalk.results import to_json
 
     sys.stdout.write(to_json(result) + "\n")
+
+
+def print_ranking(as_json: bool, payload: dict, key: str, hits: list[tuple[str, float]]) -> None:
+    """Ranked (item, score) pairs on stdout: numbered lines, or JSON (``payload`` plus the hits,
+    each item under ``key``); ``search`` and ``describe`` print their results with it."""
+    if as_json:
+        print_json({**payload, "hits": [{key: item, "score": score} for item, score in hits]})
+    else:
+        for rank, (item, score) in enumerate(hits, 1):
+            print(f"{rank:3d}. {score:9.3f}  {item}")
 
 
 def warn(command: str, message: str) -> None:

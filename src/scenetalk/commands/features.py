@@ -13,10 +13,8 @@ when the same command is run again; a complete store is left alone.
 from __future__ import annotations
 
 import argparse
-import os
 
 from scenetalk.commands import add_quiet, add_root
-from scenetalk.errors import ImageError, ScenetalkError
 
 #: kept here, not imported from scenetalk.vision (which loads torch), so the CLI starts fast
 BACKBONE_NAMES = ("efficientnet-lite0", "efficientnet-lite2")
@@ -56,54 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def image_list(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """(name, path) pairs to extract: the dataset's images (unique, in order) or a folder's."""
-    from scenetalk.vision.images import list_images
-
-    if args.dataset == "folder":
-        if not args.images:
-            raise ScenetalkError("DATASET 'folder' needs --images DIR")
-        return [(name, os.path.join(args.images, name)) for name in list_images(args.images)]
-
-    from scenetalk.data.registry import load_dataset
-
-    dataset = load_dataset(args.dataset, root=args.root, image_dir=args.images)
-    if not dataset.image_dir:
-        raise ScenetalkError(f"dataset {args.dataset!r}: image folder unknown; pass --images DIR")
-    seen, pairs = set(), []
-    for record in dataset.images:
-        if record.relpath not in seen:
-            seen.add(record.relpath)
-            pairs.append((record.relpath, os.path.join(dataset.image_dir, record.relpath)))
-    return pairs
-
-
 def run(args: argparse.Namespace) -> int:
-    from scenetalk.features.extract import extract
-    from scenetalk.vision.regions import DEFAULT_REGION_METHOD
+    from scenetalk.features.extract import extract_images
 
-    if args.limit is not None and args.limit < 1:
-        raise ScenetalkError(f"--limit must be at least 1, got {args.limit}")
-    if (args.region_method or args.region_size) and not args.regions:
-        raise ScenetalkError("--region-method and --region-size need --regions")
-    images = image_list(args)
-    if args.limit is not None:
-        images = images[: args.limit]
-    if not images:
-        where = f"no images found in {args.images}" if args.dataset == "folder" else "the dataset lists no images"
-        raise ScenetalkError(where)
-    if not args.skip_bad:
-        # A wrong --images folder should fail now, not after minutes of work.
-        missing = [path for _, path in images if not os.path.isfile(path)]
-        if missing:
-            raise ImageError(missing[0], f"file not found ({len(missing)} of {len(images)} images are missing; "
-                                         "check --images, or pass --skip-bad)")
-
-    result = extract(images, args.out, backbone=args.backbone, regions=args.regions, grid=not args.no_grid,
-                     batch_size=args.batch_size, progress=not args.quiet,
-                     region_method=args.region_method or DEFAULT_REGION_METHOD, region_size=args.region_size,
-                     overwrite=args.overwrite, skip_bad=args.skip_bad)
-
+    result = extract_images(args.dataset, args.out, images_dir=args.images, root=args.root, limit=args.limit,
+                            backbone=args.backbone, regions=args.regions, grid=not args.no_grid,
+                            batch_size=args.batch_size, progress=not args.quiet, region_method=args.region_method,
+                            region_size=args.region_size, overwrite=args.overwrite, skip_bad=args.skip_bad)
     if result.already_done:
         print(f"already extracted: {result.path} holds features of these {result.count} images "
               f"by {result.extractor_id}")

@@ -3,43 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from scenetalk.errors import ScenetalkError
+from scenetalk.commands import add_checkpoint, add_quiet, warn
 
 
 def run(args: argparse.Namespace) -> int:
-    from scenetalk.retrieval.index import build_index
-    from scenetalk.vision.images import list_images
-    from scenetalk.weights import shipped_alignment
+    from scenetalk.retrieval.index import index_folder
 
-    found = list_images(args.folder, recursive=args.recursive)
-    if not found:
-        raise ScenetalkError(f"{args.folder}: no images in this folder"
-                             + ("" if args.recursive else " (use --recursive to look in sub-folders)"))
-    checkpoint = args.checkpoint or shipped_alignment()
-    sentences = None
-    if args.sentences:  # read before the (long) feature extraction, so a bad file fails fast
-        from scenetalk.checkpoint import read_meta
-        from scenetalk.retrieval.index import read_sentence_file
-
-        language = read_meta(checkpoint).get("vocabulary", {}).get("language", "en")
-        sentences, blank = read_sentence_file(args.sentences, language)
-        if blank:
-            print(f"scenetalk index: skipped {blank} blank line(s) of {args.sentences}", file=sys.stderr)
-    out = build_index([(rel, os.path.join(args.folder, rel)) for rel in found], args.out, checkpoint,
-                      progress=not args.quiet, sentences=sentences,
-                      overwrite=args.overwrite)
-    from scenetalk.retrieval.search import Searcher
-
-    searcher = Searcher(out, checkpoint)
-    skipped = searcher.meta.get("bad", [])
-    for name in skipped:
-        print(f"scenetalk index: skipped {name} (not readable as an image)", file=sys.stderr)
-    print(f"indexed {len(searcher.names)} images of {args.folder} into {out}"
-          + (f" ({len(skipped)} skipped)" if skipped else "")
-          + (f", with {len(sentences)} sentences for `scenetalk describe`" if sentences else ""))
+    summary = index_folder(args.folder, args.out, args.checkpoint, recursive=args.recursive,
+                           sentence_file=args.sentences, progress=not args.quiet, overwrite=args.overwrite)
+    if summary.blank_lines:
+        warn("index", f"skipped {summary.blank_lines} blank line(s) of {args.sentences}")
+    for name in summary.skipped:
+        warn("index", f"skipped {name} (not readable as an image)")
+    print(f"indexed {summary.photos} images of {args.folder} into {summary.out}"
+          + (f" ({len(summary.skipped)} skipped)" if summary.skipped else "")
+          + (f", with {summary.sentences} sentences for `scenetalk describe`" if summary.sentences else ""))
     return 0
 
 
@@ -52,11 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = actions.add_parser("build", help="index a folder of photos")
     b.add_argument("folder", metavar="DIR")
     b.add_argument("--out", required=True, metavar="INDEX", help="index folder to write")
-    b.add_argument("--checkpoint", help="alignment checkpoint (default: the shipped one)")
+    add_checkpoint(b)
     b.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
     b.add_argument("--sentences", metavar="FILE",
                    help="sentences (one per line) to store in the index, embedded once, for `scenetalk describe`")
     b.add_argument("--overwrite", action="store_true",
                    help="start again when INDEX holds features of another extractor or photo list")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(b)
     b.set_defaults(func=run)

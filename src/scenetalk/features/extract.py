@@ -249,6 +249,74 @@ def extract(
                          bad=list(index["bad"]), arrays={k: tuple(s.shape) for k, s in specs.items()})
 
 
+#: The ``dataset`` of ``image_list`` and ``extract_images`` that means "every image in the folder".
+FOLDER = "folder"
+
+
+def image_list(dataset: str, images_dir: str | os.PathLike | None = None,
+               root: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """(name, path) pairs to extract: a dataset's images (a name or file for
+    ``data.registry.load_dataset``; each image once, in order, from ``images_dir`` or the
+    dataset's own folder), or with ``dataset="folder"`` every image file directly in ``images_dir``."""
+    from scenetalk.data.registry import load_dataset
+    from scenetalk.vision.images import list_images
+
+    if dataset == FOLDER:
+        if not images_dir:
+            raise ScenetalkError("DATASET 'folder' needs --images DIR")
+        return [(name, os.path.join(images_dir, name)) for name in list_images(images_dir)]
+    loaded = load_dataset(dataset, root=root, image_dir=images_dir)
+    if not loaded.image_dir:
+        raise ScenetalkError(f"dataset {dataset!r}: image folder unknown; pass --images DIR")
+    seen, pairs = set(), []
+    for record in loaded.images:
+        if record.relpath not in seen:
+            seen.add(record.relpath)
+            pairs.append((record.relpath, os.path.join(loaded.image_dir, record.relpath)))
+    return pairs
+
+
+def extract_images(
+    dataset: str,
+    out_dir: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    regions: bool = False,
+    grid: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+    *,
+    region_method: str | None = None,
+    region_size: int | None = None,
+    overwrite: bool = False,
+    skip_bad: bool = False,
+) -> ExtractResult:
+    """``extract`` for the images of ``image_list(dataset, images_dir, root)`` (the first
+    ``limit`` of them), as ``scenetalk features`` runs it: the arguments are checked first, and
+    unless ``skip_bad`` a missing image file stops the run before any work (a wrong image folder
+    should fail now, not after minutes of work). ``region_method`` and ``region_size`` need
+    ``regions``; ``region_method`` defaults to ``vision.regions.DEFAULT_REGION_METHOD``."""
+    if limit is not None and limit < 1:
+        raise ScenetalkError(f"--limit must be at least 1, got {limit}")
+    if (region_method or region_size) and not regions:
+        raise ScenetalkError("--region-method and --region-size need --regions")
+    images = image_list(dataset, images_dir, root)
+    if limit is not None:
+        images = images[:limit]
+    if not images:
+        raise ScenetalkError(f"no images found in {images_dir}" if dataset == FOLDER else "the dataset lists no images")
+    if not skip_bad:
+        missing = [path for _, path in images if not os.path.isfile(path)]
+        if missing:
+            raise ImageError(missing[0], f"file not found ({len(missing)} of {len(images)} images are missing; "
+                                         "check --images, or pass --skip-bad)")
+    return extract(images, out_dir, backbone=backbone, regions=regions, grid=grid, batch_size=batch_size,
+                   progress=progress, region_method=region_method or DEFAULT_REGION_METHOD,
+                   region_size=region_size, overwrite=overwrite, skip_bad=skip_bad)
+
+
 # -- the batch loop ------------------------------------------------------------------------
 
 def _run(ex, state, partial, names, paths, specs, batch_size, progress, skip_bad, max_pixels, on_batch) -> None:

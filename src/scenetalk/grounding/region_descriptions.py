@@ -15,19 +15,26 @@ Rows, all scored against the same references so that they can be compared:
 
 Only boxes with at least two different human phrases are used: one phrase is held out as the
 human row's candidate and the rest are every row's references.
+
+``describe_regions`` is the job for one photo (``Scenetalk.regions``, ``scenetalk regions``,
+Figure 7): its best detections, each with the phrase a generator gives its feature.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from scenetalk.errors import ScenetalkError
+from scenetalk.grounding.photo_regions import image_name, photo_regions, region_record
 from scenetalk.progress import progress_bar
+from scenetalk.vision.images import ImageLike
 
 
 @dataclass
@@ -100,3 +107,56 @@ def nearest_neighbour_phrases(queries: torch.Tensor, corpus: dict, flat_features
     q = torch.nn.functional.normalize(queries.float(), dim=1)
     nearest = torch.cat([(q[i:i + batch_size] @ bank.T).argmax(dim=1) for i in range(0, len(q), batch_size)])
     return [best[keys[int(j)]][1] for j in nearest]
+
+
+# -- one photo: Figure 7 as data ------------------------------------------------------------
+
+@dataclass
+class RegionDescriptions:
+    """The best detections of a photo, each described by a phrase (Karpathy & Fei-Fei Figure 7):
+    ``regions`` are records of index, class, detector score, box in pixels, phrase and its
+    log-probability, by detector score. ``generator`` is the checkpoint that wrote the phrases,
+    ``generator_description`` how to name it to a reader. ``photo`` and ``boxes`` (K, 4,
+    normalised) are what a picture needs (``presentation.pictures.region_descriptions_picture``);
+    they are left out of JSON."""
+    image: str | None
+    generator: str
+    generator_description: str
+    regions: list[dict]
+    photo: Image.Image = field(repr=False, metadata={"json": False})
+    boxes: np.ndarray = field(repr=False, metadata={"json": False})
+
+
+def region_extractor(captioner):
+    """An extractor giving the 20 regions with the backbone ``captioner``'s generator was
+    trained on. A generator of whole photos names only its backbone; the detector is added."""
+    from scenetalk.features.extract import Extractor
+
+    if captioner.extractor.regions:
+        return captioner.extractor
+    if captioner.generator.image_input != "global":
+        raise ScenetalkError(f"{captioner.checkpoint}: this generator reads a grid of cells, not one vector "
+                             "per region; use a generator of global features (e.g. the shipped captioner)")
+    return Extractor(captioner.extractor.backbone, regions=True, grid=False)
+
+
+def describe_regions(captioner, extractor, image: ImageLike, top: int = 5, beam_size: int = 7, max_len: int = 16,
+                     description: str = "") -> RegionDescriptions:
+    """The ``top`` detections of ``image`` (regions 1-19 by detector score; region 0, the whole
+    photo, is left out), each described by ``captioner``'s generator fed that region's feature:
+    the crop's CNN vector, the kind of vector a generator of whole photos reads. ``extractor``
+    gives the regions (``region_extractor(captioner)``); ``description`` names the generator."""
+    from scenetalk.captioning.captioner import caption_features, default_length_penalty
+
+    photo, arrays = photo_regions(image, extractor)
+    # Regions 1-19 by detector score (stable, so equal scores keep the detector's order);
+    # grid fillers (score 0) come last.
+    chosen = 1 + np.argsort(-arrays["box_scores"][1:], kind="stable")[:top]
+    features = torch.from_numpy(arrays["regions"][chosen]).float()
+    phrases = [caps[0] for caps in caption_features(captioner.generator, captioner.vocab, features,
+                                                    beam_size=beam_size, max_len=max_len,
+                                                    length_penalty=default_length_penalty(captioner.meta))]
+    records = [{**region_record(int(k), arrays, photo.size), "phrase": c.text, "log_prob": round(c.log_prob, 4)}
+               for k, c in zip(chosen, phrases)]
+    return RegionDescriptions(image_name(image), str(captioner.checkpoint), description, records, photo,
+                              arrays["boxes"][chosen])

@@ -170,3 +170,50 @@ def snippet_length_summary(snippets: Sequence[dict]) -> dict:
             "informative": sum(informative(s["text"].split()) for s in snippets),
             "lengths": {str(k): lengths[k] for k in sorted(lengths) if k <= 10},
             "longer_than_10": sum(v for k, v in lengths.items() if k > 10)}
+
+
+@dataclass
+class CorpusSummary:
+    """What ``build_corpus`` wrote: the corpus file and its snippets' counts."""
+    out: str
+    beta: float
+    sentences: int              # sentences aligned
+    snippets: int
+    informative: int            # snippets with a content word
+    mean_words: float
+    lengths: dict[str, int]     # words per snippet -> snippets, up to 10
+    longer_than_10: int
+
+
+def build_corpus(checkpoint, features, out, dataset: str = "flickr8k", root=None,
+                 splits: Sequence[str] = ("train", "val"), beta: float | None = None,
+                 progress: bool = True) -> CorpusSummary:
+    """Align every sentence of ``splits`` to its image's regions with the alignment model
+    ``checkpoint`` and the MRF at ``beta`` (default ``DEFAULT_BETA``, eq. 10), and save the
+    region-snippet corpus to ``out`` (``save_corpus``). The corpus is training data: the test
+    split is refused."""
+    from scenetalk.checkpoint import checkpoint_id, load_alignment
+    from scenetalk.data.registry import load_dataset
+    from scenetalk.errors import ScenetalkError
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.grounding.word_regions import DEFAULT_BETA
+
+    beta = DEFAULT_BETA if beta is None else beta
+    if beta < 0:
+        raise ScenetalkError(f"--beta must be >= 0 (got {beta})")
+    splits = list(splits)
+    if "test" in splits:
+        raise ScenetalkError("--splits: the corpus is training data; leave the test split out")
+    data = load_dataset(dataset, root=root)
+    store = FeatureStore.open(features)
+    if not store.has_regions:
+        raise ScenetalkError(f"{features}: has no region features; run `scenetalk features --regions`")
+    model, vocab, _ = load_alignment(checkpoint, expect_extractor_id=store.extractor_id)
+    snippets = region_corpus(model, vocab, data, store, splits, beta, progress=progress)
+    summary = snippet_length_summary(snippets)
+    meta = {"beta": beta, "checkpoint": str(checkpoint), "checkpoint_id": checkpoint_id(checkpoint),
+            "extractor_id": store.extractor_id, "features": str(features), "dataset": dataset,
+            "splits": splits, "num_regions": int(store.boxes.shape[1]), "summary": summary}
+    save_corpus(out, snippets, meta)
+    return CorpusSummary(out=str(out), beta=beta, sentences=len({(s["image"], s["sentence"]) for s in snippets}),
+                         **summary)

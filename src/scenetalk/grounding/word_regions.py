@@ -9,22 +9,52 @@ the right panel of Figure 5. Phrase localisation on the same scores is
 
 The word vectors are computed by the BRNN over the whole sentence, so a phrase's words carry
 their context ("red" in "a man in a red shirt" knows about the shirt).
+
+``align_words`` is the whole job for one photo and one sentence (``Scenetalk.align``,
+``scenetalk align``): each word's best region and the MRF's segments, as a ``WordAlignment``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+from PIL import Image
 
-from scenetalk.data.text import Vocabulary
+from scenetalk.data.text import Vocabulary, sentence_tokens
+from scenetalk.errors import ScenetalkError
+from scenetalk.grounding.photo_regions import image_name, photo_regions, region_record
+from scenetalk.models import eval_mode
 from scenetalk.models.alignment import AlignmentModel
-from scenetalk.models.mrf import chain_alignment
+from scenetalk.models.mrf import chain_alignment, segments
+from scenetalk.vision.images import ImageLike
 
 #: The MRF's β for snippets, chosen on the Flickr8K dev images: the β whose snippets best match
 #: the human phrases of Flickr30K Entities (``snippet_agreement`` F1 3.57 at 0.75, 3.46 at 0.5,
 #: 3.12 at 1; ``python benchmarks/tune_grounding.py``).
 DEFAULT_BETA = 0.75
+#: Words (and MRF segments, by their summed score) scoring at most this are shown grey and
+#: unlinked, as the paper hides "the alignments of low-scoring words to reduce clutter".
+#: Chosen on Flickr8K val (first 300 photos, 1,500 sentences; never on test) as the smallest
+#: threshold that links at most 10% of the function words (a, the, in, on, ...), whose best
+#: score hovers just above 0: v_iᵀ s_t <= 0, the obvious cut, still links 50% of them; 0.1
+#: links 18%, 0.2 links 9% while 39% of the other words stay linked (51% at 0, 45% at 0.1).
+#: ``python benchmarks/tune_align_display.py --features features/flickr8k-val300-regions
+#: --root ../shared/data`` (BENCHMARKS.md, "Alignment pictures").
+LOW_SCORE = 0.2
+#: The MRF's β for one sentence's alignment as shown (``align_words``: ``Scenetalk.align``,
+#: ``scenetalk align``), smaller than the snippets' ``DEFAULT_BETA``. β is in units of v_iᵀ s_t,
+#: and the shipped model's word scores are small (the best region of a Flickr8K val word
+#: scores 0.004 at the median, 0.84 at the 90th percentile): at 0.75 a neighbour's bonus
+#: outweighs nearly every word's preference, segments average 4.4 words, 69% of their words
+#: scoring <= 0 on the segment's region, and the segments of 38% of the sentences link nothing.
+#: Chosen on the same val sentences (links shown above ``LOW_SCORE``) as the largest β at which
+#: at least 75% of the words linked on their own stay linked to their region: at 0.2 that is
+#: 79%, the MRF joins 74% of the function words to a neighbour (17% at β = 0) and 92% of the
+#: sentences keep a linked segment (0.1: 89%, 58%, 95%; 0.3: 69%, 84%, 88%); same command.
+ALIGN_BETA = 0.2
 
 
 @torch.no_grad()
@@ -35,20 +65,20 @@ def word_region_scores(model: AlignmentModel, vocab: Vocabulary, regions: torch.
 
     regions: (K, M, D) region features of K images; tokens: L sentences; image_of: (L,) the
     image (0..K-1) of each sentence. Returns unary (L, T, M) float32 and the (L, T) mask."""
-    model.eval()
-    ids, lengths = vocab.encode_batch([list(t) or ["<unk>"] for t in tokens], add_start=False, add_end=False)
-    image_of = torch.as_tensor(image_of, dtype=torch.long)
-    unary = torch.zeros(len(ids), ids.size(1), regions.size(1))
-    # Each image's regions once (an image has several sentences), in batches.
-    v_all = torch.cat([model.embed_regions(regions[a:a + batch_size]).float()
-                       for a in range(0, len(regions), batch_size)])
-    order = lengths.argsort()  # batches of similar length: the recurrence runs only as long as needed
-    for start in range(0, len(ids), batch_size):
-        rows = order[start:start + batch_size]
-        n = int(lengths[rows].max())
-        s, _ = model.embed_words(ids[rows, :n])
-        unary[rows, :n] = torch.einsum("lth,lmh->ltm", s.float(), v_all[image_of[rows]])
-    return unary, ids != 0
+    with eval_mode(model):
+        ids, lengths = vocab.encode_batch([list(t) or ["<unk>"] for t in tokens], add_start=False, add_end=False)
+        image_of = torch.as_tensor(image_of, dtype=torch.long)
+        unary = torch.zeros(len(ids), ids.size(1), regions.size(1))
+        # Each image's regions once (an image has several sentences), in batches.
+        v_all = torch.cat([model.embed_regions(regions[a:a + batch_size]).float()
+                           for a in range(0, len(regions), batch_size)])
+        order = lengths.argsort()  # batches of similar length: the recurrence runs only as long as needed
+        for start in range(0, len(ids), batch_size):
+            rows = order[start:start + batch_size]
+            n = int(lengths[rows].max())
+            s, _ = model.embed_words(ids[rows, :n])
+            unary[rows, :n] = torch.einsum("lth,lmh->ltm", s.float(), v_all[image_of[rows]])
+        return unary, ids != 0
 
 
 def align_sentences(unary: torch.Tensor, mask: torch.Tensor, beta: float, batch_size: int = 1024
@@ -59,3 +89,118 @@ def align_sentences(unary: torch.Tensor, mask: torch.Tensor, beta: float, batch_
         rows = slice(start, start + batch_size)
         out[rows], _ = chain_alignment(unary[rows], beta, mask[rows])
     return out
+
+
+# -- one photo, one sentence: Figure 5 as data ------------------------------------------------
+
+@dataclass
+class Link:
+    """Words [start, end) of a sentence on one region, with Σ_t v_iᵀ s_t over them."""
+    start: int
+    end: int
+    region: int
+    score: float
+    shown: bool      # False: low-scoring (or only unknown words), drawn grey and unlinked
+
+    def text(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens[self.start:self.end])
+
+
+def links(unary: torch.Tensor, assignment: Sequence[int] | torch.Tensor, per_word: bool = False,
+          min_score: float = LOW_SCORE, known: Sequence[bool] | None = None) -> list[Link]:
+    """The words of one sentence on their regions: one link per word (``per_word``) or per
+    run of words on one region (the MRF's segments, ``models.mrf.segments``). unary (T, M),
+    assignment (T,). A link is shown when its summed score is above ``min_score`` and it has a
+    word the model knows. Summed, not per word: the MRF joins function words, which score about
+    0 on every region, to their neighbours, and per word "a cup" (0.12) would hide the link
+    that "cup" (0.37) has alone."""
+    a = [int(x) for x in assignment][:len(unary)]
+    if per_word:
+        runs = [(t, t + 1, r, float(unary[t, r])) for t, r in enumerate(a)]
+    else:
+        runs = [(s.start, s.end, s.region, s.score) for s in segments(a, unary)]
+    known = [True] * len(a) if known is None else list(known)
+    return [Link(start, end, region, score, score > min_score and any(known[start:end]))
+            for start, end, region, score in runs]
+
+
+@dataclass
+class WordLink:
+    """One word: its best region (β = 0) and the region the MRF gives it, each with v_iᵀ s_t."""
+    word: str
+    known: bool          # False: not in the model's vocabulary, scored as <unk>, never linked
+    best_region: int
+    best_score: float
+    mrf_region: int
+    mrf_score: float
+    shown: bool          # its best region is linked: score above min_score, a known word
+
+
+@dataclass
+class SegmentLink:
+    """A run of words [start, end) that the MRF puts on one region, with Σ_t v_iᵀ s_t."""
+    words: str
+    start: int
+    end: int
+    region: int
+    score: float
+    shown: bool          # summed score above min_score, and a known word in it
+
+
+@dataclass
+class WordAlignment:
+    """Which region of a photo each word of a sentence describes (Karpathy & Fei-Fei Figure 5):
+    ``words`` each on its best region (β = 0), ``segments`` the chain MRF's runs of words on
+    one region (eq. 10-12, with ``beta``), ``regions`` the regions either names (index, class,
+    detector score, box in pixels). Words the model does not know are in ``unknown_words``.
+    ``photo``, ``unary`` (T, M) = v_iᵀ s_t and ``boxes`` (M, 4, normalised) are what a picture
+    needs (``presentation.pictures.word_alignment_picture``); they are left out of JSON."""
+    image: str | None
+    sentence: str
+    checkpoint: str
+    beta: float
+    min_score: float
+    words: list[WordLink]
+    segments: list[SegmentLink]
+    regions: list[dict]
+    unknown_words: list[str]
+    photo: Image.Image = field(repr=False, metadata={"json": False})
+    unary: torch.Tensor = field(repr=False, metadata={"json": False})
+    boxes: np.ndarray = field(repr=False, metadata={"json": False})
+
+    @property
+    def tokens(self) -> list[str]:
+        return [w.word for w in self.words]
+
+    def region(self, k: int) -> dict:
+        """Region ``k``'s record (of those in ``regions``)."""
+        return next(r for r in self.regions if r["region"] == k)
+
+
+def align_words(model: AlignmentModel, vocab: Vocabulary, extractor, image: ImageLike, sentence: str,
+                beta: float = ALIGN_BETA, min_score: float = LOW_SCORE, checkpoint: str = "") -> WordAlignment:
+    """Align the words of ``sentence`` with the regions of ``image`` (a path or a PIL image):
+    v_iᵀ s_t for every word and region (``word_region_scores``), each word's best region and
+    the MRF's assignment with ``beta`` (``align_sentences``); links scoring at most
+    ``min_score`` are not shown (``links``). ``extractor`` gives the 20 regions the model was
+    trained on; ``checkpoint`` names the model in the result. A sentence with no word the model
+    knows is refused (``ScenetalkError``)."""
+    [tokens] = sentence_tokens([sentence], vocab)
+    known = [t in vocab.stoi for t in tokens]
+    if not any(known):
+        raise ScenetalkError(f"none of the words of {sentence!r} is known to the model "
+                             f"(its vocabulary has {len(vocab)} words from its training sentences)")
+    photo, arrays = photo_regions(image, extractor)
+    regions = torch.from_numpy(arrays["regions"]).float()[None]
+    unary, mask = word_region_scores(model, vocab, regions, [tokens], [0])
+    unary = unary[0, :len(tokens)]
+    assignment = align_sentences(unary[None], mask[:, :len(tokens)], beta)[0]
+    best = links(unary, unary.argmax(dim=1), per_word=True, min_score=min_score, known=known)
+    runs = links(unary, assignment, min_score=min_score, known=known)
+    words = [WordLink(w, k, b.region, b.score, int(a), float(unary[t, int(a)]), b.shown)
+             for t, (w, k, b, a) in enumerate(zip(tokens, known, best, assignment))]
+    segs = [SegmentLink(s.text(tokens), s.start, s.end, s.region, s.score, s.shown) for s in runs]
+    used = sorted({link.region for link in best + runs})
+    return WordAlignment(image_name(image), sentence, checkpoint, beta, min_score, words, segs,
+                         [region_record(k, arrays, photo.size) for k in used],
+                         [t for t, k in zip(tokens, known) if not k], photo, unary, arrays["boxes"])

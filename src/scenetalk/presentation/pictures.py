@@ -1,10 +1,12 @@
 """Pictures of grounding (Karpathy & Fei-Fei §3.1.4 and §4): words on the regions they
 describe (Figure 5, before and after MRF smoothing), generated region descriptions
-(Figure 7) and the best regions of a collection for text snippets (Figures 9-10).
+(Figure 7), the best regions of a collection for text snippets (Figures 9-10) and a photo's
+detections.
 
 The drawing functions are pure: a PIL image, normalised boxes ``(x0, y0, x1, y1)`` in [0, 1]
 (``scenetalk.vision.boxes``), labels and scores in; a new PIL image out. ``save_png`` writes
-one atomically. ``scenetalk align``, ``regions`` and ``sheet`` use them; so can a report.
+one atomically. ``scenetalk align``, ``regions``, ``sheet`` and ``demo`` use them, and the
+report; ``word_alignment_picture`` and ``region_descriptions_picture`` draw the façade's results.
 
 Photos are drawn at ``DISPLAY_SIZE`` px on their longer side: Flickr8K's photos here are
 224x224, where a readable label would cover a third of the picture, so they are upscaled
@@ -16,20 +18,15 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from scenetalk.grounding.region_descriptions import RegionDescriptions
+from scenetalk.grounding.word_regions import LOW_SCORE, Link, WordAlignment, links
 from scenetalk.vision.boxes import to_pixels
 
-#: Words (or MRF segments, per word) scoring at most this are drawn grey and unlinked, as the
-#: paper hides "the alignments of low-scoring words to reduce clutter". v_iᵀ s_t <= 0 would be
-#: the obvious cut, but on 300 Flickr8K test images (1,500 human sentences) it still links 64%
-#: of the function words (a, the, in, on, ...), whose best score hovers just above 0; at 0.2
-#: 9% of them remain while 45% of the other words stay linked (61% at 0).
-LOW_SCORE = 0.2
 #: Longer side of a photo as drawn (224 px photos are doubled).
 DISPLAY_SIZE = 448
 
@@ -195,59 +192,30 @@ def save_png(image: Image.Image, path: str | os.PathLike, colours: int | None = 
 
 # -- Figure 5: words on regions -----------------------------------------------------------------
 
-@dataclass
-class Link:
-    """Words [start, end) of a sentence on one region, with Σ_t v_iᵀ s_t over them."""
-    start: int
-    end: int
-    region: int
-    score: float
-    shown: bool      # False: low-scoring (or only unknown words), drawn grey and unlinked
-
-    def text(self, tokens: Sequence[str]) -> str:
-        return " ".join(tokens[self.start:self.end])
-
-
-def links(unary: torch.Tensor, assignment: Sequence[int] | torch.Tensor, per_word: bool = False,
-          min_score: float = LOW_SCORE, known: Sequence[bool] | None = None) -> list[Link]:
-    """The words of one sentence on their regions: one link per word (``per_word``) or per
-    run of words on one region (the MRF's segments, ``models.mrf.segments``). unary (T, M),
-    assignment (T,). A link is shown when its score per word is above ``min_score`` (so long
-    and short segments are judged alike) and it has a word the model knows."""
-    from scenetalk.models.mrf import segments
-
-    a = [int(x) for x in assignment][:len(unary)]
-    if per_word:
-        runs = [(t, t + 1, r, float(unary[t, r])) for t, r in enumerate(a)]
-    else:
-        runs = [(s.start, s.end, s.region, s.score) for s in segments(a, unary)]
-    known = [True] * len(a) if known is None else list(known)
-    return [Link(start, end, region, score, score / (end - start) > min_score and any(known[start:end]))
-            for start, end, region, score in runs]
-
-
 def _chips(draw: ImageDraw.ImageDraw, tokens: Sequence[str], items: Sequence[Link],
            colours: dict[int, tuple[int, int, int]], left: int, top: int, width: int) -> int:
     """The sentence as a row of chips, one per link, wrapped at ``width``: the words on their
     region's colour, and under them the region number and score (grey chips: hidden links).
-    Returns the bottom edge."""
+    A chip wider than the row (a long MRF segment) breaks its words over several lines, so no
+    word is lost. Returns the bottom edge."""
     big, small = font(15, bold=True), font(11)
     hb, hs, pad, gap = line_height(big), line_height(small), 5, 6
-    x, y = left, top
+    x, y, row_bottom = left, top, top
     for link in items:
-        words = link.text(tokens)
+        lines = wrap(link.text(tokens), big, width - 2 * pad)
         note = f"#{link.region}  {link.score:.2f}" if link.shown else f"{link.score:.2f}"
-        w = max(text_width(words, big), text_width(note, small)) + 2 * pad
-        w = min(w, width)
+        w = min(max([text_width(t, big) for t in lines] + [text_width(note, small)]) + 2 * pad, width)
+        h = hb * len(lines) + hs + 2 * pad
         if x > left and x + w > left + width:
-            x, y = left, y + hb + hs + 2 * pad + gap
+            x, y = left, row_bottom + gap
         fill = colours[link.region] if link.shown else PALE
         ink = ink_on(fill) if link.shown else GREY
-        draw.rounded_rectangle((x, y, x + w, y + hb + hs + 2 * pad), radius=4, fill=fill)
-        draw.text((x + pad, y + pad), wrap(words, big, width - 2 * pad)[0], font=big, fill=ink)
-        draw.text((x + pad, y + pad + hb), note, font=small, fill=ink)
-        x += w + gap
-    return y + hb + hs + 2 * pad
+        draw.rounded_rectangle((x, y, x + w, y + h), radius=4, fill=fill)
+        for k, text in enumerate(lines):
+            draw.text((x + pad, y + pad + k * hb), text, font=big, fill=ink)
+        draw.text((x + pad, y + pad + hb * len(lines)), note, font=small, fill=ink)
+        x, row_bottom = x + w + gap, max(row_bottom, y + h)
+    return row_bottom
 
 
 def alignment_panel(image: Image.Image, tokens: Sequence[str], items: Sequence[Link], boxes: np.ndarray,
@@ -259,8 +227,8 @@ def alignment_panel(image: Image.Image, tokens: Sequence[str], items: Sequence[L
     title_font = font(16, bold=True)
     top = MARGIN + line_height(title_font) + 6
     # Draw the chips on a tall scratch canvas first: the panel's height depends on how the
-    # sentence wraps.
-    canvas = Image.new("RGB", (width, top + photo.height + 60 * (len(items) + 1)), WHITE)
+    # sentence wraps (60 px a word is more than a chip line and its note take).
+    canvas = Image.new("RGB", (width, top + photo.height + 60 * (len(tokens) + 1)), WHITE)
     canvas.paste(photo, (MARGIN, top))
     draw = ImageDraw.Draw(canvas)
     draw.text((MARGIN, MARGIN), title, font=title_font, fill=INK)
@@ -300,6 +268,13 @@ def alignment_picture(image: Image.Image, tokens: Sequence[str], unary: torch.Te
     right = "MRF segments" + ("" if beta is None else f" (β = {beta:g})")
     return side_by_side([alignment_panel(image, tokens, best, boxes, colours, "each word's best region (β = 0)"),
                          alignment_panel(image, tokens, mrf, boxes, colours, right)])
+
+
+def word_alignment_picture(alignment: WordAlignment) -> Image.Image:
+    """``alignment_picture`` of a ``WordAlignment`` (``Scenetalk.align``)."""
+    return alignment_picture(alignment.photo, alignment.tokens, alignment.unary, alignment.boxes,
+                             [w.mrf_region for w in alignment.words], beta=alignment.beta,
+                             min_score=alignment.min_score, known=[w.known for w in alignment.words])
 
 
 # -- Figure 7: region descriptions ------------------------------------------------------------------
@@ -357,6 +332,15 @@ def regions_picture(image: Image.Image, boxes: np.ndarray, labels: Sequence[tupl
             draw.text((label_x, y + j * hb), text, font=big, fill=colours[k])
         draw.text((label_x, y + hb * len(lines)), note, font=small, fill=GREY)
     return canvas
+
+
+def region_descriptions_picture(descriptions: RegionDescriptions) -> Image.Image:
+    """``regions_picture`` of a ``RegionDescriptions`` (``Scenetalk.regions``): each box's
+    phrase, and under it the region's number, class, detector score and the phrase's log p."""
+    labels = [(r["phrase"], f"#{r['region']} {r['class']} {r['detector_score']:.2f} · log p {r['log_prob']:.1f}")
+              for r in descriptions.regions]
+    return regions_picture(descriptions.photo, descriptions.boxes, labels,
+                           title=f"phrases by {descriptions.generator_description}")
 
 
 def _column_layout(order: Sequence[int], want: np.ndarray, heights: Sequence[int], top: float, bottom: float,
@@ -423,6 +407,39 @@ def snippet_sheet(rows: Sequence[tuple[str, Sequence[tuple[Image.Image, str]]]],
             canvas.paste(fitted, (x + (cell - fitted.width) // 2, y + (cell - fitted.height) // 2))
             draw.text((x + cell / 2, y + cell + 2), caption, font=small, fill=INK, anchor="ma")
     return canvas
+
+
+# -- detections (scenetalk demo) -------------------------------------------------------------------
+
+def detections_picture(panels: Sequence[tuple[Image.Image, str, np.ndarray, Sequence[str]]],
+                       size: int = 400) -> Image.Image:
+    """Photos side by side, each as (photo, title, boxes (K, 4) normalised, a label per box):
+    the title above the photo, its lines (``\\n``) wrapped to the photo's width, the first in
+    bold; the boxes with their labels drawn as the alignment panels draw regions. Photos are
+    drawn ``size`` px on their longer side; every title fits, however long."""
+    bold, plain = font(13, bold=True), font(13)
+    drawn = []
+    for image, title, boxes, labels in panels:
+        photo = display_copy(image, size)
+        paragraphs = title.split("\n")
+        lines = [(t, bold) for t in wrap(paragraphs[0], bold, photo.width)]
+        lines += [(t, plain) for p in paragraphs[1:] for t in wrap(p, plain, photo.width)]
+        drawn.append((photo, lines, np.asarray(boxes).reshape(-1, 4), labels))
+    title_h = max(sum(line_height(f) for _, f in lines) for _, lines, _, _ in drawn) + 6
+    out = []
+    for photo, lines, boxes, labels in drawn:
+        canvas = Image.new("RGB", (photo.width + 2 * MARGIN, MARGIN + title_h + photo.height + MARGIN), WHITE)
+        draw = ImageDraw.Draw(canvas)
+        y = MARGIN
+        for text, fnt in lines:
+            draw.text((MARGIN, y), text, font=fnt, fill=INK)
+            y += line_height(fnt)
+        canvas.paste(photo, (MARGIN, MARGIN + title_h))
+        width = int(photo.width * 0.9) - 8
+        tags = {k: (wrap(label, font(14), width), PALETTE[k % len(PALETTE)]) for k, label in enumerate(labels)}
+        draw_tagged_boxes(canvas, (MARGIN, MARGIN + title_h), photo.size, boxes, tags)
+        out.append(canvas)
+    return side_by_side(out)
 
 
 # -- human boxes (Flickr30K Entities) -------------------------------------------------------------

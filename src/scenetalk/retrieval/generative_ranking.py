@@ -18,9 +18,12 @@ word of every pair dominates; ``precision="fp32"`` for exact float32).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from scenetalk.data.text import Vocabulary
+from scenetalk.models import eval_mode
 from scenetalk.models.generator import CaptionGenerator
 from scenetalk.progress import progress_bar
 
@@ -35,33 +38,33 @@ def sentence_log_likelihoods(model: CaptionGenerator, images: torch.Tensor, ids:
     A model whose recurrent layer never sees the image (the m-RNN: it has ``text_term``) gets
     the image-free part of every sentence computed once, so each image costs only the
     multimodal and softmax layers; any other generator is run in full for every image."""
-    model.eval()
-    inputs, targets = ids[:, :-1], ids[:, 1:]
-    mask = targets != pad_id
-    blocks = [slice(s, s + sentences_per_pass) for s in range(0, len(ids), sentences_per_pass)]
-    lengths = [int(mask[b].sum(1).max()) for b in blocks]
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-    text_terms = None
-    if hasattr(model, "text_term"):
-        with autocast:
-            text_terms = [model.text_term(inputs[b, :n]) for b, n in zip(blocks, lengths)]
-    out = torch.empty(len(images), len(ids))
-    bar = progress_bar(total=len(images), unit="image", disable=not progress)
-    for k in range(len(images)):
-        for i, (block, length) in enumerate(zip(blocks, lengths)):
+    with eval_mode(model):
+        inputs, targets = ids[:, :-1], ids[:, 1:]
+        mask = targets != pad_id
+        blocks = [slice(s, s + sentences_per_pass) for s in range(0, len(ids), sentences_per_pass)]
+        lengths = [int(mask[b].sum(1).max()) for b in blocks]
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+        text_terms = None
+        if hasattr(model, "text_term"):
             with autocast:
-                if text_terms is not None:
-                    logits = model.multimodal_logits(text_terms[i], images[k:k + 1])
-                else:
-                    image = images[k:k + 1].expand(len(inputs[block]), *images.shape[1:])
-                    logits = model(image, inputs[block, :length])
-            # log softmax at the target only: the target's logit minus the log-sum-exp over the vocabulary
-            lp = (logits.gather(2, targets[block, :length, None]).squeeze(2).float()
-                  - torch.logsumexp(logits.float(), dim=-1))
-            out[k, block] = (lp * mask[block, :length]).sum(dim=1)
-        bar.update(1)
-    bar.close()
-    return out
+                text_terms = [model.text_term(inputs[b, :n]) for b, n in zip(blocks, lengths)]
+        out = torch.empty(len(images), len(ids))
+        bar = progress_bar(total=len(images), unit="image", disable=not progress)
+        for k in range(len(images)):
+            for i, (block, length) in enumerate(zip(blocks, lengths)):
+                with autocast:
+                    if text_terms is not None:
+                        logits = model.multimodal_logits(text_terms[i], images[k:k + 1])
+                    else:
+                        image = images[k:k + 1].expand(len(inputs[block]), *images.shape[1:])
+                        logits = model(image, inputs[block, :length])
+                # log softmax at the target only: the target's logit minus the log-sum-exp over the vocabulary
+                lp = (logits.gather(2, targets[block, :length, None]).squeeze(2).float()
+                      - torch.logsumexp(logits.float(), dim=-1))
+                out[k, block] = (lp * mask[block, :length]).sum(dim=1)
+            bar.update(1)
+        bar.close()
+        return out
 
 
 def prior_image_rows(dataset, row_index: dict[str, int], count: int = 100, seed: int = 0) -> torch.Tensor:
@@ -94,21 +97,48 @@ def pair_log_likelihoods(model: CaptionGenerator, images: torch.Tensor, ids: tor
     (the m-RNN family): the image-free part of every sentence is computed once, then the
     multimodal and softmax layers of ``pairs_per_pass`` pairs at a time, shortest sentences
     first (so a pass pads little)."""
-    model.eval()
-    inputs, targets = ids[:, :-1], ids[:, 1:]
-    mask = targets != pad_id
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-    with autocast:
-        text = torch.cat([model.text_term(inputs[i:i + 500]).float() for i in range(0, len(ids), 500)])
-    out = torch.empty(len(pairs))
-    order = mask[pairs[:, 1]].sum(1).argsort()
-    for start in progress_bar(range(0, len(pairs), pairs_per_pass), unit="pass", desc="likelihoods",
-                              disable=not progress):
-        rows = order[start:start + pairs_per_pass]
-        k, sents = pairs[rows, 0], pairs[rows, 1]
-        n = int(mask[sents].sum(1).max())
+    with eval_mode(model):
+        inputs, targets = ids[:, :-1], ids[:, 1:]
+        mask = targets != pad_id
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
         with autocast:
-            logits = model.multimodal_logits(text[sents, :n], images[k])
-        lp = logits.gather(2, targets[sents, :n, None]).squeeze(2).float() - torch.logsumexp(logits.float(), -1)
-        out[rows] = (lp * mask[sents, :n]).sum(1)
-    return out
+            text = torch.cat([model.text_term(inputs[i:i + 500]).float() for i in range(0, len(ids), 500)])
+        out = torch.empty(len(pairs))
+        order = mask[pairs[:, 1]].sum(1).argsort()
+        for start in progress_bar(range(0, len(pairs), pairs_per_pass), unit="pass", desc="likelihoods",
+                                  disable=not progress):
+            rows = order[start:start + pairs_per_pass]
+            k, sents = pairs[rows, 0], pairs[rows, 1]
+            n = int(mask[sents].sum(1).max())
+            with autocast:
+                logits = model.multimodal_logits(text[sents, :n], images[k])
+            lp = logits.gather(2, targets[sents, :n, None]).squeeze(2).float() - torch.logsumexp(logits.float(), -1)
+            out[rows] = (lp * mask[sents, :n]).sum(1)
+        return out
+
+
+@dataclass
+class SplitRanking:
+    """Generative scores of every (image, sentence) pair of a split."""
+    to_text: torch.Tensor          # (N, L) for ranking the sentences of each image
+    to_image: torch.Tensor         # (N, L) for ranking the images of each sentence
+    sentence_image: torch.Tensor   # (L,) index of each sentence's image among the split's
+    prior_images: int              # training images the prior P(s) averages over
+
+
+def rank_split(model: CaptionGenerator, vocab: Vocabulary, dataset, split: str, features: torch.Tensor,
+               row_index: dict[str, int], prior_count: int = 100, progress: bool = False) -> SplitRanking:
+    """m-RNN's retrieval scores of every image of ``split`` against every sentence of it, the
+    prior from ``prior_count`` training images (``prior_image_rows``)."""
+    from scenetalk.captioning.examples import build_examples
+
+    images = dataset.split(split)
+    examples = build_examples(dataset, split, vocab, row_index, max_words=10_000)
+    image_rows = torch.tensor([row_index[im.relpath] for im in images])
+    position = {int(r): k for k, r in enumerate(image_rows)}
+    sentence_image = torch.tensor([position[int(r)] for r in examples.image_rows])
+    prior_rows = prior_image_rows(dataset, row_index, count=prior_count)
+    lik = sentence_log_likelihoods(model, features[image_rows], examples.ids, vocab.pad_id, progress=progress)
+    prior = log_prior(sentence_log_likelihoods(model, features[prior_rows], examples.ids, vocab.pad_id))
+    to_text, to_image = generative_scores(lik, prior, (examples.ids[:, 1:] != vocab.pad_id).sum(1))
+    return SplitRanking(to_text, to_image, sentence_image, len(prior_rows))

@@ -7,9 +7,10 @@ the 20 regions of each), the region vectors v_i of every photo in the alignment 
 ``retrieval.candidates``), for large collections a FAISS index of each, optionally a sentence
 collection's word vectors (``sentences.npz``, for ``describe``) and ``index.json`` (format
 version ``INDEX_FORMAT``, the alignment checkpoint's id, the feature extractor's id, the
-photos). It is built a block of photos at a time (``build_index``, ``write_index``): the
-regions of a whole collection never are in memory (100 GB in float32 at 1M photos), and every
-file is renamed into place only when all are complete.
+photos and the folder they are in). It is built a block of photos at a time (``build_index``,
+``write_index``; ``index_folder`` for a folder of photos): the regions of a whole collection
+never are in memory (100 GB in float32 at 1M photos), and every file is renamed into place only
+when all are complete.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,14 +146,53 @@ class SentenceCollection:
             yield s, mask
 
 
+@dataclass
+class IndexSummary:
+    out: Path              # the index folder written
+    folder: str            # the folder of photos indexed
+    photos: int            # photos in the index
+    skipped: list[str]     # files left out: not readable as images
+    sentences: int         # sentences stored for ``describe`` (0: none given)
+    blank_lines: int = 0   # blank lines of the sentence file, left out
+
+
+def index_folder(folder: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                 recursive: bool = False, sentence_file: str | os.PathLike | None = None, progress: bool = True,
+                 overwrite: bool = False) -> IndexSummary:
+    """An index of the photos in ``folder`` (``build_index``; with ``recursive``, of its
+    sub-folders too) with the alignment checkpoint (default: the shipped one), and the
+    sentences of ``sentence_file`` (one a line) for ``describe``. The sentence file is read
+    before the (long) feature extraction, so that a bad one fails fast."""
+    from scenetalk.checkpoint import read_meta
+    from scenetalk.vision.images import list_images
+    from scenetalk.weights import shipped_alignment
+
+    found = list_images(folder, recursive=recursive)
+    if not found:
+        raise ScenetalkError(f"{folder}: no images in this folder"
+                             + ("" if recursive else " (use --recursive to look in sub-folders)"))
+    checkpoint = checkpoint or shipped_alignment()
+    sentences, blank = None, 0
+    if sentence_file:
+        language = read_meta(checkpoint).get("vocabulary", {}).get("language", "en")
+        sentences, blank = read_sentence_file(sentence_file, language)
+    out = build_index([(rel, os.path.join(folder, rel)) for rel in found], out, checkpoint, progress=progress,
+                      sentences=sentences, overwrite=overwrite, folder=folder)
+    meta = json.loads((out / INDEX_FILE).read_text(encoding="utf-8"))
+    return IndexSummary(out, os.fspath(folder), len(meta["names"]), meta.get("bad", []),
+                        len(sentences) if sentences else 0, blank)
+
+
 def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoint: str | os.PathLike,
                 progress: bool = True, sentences: Sequence[str] | None = None,
-                faiss_min: int = FAISS_MIN_PHOTOS, overwrite: bool = False) -> Path:
+                faiss_min: int = FAISS_MIN_PHOTOS, overwrite: bool = False,
+                folder: str | os.PathLike | None = None) -> Path:
     """Features and regions of ``images`` ((name, path) pairs; resumable), then their region
     vectors in the checkpoint's space and the candidate vectors (``write_index``), streamed a
     block of photos at a time. The features are the ones the checkpoint was trained on
     (backbone and region crop size from its extractor id), without the grid search never
-    reads; ``overwrite`` replaces features of another extractor or image list."""
+    reads; ``overwrite`` replaces features of another extractor or image list. ``folder``: where
+    the photos are (their names are relative to it), recorded for ``scenetalk sheet``."""
     from scenetalk.checkpoint import read_meta
     from scenetalk.features.extract import extract, extractor_for
     from scenetalk.features.store import FeatureStore
@@ -169,7 +210,7 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
         raise ScenetalkError("none of the images could be read; nothing to index")
     return write_index(out, region_vectors(model, store.regions, keep, progress=progress),
                        [store.names[i] for i in keep], checkpoint, store.extractor_id, result.bad,
-                       sentences=sentences, faiss_min=faiss_min)
+                       sentences=sentences, faiss_min=faiss_min, folder=folder)
 
 
 def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BUILD_BLOCK,
@@ -190,16 +231,20 @@ def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BU
 
 def write_index(out: str | os.PathLike, v: torch.Tensor | Iterable[torch.Tensor], names: list[str],
                 checkpoint: str | os.PathLike, extractor_id: str, bad: Sequence[str] = (),
-                sentences: Sequence[str] | None = None, faiss_min: int = FAISS_MIN_PHOTOS) -> Path:
+                sentences: Sequence[str] | None = None, faiss_min: int = FAISS_MIN_PHOTOS,
+                folder: str | os.PathLike | None = None) -> Path:
     """The searchable part of an index from the region vectors of the photos ``names``: ``v``
     is an (N, R, h) tensor, or an iterable of (B, R, h) tensors, consecutive blocks of the
     photos in the order of ``names`` (only one block is in memory at a time). Written: the
     vectors in float16, their bounds u_k and whole-image vectors v_0, a FAISS index of each for
-    ``faiss_min`` photos or more, the word vectors of ``sentences``, and ``index.json``."""
+    ``faiss_min`` photos or more, the word vectors of ``sentences``, and ``index.json`` (with
+    ``folder``, the absolute path of the photos' folder)."""
     out, n = Path(out), len(names)
     blocks = v.split(BUILD_BLOCK) if isinstance(v, torch.Tensor) else v
     meta = {"format": INDEX_FORMAT, "names": list(names), "extractor_id": extractor_id,
             "checkpoint_id": checkpoint_id(checkpoint), "checkpoint": str(checkpoint), "bad": list(bad)}
+    if folder is not None:
+        meta["folder"] = os.path.abspath(folder)
     # Each file is written under a temporary name, and all are renamed into place only once
     # every one is complete (an error removes them and leaves an earlier index as it was).
     with ExitStack() as files:

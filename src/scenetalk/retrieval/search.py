@@ -7,7 +7,9 @@ out. Re-ranking (``search(rerank=K)``; the CLI and ``scenetalk.load().search`` d
 default): the best K photos by S_kl are ranked again by S_kl + λ·log P(query | photo), the
 query's likelihood under the m-RNN captioner given the photo's global features, which the
 index holds anyway; the two models err differently (K and λ chosen on Flickr8K val,
-BENCHMARKS.md "Re-ranking"). ``describe`` ranks a collection of sentences for one photo.
+BENCHMARKS.md "Re-ranking"). ``describe`` ranks a collection of sentences for one photo;
+``best_regions`` finds the regions of the index's photos that best match a text snippet
+(region retrieval, Karpathy & Fei-Fei Figures 9-10).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from scenetalk.retrieval.index import (
     WHOLE_FILE,
     SentenceCollection,
     embed_sentences,
+    read_sentence_file,
 )
 
 #: Re-ranking (``Searcher.search(rerank=K)``): how many of the best photos by S_kl are ranked
@@ -52,6 +55,20 @@ RERANK_TOP = 100
 
 
 RERANK_WEIGHT = 2.0
+
+
+#: What a search's scores mean, in the user's words (``SearchResult.scores``): S_kl (eq. 8), and
+#: when re-ranked S_kl + λ·log P(query | photo).
+MATCH_SCORE_MEANING = ("match score, how well the photo's regions fit the sentence's words (each word on the "
+                       "region it fits best, summed; higher is better); not re-ranked")
+
+
+RERANKED_MEANING = ("match score + {weight:g} × the captioner's log-likelihood of the sentence given the photo, "
+                    "higher is better; re-ranked: the best {top} photos by match score ordered again by it")
+
+
+#: Index photos scored per step by ``best_regions``, so a large memory-mapped index is read in pieces.
+REGION_CHUNK = 4096
 
 
 @dataclass
@@ -70,6 +87,8 @@ class SearchResult:
     exact: bool            # the candidate stage provably missed nothing
     candidates: int
     not_reranked: str | None = None  # why the default re-ranking (rerank=None) did not run
+    reranked: int = 0      # K of rerank=K: the best max(k, K) by match score were ordered again (0: not re-ranked)
+    scores: str = MATCH_SCORE_MEANING  # what the hits' scores mean, in words
 
 
 @dataclass
@@ -82,12 +101,67 @@ class SentenceHit:
 class Description:
     image: str             # the photo's name in the index, or the path given
     hits: list[SentenceHit]
+    sentences: str = "index"  # where the sentences came from: "index", the file read, or "given" (a list)
+    blank_lines: int = 0   # blank lines of that file, left out
+
+
+@dataclass
+class RegionHit:
+    image: str             # the photo's name in the index
+    region: int            # which of its regions (0: the whole photo)
+    class_name: str        # what the detector took the region for
+    box: list[float]       # (x0, y0, x1, y1), fractions of the photo's width and height
+    score: float           # match score of the snippet and this region: Σ_t v_iᵀ s_t
+
+
+@dataclass
+class SnippetRegions:
+    snippet: str
+    regions: list[RegionHit]  # best first
+    unknown_words: list[str]  # words of the snippet the model does not know, left out
+
+
+@dataclass
+class RegionRetrieval:
+    index: str             # the index folder searched
+    photos: int            # how many photos it holds
+    folder: str | None     # the folder its photos are in, when the index records it
+    snippets: list[SnippetRegions]
+
+
+def best_regions(vectors: np.ndarray, query: np.ndarray, top: int, include_whole: bool = False,
+                 per_photo: int = 1) -> list[tuple[int, int, float]]:
+    """The ``top`` best (photo row, region, score) of ``vectors`` (N, R, h) for the summed word
+    vectors ``query`` (h,): Σ_t v_iᵀ s_t = v_iᵀ Σ_t s_t, one matrix-vector product. Region 0
+    (the whole photo) is left out unless ``include_whole``; a photo gives at most ``per_photo``."""
+    scores = np.concatenate([np.asarray(vectors[i:i + REGION_CHUNK], dtype=np.float32) @ query
+                             for i in range(0, len(vectors), REGION_CHUNK)])          # (N, R)
+    first = 0 if include_whole else 1
+    scores = scores[:, first:]
+    flat = scores.ravel()
+    # Among the best top * R regions there are at least `top` photos (a photo has R regions),
+    # so the per-photo limit can be met without sorting every region.
+    keep = min(len(flat), top * scores.shape[1] * max(1, per_photo))
+    candidates = np.argpartition(-flat, keep - 1)[:keep]
+    out, taken = [], {}
+    for j in candidates[np.argsort(-flat[candidates], kind="stable")]:
+        row, region = divmod(int(j), scores.shape[1])
+        if taken.get(row, 0) >= per_photo:
+            continue
+        taken[row] = taken.get(row, 0) + 1
+        out.append((row, region + first, float(flat[j])))
+        if len(out) == top:
+            break
+    return out
 
 
 class Searcher:
-    """An alignment model plus an index built with it."""
+    """An alignment model plus an index built with it. What it loads on first use (the
+    feature store, the captioner that re-ranks, the image feature extractor, the stored
+    sentences) it keeps: keep the Searcher (``scenetalk.load().open_index``) to answer fast.
+    ``generators``: a dict of loaded re-ranking captioners to share with other Searchers."""
 
-    def __init__(self, index_dir: str | os.PathLike, checkpoint: str | os.PathLike):
+    def __init__(self, index_dir: str | os.PathLike, checkpoint: str | os.PathLike, generators: dict | None = None):
         self.path = Path(index_dir)
         meta_path = self.path / INDEX_FILE
         if not meta_path.is_file():
@@ -132,7 +206,10 @@ class Searcher:
             self.bounds = self.whole = None
         self._row_of: dict[str, int] | None = None
         self._extractor = None
-        self._reranker = None
+        self._store = None
+        self._rerankers: dict[str, tuple | ScenetalkError] = {}  # captioner -> (model, vocab), or why it cannot
+        self._generators = {} if generators is None else generators
+        self._sentences: tuple[tuple, SentenceCollection] | None = None  # (the file's stat, the collection)
 
     def _read_faiss(self, file: str):
         import faiss
@@ -156,20 +233,39 @@ class Searcher:
         s, mask = self.model.embed_words(ids)
         return s[0][mask[0]], unknown
 
+    @property
+    def feature_store(self):
+        """The index's feature store (global features, boxes and classes of every photo)."""
+        if self._store is None:
+            from scenetalk.features.store import FeatureStore
+
+            self._store = FeatureStore.open(self.path / FEATURES_DIR)
+        return self._store
+
     def _load_reranker(self, captioner: str | os.PathLike | None):
+        """The m-RNN captioner (model, vocabulary) that re-ranks, loaded once: a captioner that
+        cannot re-rank this index is refused again without being loaded again."""
         from scenetalk.captioning.captioner import load_generator_for
-        from scenetalk.features.store import FeatureStore
         from scenetalk.weights import shipped_captioner
 
-        captioner = captioner or shipped_captioner()
-        if self._reranker is None or self._reranker[0] != captioner:
-            store = FeatureStore.open(self.path / FEATURES_DIR)
-            model, vocab, _ = load_generator_for(captioner, store, one_vector=True)
-            if not hasattr(model, "text_term"):
-                raise ScenetalkError(f"{captioner}: re-ranking needs an m-RNN captioner (one whose recurrent layer "
-                                     f"does not read the image), not {model.__class__.__name__}")
-            self._reranker = (captioner, model, vocab, store)
-        return self._reranker
+        key = os.fspath(captioner or shipped_captioner())
+        if key not in self._rerankers:
+            try:
+                store = self.feature_store
+                shared = (key, store.extractor_id)  # the check against the store is the same for every index of it
+                if shared not in self._generators:
+                    model, vocab, _ = load_generator_for(key, store, one_vector=True)
+                    if not hasattr(model, "text_term"):
+                        raise ScenetalkError(f"{key}: re-ranking needs an m-RNN captioner (one whose recurrent "
+                                             f"layer does not read the image), not {model.__class__.__name__}")
+                    self._generators[shared] = (model, vocab)
+                self._rerankers[key] = self._generators[shared]
+            except ScenetalkError as exc:
+                self._rerankers[key] = exc
+        found = self._rerankers[key]
+        if isinstance(found, ScenetalkError):
+            raise found.with_traceback(None)
+        return found
 
     @torch.no_grad()
     def query_log_likelihoods(self, query: str, rows: np.ndarray, captioner: str | os.PathLike | None = None
@@ -178,7 +274,8 @@ class Searcher:
         shipped one) reading their global features from the index, as m-RNN ranks images."""
         from scenetalk.retrieval.generative_ranking import pair_log_likelihoods
 
-        _, model, vocab, store = self._load_reranker(captioner)
+        model, vocab = self._load_reranker(captioner)
+        store = self.feature_store
         ids, _ = vocab.encode_batch([tokenize(query, vocab.language)])       # <start> words <end>
         features = np.asarray(store.array("global")[store.rows([self.names[int(r)] for r in rows])], dtype=np.float32)
         pairs = torch.stack([torch.arange(len(rows)), torch.zeros(len(rows), dtype=torch.long)], 1)
@@ -220,9 +317,11 @@ class Searcher:
             fused = best + rerank_weight * log_p
             hits = [Hit(self.names[int(best_rows[i])], float(fused[i]), float(log_p[i]), float(best[i]))
                     for i in fused.argsort(descending=True)[:k].tolist()]
+            meaning = RERANKED_MEANING.format(weight=rerank_weight, top=len(best))
         else:
             hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
-        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked)
+            rerank, meaning = 0, MATCH_SCORE_MEANING
+        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked, rerank, meaning)
 
     @torch.no_grad()
     def image_vectors(self, image) -> tuple[str, torch.Tensor]:
@@ -254,12 +353,29 @@ class Searcher:
             raise ScenetalkError(f"{self.path}: the index holds no sentences to describe photos with; pass a file "
                                  "of sentences, one per line (`--sentences FILE`), or store one in the index with "
                                  "`scenetalk index build DIR --out INDEX --sentences FILE`")
-        return SentenceCollection.load(self.path / SENTENCES_FILE, self.model.config.embed_dim)
+        path = self.path / SENTENCES_FILE
+        try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None  # load reports the missing file
+        # Kept while the file is unchanged: it is rewritten (renamed into place) when the index is rebuilt.
+        if stamp is None or self._sentences is None or self._sentences[0] != stamp:
+            self._sentences = (stamp, SentenceCollection.load(path, self.model.config.embed_dim))
+        return self._sentences[1]
 
     @torch.no_grad()
-    def describe(self, image, k: int = 5, sentences: Sequence[str] | None = None) -> Description:
+    def describe(self, image, k: int = 5, sentences: Sequence[str] | None = None,
+                 sentence_file: str | os.PathLike | None = None) -> Description:
         """The ``k`` sentences that best match a photo, by S_kl (eq. 8), every sentence scored:
-        of ``sentences``, else of the collection stored in the index."""
+        of ``sentences``, else of ``sentence_file`` (one a line, blank lines left out), else of
+        the collection stored in the index."""
+        source, blank = "index", 0
+        if sentences is not None:
+            source = "given"
+        elif sentence_file is not None:
+            source = os.fspath(sentence_file)
+            sentences, blank = read_sentence_file(sentence_file, self.vocab.language)
         name, v = self.image_vectors(image)
         if sentences is None:
             collection = self.sentence_collection()
@@ -271,4 +387,22 @@ class Searcher:
             batches = embed_sentences(self.model, self.vocab, texts)
         scores = torch.cat([all_pairs_scores(v, s, mask, self.model.config.score)[0] for s, mask in batches])
         best, pos = scores.topk(min(k, len(texts)))
-        return Description(name, [SentenceHit(texts[int(p)], float(b)) for b, p in zip(best, pos)])
+        return Description(name, [SentenceHit(texts[int(p)], float(b)) for b, p in zip(best, pos)], source, blank)
+
+    @torch.no_grad()
+    def best_regions(self, snippet: str, top: int = 8, per_photo: int = 1, include_whole: bool = False
+                     ) -> SnippetRegions:
+        """The ``top`` regions of the index's photos that best match a text snippet, by
+        Σ_t v_iᵀ s_t over its words (Karpathy & Fei-Fei Figures 9-10), best first: the whole photo
+        (region 0) only with ``include_whole``, at most ``per_photo`` regions of one photo."""
+        if top < 1 or per_photo < 1:
+            raise ScenetalkError(f"top and per_photo must be at least 1 (got {top} and {per_photo})")
+        s, unknown = self.embed_query(snippet)
+        store = self.feature_store
+        found = []
+        for row, region, score in best_regions(self.vectors, s.sum(dim=0).numpy(), top, include_whole, per_photo):
+            name = self.names[row]
+            at = store.row(name)
+            found.append(RegionHit(name, region, store.class_name(store.box_classes[at, region]),
+                                   [float(x) for x in store.boxes[at, region]], score))
+        return SnippetRegions(snippet, found, unknown)

@@ -64,6 +64,39 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[str]
     return sorted(found)
 
 
+def collect_inputs(targets: Iterable[str | os.PathLike], recursive: bool = False) -> tuple[list[str], list[str]]:
+    """The image paths ``targets`` name (files as given; folders listed by extension with
+    ``list_images``, sub-folders too when ``recursive``), and one line for each target that
+    gave nothing or left files out (missing path, empty folder, files that are not images by
+    name). A named file is not opened here: ``load_image`` says later whether it is an image."""
+    paths, problems = [], []
+    for target in map(os.fspath, targets):
+        if os.path.isdir(target):
+            found = list_images(target, recursive=recursive)
+            others = _other_files(target, recursive)
+            if others:
+                problems.append(f"{target}: skipped {len(others)} file(s) that are not images by name "
+                                f"(e.g. {others[0]})")
+            if not found:
+                problems.append(f"{target}: no images in this folder"
+                                + ("" if recursive else " (use --recursive to look in sub-folders)"))
+            paths.extend(os.path.join(target, rel) for rel in found)
+        elif os.path.exists(target):
+            paths.append(target)
+        else:
+            problems.append(f"{target}: no such file or folder")
+    return paths, problems
+
+
+def _other_files(folder: str, recursive: bool) -> list[str]:
+    """The files of ``folder`` that ``list_images`` leaves out (hidden ones aside), sorted."""
+    if recursive:
+        return sorted(os.path.relpath(os.path.join(root, n), folder) for root, dirs, files in os.walk(folder)
+                      for n in files if not n.startswith(".") and not is_image_file(n))
+    return sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")
+                  and not is_image_file(e.name))
+
+
 def load_image(source: str | os.PathLike | Image.Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open ``source`` fully and return it upright, in RGB.
 
