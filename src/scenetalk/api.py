@@ -1,13 +1,23 @@
-"""The Python façade: ``scenetalk.load()`` gives a model that turns images into sentences.
+"""The Python façade: every capability of scenetalk, from one object.
 
     import scenetalk
-    m = scenetalk.load()                       # the shipped captioner, no data, no network
-    for caps in m.caption(["a.jpg", pil_image], beam_size=7, n_best=3):
-        print(caps[0].text, caps[0].log_prob)
+    m = scenetalk.load()                       # the shipped models, no data, no network
+    m.caption(["a.jpg", pil_image], beam_size=7, n_best=3)       # sentences for photos
+    m.caption_files(["~/photos"])                                 # a folder, skipping unreadable files
+    m.search("photos.index", "a dog runs on the beach", k=10)     # sentence -> photos
+    m.describe("photos.index", "a.jpg", k=5)                      # photo -> sentences
+    m.score(["a.jpg"], ["a dog runs"])                            # match scores, images x sentences
+    m.align("a.jpg", "a dog runs on the beach")                   # which region each word describes
+    m.regions("a.jpg", top=5)                                     # phrases for the detected boxes
+    m.best_regions("photos.index", ["red shirt"])                 # the regions that match a snippet
 
-A captioner is a trained generator checkpoint plus the backbone its features came from; the
-backbone is rebuilt from the checkpoint's feature-extractor id, and refused if the installed
-weights differ from the ones it was trained on.
+Training and evaluation are module-level: ``scenetalk.train(config)``, ``scenetalk.evaluate(...)``.
+Each method returns a task package's result dataclass; ``scenetalk.results.to_json`` gives
+its JSON form, the one the CLI's ``--json`` prints. Models are loaded on first use and kept,
+and so are opened search indexes (``open_index``). A captioner is a trained generator
+checkpoint plus the backbone its features came from; the backbone is rebuilt from the
+checkpoint's feature-extractor id, and refused if the installed weights differ from the
+ones it was trained on.
 """
 
 from __future__ import annotations
@@ -54,8 +64,10 @@ def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None
 
 
 class Scenetalk:
-    """The façade: ``caption`` with the generator; ``search``, ``describe`` and ``score`` with
-    the alignment model. Each model is loaded on first use."""
+    """The façade (see the module's docstring): ``caption`` and ``caption_files`` with the
+    captioner; ``search``, ``describe``, ``score``, ``align`` and ``best_regions`` with the
+    alignment model; ``regions`` with the region generator. Each model is loaded on first use
+    and kept, and so is each index opened."""
 
     def __init__(self, captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None):
         self._paths = {"captioner": captioner, "alignment": alignment}

@@ -1,15 +1,13 @@
 """``scenetalk report --features STORE --out DIR``: an HTML report of N test photos: generated
 caption, nearest human sentences (S_kl), the alignment of its best own sentence (Figure 5),
-region phrases (Figure 7) and the human boxes of Flickr30K Entities (``scenetalk.report``)."""
+region phrases (Figure 7) and the human boxes of Flickr30K Entities (``scenetalk.presentation.report.write_report``)."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
-from pathlib import Path
 
 from scenetalk.commands import add_beta, add_features, add_quiet, add_root
-from scenetalk.errors import ScenetalkError
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -28,53 +26,20 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scenetalk import __version__
-    from scenetalk.data.registry import default_root, load_dataset
-    from scenetalk.features.store import FeatureStore
-    from scenetalk.presentation.report import Models, build_report, pick_images, shown_path
-    from scenetalk.weights import region_generator as shipped_region_generator
-    from scenetalk.weights import shipped_alignment, shipped_captioner
+    from scenetalk.presentation.report import write_report
 
-    if args.n < 1:
-        raise ScenetalkError(f"--n must be at least 1 (got {args.n})")
-    if args.beta < 0:
-        raise ScenetalkError(f"--beta must be at least 0 (got {args.beta})")
-    if not 1 <= args.top_regions <= 19:
-        raise ScenetalkError(f"--top-regions must be between 1 and 19, the detections kept per photo "
-                             f"(got {args.top_regions})")
-    root = Path(args.root) if args.root else default_root()
-    dataset = load_dataset(args.dataset, root=root)
     names = [n.strip() for n in args.images.split(",") if n.strip()] if args.images is not None else None
-    images = pick_images(dataset, args.split, args.n, args.seed, names)
-    store = FeatureStore.open(args.features)
-    if not store.has_regions:
-        raise ScenetalkError(f"{args.features}: has no region features; extract them with `scenetalk features --regions`")
-    if args.region_generator:
-        region_generator, which = Path(args.region_generator), f"the generator in {args.region_generator}"
-    else:
-        region_generator, which = shipped_region_generator()
-    models = Models(Path(args.captioner) if args.captioner else shipped_captioner(),
-                    Path(args.alignment) if args.alignment else shipped_alignment(), region_generator, which)
-    chosen = f"{len(images)} drawn with seed {args.seed}" if names is None else f"{len(images)} named with --images"
-    header = {
-        "title": f"scenetalk report: {dataset.name} {args.split}, {len(images)} photos",
-        "photos": f"{chosen} from the {len(dataset.split(args.split)):,} of the {args.split} split",
-        "feature store": f"{args.features} ({store.extractor_id})",
-        "captioner": shown_path(models.captioner),
-        "alignment model": shown_path(models.alignment),
-        "region generator": f"{shown_path(models.region_generator)}: {which}",
-        "MRF β": f"{args.beta:g}",
-        "scenetalk": __version__,
-        "command": command_line(args),
-    }
-    reports = build_report(dataset, store, args.split, images, models, args.beta, args.top_regions,
-                           root / "flickr30k_entities", args.out, header, progress=not args.quiet)
-    pictures = sum(len(r.pictures) for r in reports)
-    print(f"wrote {Path(args.out) / 'index.html'}: {len(reports)} photos, {pictures} pictures")
+    summary = write_report(args.features, args.out, root=args.root, dataset=args.dataset, split=args.split,
+                           n=args.n, seed=args.seed, images=names, alignment=args.alignment,
+                           captioner=args.captioner, region_generator=args.region_generator, beta=args.beta,
+                           top_regions=args.top_regions, progress=not args.quiet, command=command_line(args))
+    print(f"wrote {summary.index}: {summary.photos} photos, {summary.pictures} pictures")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from scenetalk.grounding.word_regions import ALIGN_BETA
+
     p = sub.add_parser("report", help="HTML report of test photos: caption, nearest sentences, alignment, regions",
                        description="Write an HTML report (a folder: index.html and PNGs) of N photos of a split: "
                                    "the generated caption, the nearest human sentences by the alignment score, "
@@ -92,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--region-generator", metavar="CKPT",
                    help="generator of region phrases (default: the shipped region generator if installed, else "
                         "the shipped captioner)")
-    add_beta(p)
+    add_beta(p, ALIGN_BETA, "the same as `scenetalk align`, which draws this picture")
     p.add_argument("--top-regions", type=int, default=5, help="detections described per photo (default 5)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder to write (replaces an old report)")
     add_quiet(p)

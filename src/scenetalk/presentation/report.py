@@ -277,6 +277,81 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
     return reports
 
 
+@dataclass
+class ReportSummary:
+    """What ``write_report`` wrote: the report's page, how many photos and pictures it shows,
+    and (for Python callers, not in JSON) everything shown of each photo."""
+    index: str
+    photos: int
+    pictures: int
+    reports: list[PhotoReport] = field(default_factory=list, metadata={"json": False})
+
+
+def write_report(features: str | os.PathLike, out: str | os.PathLike, root: str | os.PathLike | None = None,
+                 dataset: str = "flickr8k", split: str = "test", n: int = 20, seed: int = 0,
+                 images: Sequence[str] | None = None, alignment: str | os.PathLike | None = None,
+                 captioner: str | os.PathLike | None = None, region_generator: str | os.PathLike | None = None,
+                 beta: float | None = None, top_regions: int = 5, progress: bool = True,
+                 command: str | None = None) -> ReportSummary:
+    """The report folder ``out`` of ``images`` of ``split`` (photo names), else of ``n`` photos
+    drawn with ``seed`` (``pick_images``), from the feature store ``features`` (with region
+    features) and the dataset under ``root`` (default ``data.registry.default_root()``; Flickr30K
+    Entities from ``root/flickr30k_entities``). The models default to the shipped captioner,
+    alignment model and region generator (``scenetalk.weights``); ``beta`` (the MRF's bonus for
+    neighbouring words on one region, eq. 10) to ``grounding.word_regions.ALIGN_BETA``, as the
+    alignment pictures of ``Scenetalk.align`` draw (at the snippet corpus's ``DEFAULT_BETA`` the
+    segments of 38% of Flickr8K val sentences link nothing; BENCHMARKS.md);
+    ``top_regions`` detections are described per photo. The page's header names every input,
+    and ``command``, the command line that makes the report again, when given."""
+    from importlib.metadata import version
+
+    from scenetalk.data.registry import default_root, load_dataset
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.grounding.word_regions import ALIGN_BETA
+    from scenetalk.weights import region_generator as shipped_region_generator
+    from scenetalk.weights import shipped_alignment, shipped_captioner
+
+    beta = ALIGN_BETA if beta is None else beta
+    if n < 1:
+        raise ScenetalkError(f"--n must be at least 1 (got {n})")
+    if beta < 0:
+        raise ScenetalkError(f"--beta must be at least 0 (got {beta})")
+    if not 1 <= top_regions <= 19:
+        raise ScenetalkError(f"--top-regions must be between 1 and 19, the detections kept per photo "
+                             f"(got {top_regions})")
+    root = Path(root) if root else default_root()
+    data = load_dataset(dataset, root=root)
+    chosen_images = pick_images(data, split, n, seed, images)
+    store = FeatureStore.open(features)
+    if not store.has_regions:
+        raise ScenetalkError(f"{features}: has no region features; extract them with `scenetalk features --regions`")
+    if region_generator:
+        region_generator, which = Path(region_generator), f"the generator in {region_generator}"
+    else:
+        region_generator, which = shipped_region_generator()
+    models = Models(Path(captioner) if captioner else shipped_captioner(),
+                    Path(alignment) if alignment else shipped_alignment(), region_generator, which)
+    chosen = (f"{len(chosen_images)} drawn with seed {seed}" if images is None
+              else f"{len(chosen_images)} named with --images")
+    header = {
+        "title": f"scenetalk report: {data.name} {split}, {len(chosen_images)} photos",
+        "photos": f"{chosen} from the {len(data.split(split)):,} of the {split} split",
+        "feature store": f"{features} ({store.extractor_id})",
+        "captioner": shown_path(models.captioner),
+        "alignment model": shown_path(models.alignment),
+        "region generator": f"{shown_path(models.region_generator)}: {which}",
+        "MRF β": f"{beta:g}",
+        # The installed version (pyproject's, as ``scenetalk.__version__``): the package itself
+        # imports the façade, which this module is below.
+        "scenetalk": version("scenetalk"),
+    }
+    if command is not None:
+        header["command"] = command
+    reports = build_report(data, store, split, chosen_images, models, beta, top_regions,
+                           root / "flickr30k_entities", out, header, progress=progress)
+    return ReportSummary(os.fspath(Path(out) / INDEX), len(reports), sum(len(r.pictures) for r in reports), reports)
+
+
 def _save(picture, folder: Path, name: str) -> Picture:
     from scenetalk.presentation.pictures import save_png
 
@@ -405,9 +480,10 @@ def _section(i: int, r: PhotoReport, beta: float, palette) -> str:
              f'<p class="note">its own sentences rank {esc(ranks) or "(none)"} of {total}</p>']
     if r.aligned is not None:
         parts += ["<h3>Words on regions: its best-scoring own sentence</h3>",
-                  f'<p>{esc(r.aligned.text)} <span class="note">S<sub>kl</sub> = {r.aligned.score:.2f}; '
-                  f"left: each word's best region, right: MRF segments (β = {beta:g}); grey: score per word "
-                  f"at most {LOW_SCORE:g} or an unknown word</span></p>",
+                  (f'<p>{esc(r.aligned.text)} <span class="note">S<sub>kl</sub> = {r.aligned.score:.2f}; '
+                   f"left: each word's best region, right: MRF segments (β = {beta:g}); grey, not linked: "
+                   f"score at most {LOW_SCORE:g} (a segment's: summed over its words) or only words the model "
+                   "does not know</span></p>"),
                   _img(r.pictures.get("alignment"), f"alignment of: {r.aligned.text}")]
     parts += ['<div class="pair">', "<div>", "<h3>Region phrases</h3>",
               _img(r.pictures.get("regions"), "generated region phrases: "
