@@ -10,11 +10,40 @@ import json
 import os
 from pathlib import Path
 
+import jieba
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_home(tmp_path_factory) -> Path:
+    """Every cache the tests fill goes under one temporary folder, so a test run writes
+    nothing to ``$HOME`` or the repository: scenetalk's ONNX exports (``SCENETALK_CACHE``),
+    matplotlib's font cache and config, ONNX Runtime's ``~/.cache/Microsoft`` device id,
+    torch hub, and jieba's dictionary cache (otherwise ``/tmp/jieba.cache``). Session-scoped
+    because exporting a backbone to ONNX takes 2-4 s per input size; subprocesses the tests
+    start inherit the environment.
+
+    Also one intra-op thread: the tests' models are tiny, and on a shared 2-core machine two
+    threads spin against each other (a toy alignment run: 2.5 s with one thread, 15 s with two,
+    same numbers)."""
+    home = tmp_path_factory.mktemp("home")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, folder in {"HOME": home, "XDG_CACHE_HOME": home / ".cache", "XDG_CONFIG_HOME": home / ".config",
+                             "SCENETALK_CACHE": home / ".cache" / "scenetalk",
+                             "MPLCONFIGDIR": home / ".config" / "matplotlib",
+                             "TORCH_HOME": home / ".cache" / "torch"}.items():
+            mp.setenv(name, str(folder))
+        mp.setenv("OMP_NUM_THREADS", "1")  # the same in the subprocesses some tests start
+        mp.setattr(jieba.dt, "tmp_dir", str(home))
+        yield home
+    torch.set_num_threads(threads)
 
 
 def shared_data_dir() -> Path:

@@ -32,10 +32,11 @@ def synthetic(n_per_split=(60, 20), regions=4, seed=0):
     return CaptionDataset("synthetic", images), torch.stack(feats), rows
 
 
+@pytest.mark.slow
 def test_alignment_training_learns_retrieval(tmp_path):
     data, feats, rows = synthetic()
     cfg = AlignTrainConfig(model={"embed_dim": 16, "word_dim": 8, "hidden_dim": 16, "dropout": 0.0},
-                           min_count=1, batch_size=20, optimizer="adam", lr=0.01, epochs=15, eval_every=1000,
+                           min_count=1, batch_size=20, optimizer="adam", lr=0.01, epochs=10, eval_every=1000,
                            checkpoint_every=1000)
     t = AlignmentTrainer(cfg, data, feats, rows, "synthetic-regions", tmp_path / "run", progress=False)
     hist = t.run()
@@ -49,6 +50,7 @@ def test_alignment_training_learns_retrieval(tmp_path):
         load_generator(tmp_path / "run" / "best")
 
 
+@pytest.mark.slow
 def test_fine_tuning_with_hardest_negatives_starts_from_the_checkpoint(tmp_path):
     """VSE++'s recipe here: eq. 9's sum first, then the hardest negative from that checkpoint."""
     data, feats, rows = synthetic()

@@ -40,6 +40,7 @@ def photos(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_shipped_captioner_is_small_and_half_precision():
     folder = shipped_captioner()
     size = sum(f.stat().st_size for f in folder.iterdir())
@@ -68,7 +69,6 @@ def test_api_captions_paths_and_pil_images_alike(model):
     assert [c.log_prob for c in alone] == pytest.approx([c.log_prob for c in by_path[1]], abs=1e-4)
 
 
-@pytest.mark.slow
 def test_api_refuses_a_missing_image_by_name(model, tmp_path):
     with pytest.raises(ImageError, match="nope.jpg"):
         model.caption(str(tmp_path / "nope.jpg"))
@@ -104,6 +104,7 @@ def test_cli_fails_only_when_nothing_can_be_captioned(tmp_path, capsys, make, me
     assert message in err and "nothing to caption" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_all_images_corrupt_is_an_error(tmp_path, capsys):
     (tmp_path / "a.jpg").write_bytes(b"not a jpeg")
     assert main(["caption", str(tmp_path), "--quiet"]) == 2
@@ -176,6 +177,7 @@ def test_collect_inputs_lists_folders_and_names_what_it_leaves_out(tmp_path):
         f"{tmp_path / 'nope.jpg'}: no such file or folder"])
 
 
+@pytest.mark.slow
 def test_api_captions_a_folder_skipping_what_it_cannot_read(model, photos):
     (photos / "notes.txt").write_text("not a photo")
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
@@ -225,6 +227,7 @@ def test_api_caption_files_warns_by_default_and_fails_when_nothing_is_read(model
         "1 of 1 image(s) could not be read"]
 
 
+@pytest.mark.slow
 def test_cli_json_has_the_keys_of_every_caption(photos, capsys):
     assert main(["caption", str(photos / "rocket.jpg"), "--beam", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

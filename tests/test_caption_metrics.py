@@ -4,7 +4,8 @@ import pytest
 
 from scenetalk.metrics.captions import java_available, score_captions
 
-pytestmark = pytest.mark.skipif(not java_available(), reason="Java not installed: the PTB tokenizer and METEOR need it")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not java_available(), reason="Java not installed: the PTB tokenizer and METEOR need it")]
 
 REFS = {
     "dog": ["A dog runs on the grass .", "A brown dog running .", "The dog is running in a field ."],

@@ -17,7 +17,7 @@ from scenetalk.data.check import check_dataset
 from scenetalk.data.registry import load_dataset
 from scenetalk.data.text import Vocabulary, tokenize
 
-pytestmark = pytest.mark.shared_data
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -170,6 +170,7 @@ def test_bad_sentences(tmp_path, text, parts):
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_flickr8k_test_images(shared_data):
     root = shared_data / "flickr30k_entities"
     if not (root / "Annotations").is_dir():

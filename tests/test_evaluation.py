@@ -22,6 +22,7 @@ def trained(tmp_path_factory):
     return out / "best", data, feats, rows
 
 
+@pytest.mark.slow
 def test_loaded_generator_names_colour_and_animal(trained):
     folder, data, feats, rows = trained
     model, vocab, meta = load_generator(folder, expect_extractor_id="synthetic-features")
@@ -35,6 +36,7 @@ def test_loaded_generator_names_colour_and_animal(trained):
     assert all(len(c) == 1 and c[0].complete for c in greedy)
 
 
+@pytest.mark.slow
 def test_load_generator_refuses_other_checkpoints(tmp_path, trained):
     folder = trained[0]
     with pytest.raises(CheckpointError, match="synthetic-features"):
@@ -54,6 +56,7 @@ def test_nearest_neighbour_baseline_copies_the_closest_training_sentence():
 
 
 @pytest.mark.skipif(not java_available(), reason="Java not installed: the PTB tokenizer and METEOR need it")
+@pytest.mark.slow
 def test_caption_report_counts_training_copies_and_vocabulary():
     data, feats, rows = synthetic()
     caps = nearest_neighbour_captions(data, "val", feats, rows)
@@ -65,6 +68,7 @@ def test_caption_report_counts_training_copies_and_vocabulary():
         caption_report(dict(list(caps.items())[:3]), data, "val", meteor=False)
 
 
+@pytest.mark.slow
 def test_generated_captions_are_the_best_beam_caption_of_every_split_image(trained):
     from scenetalk.captioning.evaluation import generated_captions
 

@@ -116,6 +116,7 @@ def test_flat_region_rows():
     assert feats[rows["b.jpg#2"]].tolist() == [10.0, 11.0]
 
 
+@pytest.mark.slow
 def test_corpus_and_region_generator_end_to_end(tmp_path, capsys):
     """features with regions -> alignment -> MRF snippets -> a generator trained on regions."""
     import json

@@ -198,6 +198,7 @@ def test_squash_and_batch():
     assert torch.allclose(x[1], torch.tensor(1.0))
 
 
+@pytest.mark.slow
 def test_real_flickr8k_images(shared_data):
     folder = shared_data / "flickr8k" / "images"
     names = list_images(folder)

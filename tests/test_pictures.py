@@ -54,6 +54,7 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_align_draws_both_panels_and_gives_every_word_a_region(photos, tmp_path, capsys):
     png = tmp_path / "cat.png"
     sentence = "a cat lying on a red blanket"
@@ -68,6 +69,7 @@ def test_align_draws_both_panels_and_gives_every_word_a_region(photos, tmp_path,
         assert im.width == 2 * (DISPLAY_SIZE + 2 * MARGIN) and im.height > DISPLAY_SIZE * 300 / 451
 
 
+@pytest.mark.slow
 def test_align_with_a_huge_beta_puts_the_sentence_on_one_region(photos, capsys):
     code, out, _ = run_cli(capsys, "align", photos / "coffee.png", "a cup of coffee on a table", "--beta", "1000",
                            "--json")
@@ -77,6 +79,7 @@ def test_align_with_a_huge_beta_puts_the_sentence_on_one_region(photos, capsys):
     assert code == 0 and f"MRF segments (β = {ALIGN_BETA})" in out
 
 
+@pytest.mark.slow
 def test_regions_describes_the_top_detections(photos, tmp_path, capsys):
     png = tmp_path / "regions.png"
     code, out, _ = run_cli(capsys, "regions", photos / "rocket.jpg", "--top", "3", "--json", "--out", png)
@@ -88,6 +91,7 @@ def test_regions_describes_the_top_detections(photos, tmp_path, capsys):
     assert Image.open(png).width > DISPLAY_SIZE
 
 
+@pytest.mark.slow
 def test_sheet_of_the_sample_photos(index, photos, tmp_path, capsys):
     png = tmp_path / "sheet.png"
     code, out, _ = run_cli(capsys, "sheet", index, "cat", "a cup of coffee", "--top", "3", "--images", photos,
@@ -111,6 +115,7 @@ def test_sheet_of_the_sample_photos(index, photos, tmp_path, capsys):
     (["sheet", "{index}", "zzxq", "--images", "{photos}"], "none of the words"),
     (["sheet", "{index}", "cat"], "--images"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(argv, message, photos, index, tmp_path, capsys):
     png = tmp_path / "out.png"
     argv = [a.format(photos=photos, index=index) for a in argv] + ["--out", str(png)]
@@ -170,6 +175,7 @@ ALIGN_KEYS = ["image", "sentence", "checkpoint", "beta", "min_score", "words", "
     ("chelsea.png", "a cat lying on a red blanket", "cat"),
     ("coffee.png", "a cup of coffee on a table", "table"),
 ])
+@pytest.mark.slow
 def test_facade_align_links_segments_on_everyday_photos(model, photos, photo, sentence, linked):
     """The issue's photos: at the default β the MRF's segments keep the words' links (at the
     snippets' β = 0.75 they linked nothing, and the coffee sentence became one segment)."""
@@ -182,6 +188,7 @@ def test_facade_align_links_segments_on_everyday_photos(model, photos, photo, se
         {r["region"] for r in result.regions}
 
 
+@pytest.mark.slow
 def test_facade_align_json_is_the_commands(model, photos, capsys):
     result = model.align(photos / "chelsea.png", "a cat lying on a red blanket zzxq", beta=0.5)
     data = json.loads(to_json(result))
@@ -197,6 +204,7 @@ def test_facade_align_json_is_the_commands(model, photos, capsys):
     assert code == 0 and "zzxq" in err and json.loads(out) == {**to_data(result), "picture": None}
 
 
+@pytest.mark.slow
 def test_facade_regions_and_their_json(model, photos):
     with Image.open(photos / "coffee.png") as photo:
         result = model.regions(photo, top=2, beam_size=3)

@@ -69,6 +69,7 @@ def check_report(folder: Path, sections: int) -> str:
     return page
 
 
+@pytest.mark.slow
 def test_report_of_two_sample_photos(tiny, tmp_path, capsys):
     root, store = tiny
     out = tmp_path / "report"
@@ -100,7 +101,7 @@ def test_report_of_two_sample_photos(tiny, tmp_path, capsys):
     (["--images", "2000_aaaa.jpg", "--split", "val"], "no images in split 'val'"),
     (["--n", "0"], "--n must be at least 1"),
     (["--beta", "-1"], "--beta must be at least 0"),
-    (["--captioner", "{store}"], "not a scenetalk checkpoint"),
+    pytest.param(["--captioner", "{store}"], "not a scenetalk checkpoint", marks=pytest.mark.slow),
 ])
 def test_bad_input_is_one_line_and_leaves_no_folder(argv, message, tiny, tmp_path, capsys):
     root, store = tiny
@@ -113,6 +114,7 @@ def test_bad_input_is_one_line_and_leaves_no_folder(argv, message, tiny, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_an_other_folder_is_never_replaced(tiny, tmp_path, capsys):
     root, store = tiny
     (tmp_path / "notes.txt").write_text("mine")
@@ -122,6 +124,7 @@ def test_an_other_folder_is_never_replaced(tiny, tmp_path, capsys):
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_report_on_flickr8k_test(shared_data, tmp_path, capsys):
     if not (REAL_STORE / "index.json").is_file():
         pytest.skip(f"the Flickr8K region feature store is not at {REAL_STORE} "
@@ -138,6 +141,7 @@ def test_report_on_flickr8k_test(shared_data, tmp_path, capsys):
     assert code == 2 and "no image 'not-a-photo.jpg'" in err and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_write_report_from_python(tiny, tmp_path):
     from scenetalk.presentation.report import write_report
     from scenetalk.results import to_data
@@ -157,7 +161,7 @@ def test_write_report_from_python(tiny, tmp_path):
     ({"n": 0}, r"--n must be at least 1 \(got 0\)"),
     ({"beta": -0.5}, r"--beta must be at least 0 \(got -0.5\)"),
     ({"top_regions": 20}, r"--top-regions must be between 1 and 19, the detections kept per photo \(got 20\)"),
-    ({"captioner": "{tmp}/nowhere"}, "nowhere: not a scenetalk checkpoint"),
+    pytest.param({"captioner": "{tmp}/nowhere"}, "nowhere: not a scenetalk checkpoint", marks=pytest.mark.slow),
 ])
 def test_write_report_refuses_bad_arguments_and_writes_nothing(options, message, tiny, tmp_path):
     from scenetalk.errors import ScenetalkError

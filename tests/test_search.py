@@ -55,6 +55,7 @@ def index(tmp_path_factory):
     return build_index(images, root / "index", ckpt, progress=False), ckpt, root
 
 
+@pytest.mark.slow
 def test_search_is_exhaustive_when_it_says_exact(index):
     path, ckpt, _ = index
     searcher = Searcher(path, ckpt)
@@ -103,6 +104,7 @@ def test_index_refuses_another_model_and_missing_files(index, tmp_path):
         Searcher(tmp_path, ckpt)
 
 
+@pytest.mark.slow
 def test_index_extracts_the_features_its_checkpoint_was_trained_on(index, tmp_path, capsys):
     from scenetalk.cli import main
     from scenetalk.features.extract import Extractor
@@ -130,6 +132,7 @@ def test_index_extracts_the_features_its_checkpoint_was_trained_on(index, tmp_pa
     assert Searcher(built, lite0).meta["extractor_id"] == Extractor(regions=True).extractor_id
 
 
+@pytest.mark.slow
 def test_cli_index_and_search(index, tmp_path, capsys):
     import json
 
@@ -224,6 +227,7 @@ def test_rerank_orders_the_best_by_s_kl_by_s_kl_plus_weighted_likelihood(index, 
     assert [h.name for h in hits] == [h.name for h in plain.hits[:2]]
 
 
+@pytest.mark.slow
 def test_api_search_and_score(index):
     import scenetalk
 
@@ -247,6 +251,7 @@ def test_api_search_and_score(index):
         m.score([str(photos[0])], ["?!"])
 
 
+@pytest.mark.slow
 def test_shipped_alignment_model_finds_the_sample_photos(tmp_path, capsys):
     """The shipped model, on a fresh install: the index of the bundled photos answers
     sentences about them with the right photo (and the API scores agree)."""
@@ -482,6 +487,7 @@ def test_describe_ranks_every_sentence_by_its_exact_score(index, tmp_path):
         searcher.describe("zebra.jpg", sentences=SENTENCES)
 
 
+@pytest.mark.slow
 def test_cli_describe_and_its_bad_inputs(index, tmp_path, capsys):
     import json
 
@@ -635,6 +641,7 @@ def test_best_regions_are_the_best_scoring_regions_of_the_index(index):
         m.best_regions(path, "the cat", top=0)
 
 
+@pytest.mark.slow
 def test_cli_sheet_finds_the_photos_in_the_folder_the_index_records(index, tmp_path, capsys):
     import json
 

@@ -115,6 +115,7 @@ def test_the_shipped_checkpoints_still_load(shipped):
     assert read_meta(folder)["kind"] in ("caption_generator", "alignment")
 
 
+@pytest.mark.slow
 def test_the_shipped_captioner_loads_as_a_generator():
     model, vocab, meta = load_generator(shipped_captioner())
     assert not model.training and len(vocab) == meta["model"]["vocab_size"]

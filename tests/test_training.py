@@ -34,6 +34,11 @@ def synthetic(n_per_split=(24, 8)):
     return CaptionDataset("synthetic", images), torch.stack(feats), rows
 
 
+#: an m-RNN with small layers (the paper's are 128/256/512): it learns the toy data as well,
+#: a few times faster
+SMALL_MRNN = {"type": "mrnn", "dropout": 0.0, "embed1_dim": 16, "embed2_dim": 32, "multimodal_dim": 64}
+
+
 def config(**kw):
     base = dict(model={"type": "multimodal_rnn", "cell": "lstm", "word_dim": 16, "hidden_dim": 32, "dropout": 0.1},
                 min_count=1, batch_size=8, optimizer="adam", lr=0.01, epochs=40, max_steps=12,
@@ -47,9 +52,9 @@ def trainer(tmp_path, name, cfg, **kw):
     return CaptionTrainer(cfg, data, feats, rows, "synthetic-features", tmp_path / name, progress=False, **kw)
 
 
+@pytest.mark.slow
 def test_training_learns_and_writes_run_files(tmp_path):
-    t = trainer(tmp_path, "run", config(max_steps=150, eval_every=50, checkpoint_every=50,
-                                        model={"type": "mrnn", "dropout": 0.0}))
+    t = trainer(tmp_path, "run", config(max_steps=60, eval_every=30, checkpoint_every=30, model=SMALL_MRNN))
     hist = t.run()
     first, last = hist["train"][0]["loss"], hist["train"][-1]["loss"]
     assert last < first * 0.5
@@ -79,6 +84,7 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     full = trainer(tmp_path, "full", config())
     full.run()
@@ -101,6 +107,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert [h["loss"] for h in full.history["train"]] == [h["loss"] for h in resumed.history["train"]]
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_config(tmp_path):
     t = trainer(tmp_path, "run", config(max_steps=3))
     t.run()
@@ -130,21 +137,21 @@ def test_bad_config_values_are_refused(bad, message):
 
 
 def scst_config(start, **kw):
-    base = dict(model=None, init_from=str(start), objective="scst", optimizer="adam", lr=0.001, batch_size=8,
+    base = dict(model=None, init_from=str(start), objective="scst", optimizer="adam", lr=0.01, batch_size=8,
                 max_steps=40, eval_every=20, checkpoint_every=5, scst_samples=4)
     return config(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
 def xe_start(tmp_path_factory):
-    """A briefly trained model: it knows the words but often names the wrong colour."""
+    """A briefly trained model (one epoch): it knows the words but often names the wrong colour."""
     out = tmp_path_factory.mktemp("xe")
-    t = trainer(out, "xe", config(max_steps=30, eval_every=30, checkpoint_every=30,
-                                  model={"type": "mrnn", "dropout": 0.0}))
+    t = trainer(out, "xe", config(max_steps=9, eval_every=9, checkpoint_every=9, model=SMALL_MRNN))
     t.run()
     return out / "xe" / "best"
 
 
+@pytest.mark.slow
 def test_self_critical_training_raises_the_cider_reward(tmp_path, xe_start):
     t = trainer(tmp_path, "scst", scst_config(xe_start))
     assert t.model_config["type"] == "mrnn" and t.items_per_epoch == 24  # images, not sentences
@@ -154,6 +161,7 @@ def test_self_critical_training_raises_the_cider_reward(tmp_path, xe_start):
     assert hist["val"][-1]["cider"] > hist["val"][0]["cider"]
 
 
+@pytest.mark.slow
 def test_self_critical_resume_matches_uninterrupted_run(tmp_path, xe_start):
     full = trainer(tmp_path, "full", scst_config(xe_start, max_steps=12))
     full.run()
@@ -171,17 +179,18 @@ def test_self_critical_resume_matches_uninterrupted_run(tmp_path, xe_start):
         assert torch.equal(v, resumed.model.state_dict()[k]), k
 
 
+@pytest.mark.slow
 def test_bf16_training_learns_like_fp32(tmp_path):
-    kw = dict(max_steps=100, eval_every=100, checkpoint_every=100, model={"type": "mrnn", "dropout": 0.0})
+    kw = dict(max_steps=60, eval_every=60, checkpoint_every=60, model=SMALL_MRNN)
     fp32 = trainer(tmp_path, "fp32", config(**kw)).run()
     bf16 = trainer(tmp_path, "bf16", config(precision="bf16", **kw)).run()
     assert bf16["train"][-1]["loss"] < bf16["train"][0]["loss"] * 0.5
     assert bf16["val"][-1]["perplexity"] < fp32["val"][-1]["perplexity"] * 1.2
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_best_checkpoint(tmp_path):
-    t = trainer(tmp_path, "run", config(max_steps=40, eval_every=10, checkpoint_every=10,
-                                        model={"type": "mrnn", "dropout": 0.0}))
+    t = trainer(tmp_path, "run", config(max_steps=40, eval_every=10, checkpoint_every=10, model=SMALL_MRNN))
     good_loss = t.batch_loss
 
     def loss_that_diverges(idx):

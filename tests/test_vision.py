@@ -145,6 +145,7 @@ def test_crop_box_takes_the_box_pixels():
 
 # -- backbones ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_backbone_maps_and_pooling(lite0):
     assert lite0.name == "efficientnet-lite0" and lite0.input_size == 224 and lite0.feature_dim == 1280
     assert lite0.mean == (0.5, 0.5, 0.5) and lite0.std == (0.5, 0.5, 0.5)
@@ -167,6 +168,7 @@ def test_backbone_identity(lite0):
     assert not lite0.net(224).training
 
 
+@pytest.mark.slow
 def test_backbone_classifies_a_real_photo(lite0, shared_data):
     # 1000268201_693b08cb0e.jpg: a little girl in a pink dress going into a wooden cabin.
     im = load_image(shared_data / "flickr8k" / "images" / "1000268201_693b08cb0e.jpg")
@@ -212,6 +214,7 @@ def test_detector_output_format(detector):
         detector.detect(np.zeros((10, 10), np.uint8))
 
 
+@pytest.mark.slow
 def test_detector_on_real_photo(detector, shared_data):
     im = load_image(shared_data / "flickr8k" / "images" / "1000268201_693b08cb0e.jpg")
     det = detector.detect(np.asarray(im))
@@ -220,6 +223,7 @@ def test_detector_on_real_photo(detector, shared_data):
     assert COCO_LABELS[1] == "person" and COCO_LABELS[90] == "toothbrush"
 
 
+@pytest.mark.slow
 def test_region_features_crop_and_roi(lite0):
     rng = np.random.default_rng(2)
     ims = [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(2)]

@@ -29,10 +29,7 @@ from pathlib import Path
 
 import torch
 
-from scenetalk.captioning.captioner import (
-    Caption,
-    Captioner,
-)
+from scenetalk.captioning.captioner import Caption, Captioner
 from scenetalk.grounding.region_descriptions import RegionDescriptions
 from scenetalk.grounding.word_regions import ALIGN_BETA, LOW_SCORE, WordAlignment
 from scenetalk.retrieval.scoring import Aligner

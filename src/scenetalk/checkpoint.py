@@ -22,10 +22,7 @@ from scenetalk.data.text import Vocabulary
 from scenetalk.errors import CheckpointError
 from scenetalk.io import atomic_folder, umask
 from scenetalk.models import build_generator
-from scenetalk.models.alignment import (
-    AlignmentConfig,
-    AlignmentModel,
-)
+from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
 from scenetalk.models.generator import CaptionGenerator
 
 WEIGHTS, META = "model.safetensors", "config.json"

@@ -50,12 +50,7 @@ from scenetalk.features.store import (
 )
 from scenetalk.io import atomic_path, atomic_write_text
 from scenetalk.progress import progress_bar
-from scenetalk.vision.backbones import (
-    BACKBONES,
-    DEFAULT_BACKBONE,
-    Backbone,
-    create_backbone,
-)
+from scenetalk.vision.backbones import BACKBONES, DEFAULT_BACKBONE, Backbone, create_backbone
 from scenetalk.vision.detector import Detector, create_detector
 from scenetalk.vision.images import DEFAULT_MAX_PIXELS, load_image, to_uint8_batch
 from scenetalk.vision.regions import (

@@ -177,11 +177,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
                  beta: float, top_regions: int, entities_root: Path, out: str | os.PathLike,
                  header: dict[str, str], progress: bool = True) -> list[PhotoReport]:
     """Compute everything shown for ``images`` and write the report folder ``out``."""
-    from scenetalk.captioning.captioner import (
-        caption_features,
-        default_length_penalty,
-        load_generator_for,
-    )
+    from scenetalk.captioning.captioner import caption_features, default_length_penalty, load_generator_for
     from scenetalk.checkpoint import load_alignment
     from scenetalk.grounding.word_regions import align_sentences, word_region_scores
     from scenetalk.presentation.pictures import PALETTE, alignment_picture

@@ -27,12 +27,7 @@ from scenetalk.checkpoint import checkpoint_id, load_alignment
 from scenetalk.data.text import sentence_tokens, tokenize
 from scenetalk.errors import ScenetalkError, SearchIndexError
 from scenetalk.models.alignment import all_pairs_scores
-from scenetalk.retrieval.candidates import (
-    bound_candidates,
-    faiss_candidates,
-    proves_exact,
-    rescore,
-)
+from scenetalk.retrieval.candidates import bound_candidates, faiss_candidates, proves_exact, rescore
 from scenetalk.retrieval.index import (
     BOUNDS_FILE,
     FAISS_FILE,
