@@ -1,9 +1,5 @@
 """``scenetalk data``: list the known datasets, or check one.
 
-    scenetalk data list [--root DIR]
-    scenetalk data check DATASET [--root DIR] [--images DIR] [--min-count 5]
-                         [--zh-mode jieba|char] [--json]
-
 ``check`` exits 0 when the dataset loads (its problems are listed, with a count) and 2 when
 it cannot be loaded.
 """

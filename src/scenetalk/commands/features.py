@@ -1,10 +1,5 @@
 """``scenetalk features``: extract CNN features of a dataset's images (or a folder's) into a store.
 
-    scenetalk features DATASET --out DIR [--images DIR] [--root DIR] [--regions]
-                       [--backbone efficientnet-lite0] [--region-method crop|roi]
-                       [--region-size N] [--batch-size N] [--no-grid] [--limit N]
-                       [--overwrite] [--skip-bad] [--quiet]
-
 DATASET is a dataset name or file for ``scenetalk data`` (all its images, every split), or
 the word ``folder``: every image file directly in ``--images``. An interrupted run resumes
 when the same command is run again; a complete store is left alone.
