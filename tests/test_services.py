@@ -9,13 +9,7 @@ import os
 import pytest
 import torch
 
-from scenetalk.checkpoint import (
-    CHECKPOINT_FORMAT,
-    load_checkpoint,
-    load_generator,
-    read_meta,
-    save_checkpoint,
-)
+from scenetalk.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_generator, read_meta, save_checkpoint
 from scenetalk.errors import CheckpointError
 from scenetalk.io import atomic_folder, umask
 from scenetalk.models import eval_mode
