@@ -69,6 +69,7 @@ def test_api_captions_paths_and_pil_images_alike(model):
     assert [c.log_prob for c in alone] == pytest.approx([c.log_prob for c in by_path[1]], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_api_refuses_a_missing_image_by_name(model, tmp_path):
     with pytest.raises(ImageError, match="nope.jpg"):
         model.caption(str(tmp_path / "nope.jpg"))

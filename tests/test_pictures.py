@@ -228,6 +228,7 @@ def test_facade_regions_and_their_json(model, photos):
     (lambda m, p: m.regions(p, beam_size=0), "beam_size"),
     (lambda m, p: m.regions(p, max_len=0), "max_len"),
 ])
+@pytest.mark.slow
 def test_facade_refuses_bad_arguments_on_one_line(model, photos, call, message):
     with pytest.raises(ScenetalkError, match=message) as caught:
         call(model, photos / "chelsea.png")

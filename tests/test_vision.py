@@ -178,6 +178,7 @@ def test_backbone_classifies_a_real_photo(lite0, shared_data):
     assert logits.softmax(-1).max() > 0.05  # confident about something: weights really loaded
 
 
+@pytest.mark.slow
 def test_lite2_input_size():
     lite2 = create_backbone("efficientnet-lite2")
     assert lite2.input_size == 260 and lite2.feature_dim == 1280

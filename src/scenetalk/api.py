@@ -29,12 +29,68 @@ from pathlib import Path
 
 import torch
 
+from scenetalk import checks
 from scenetalk.captioning.captioner import Caption, Captioner
 from scenetalk.grounding.region_descriptions import RegionDescriptions
 from scenetalk.grounding.word_regions import ALIGN_BETA, LOW_SCORE, WordAlignment
 from scenetalk.retrieval.scoring import Aligner
 from scenetalk.vision.images import ImageLike
 from scenetalk.weights import shipped_alignment, shipped_captioner
+
+#: The keyword arguments ``Scenetalk.caption`` passes on to ``Captioner.caption``.
+CAPTION_OPTIONS = ("max_len", "min_len", "length_penalty", "batch_size")
+
+
+def checked_image(name: str, image: object) -> ImageLike:
+    """``image`` when it is a path (a non-empty str or ``os.PathLike``) or a PIL image; else a
+    ``ScenetalkError`` naming the argument; a path that names a folder, a named pipe, a device
+    or a socket is an ``ImageError`` at once (by ``stat``: never opened, so no model is loaded
+    first). The file itself is read later (``load_image``)."""
+    from PIL import Image
+
+    from scenetalk.errors import ImageError
+    from scenetalk.vision.images import file_kind
+
+    if isinstance(image, Image.Image):
+        return image
+    path = checks.path(name, image)
+    kind = file_kind(path)
+    if kind is not None:
+        raise ImageError(path, "is a folder, not an image" if kind == "a folder" else f"{kind}, not an image file")
+    return image
+
+
+def checked_images(name: str, images: object) -> list[ImageLike]:
+    """One image or an iterable of them (``checked_image`` each) as a list, possibly empty."""
+    from PIL import Image
+
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        return [checked_image(name, images)]
+    if images is None or isinstance(images, (bytes, dict)) or not hasattr(images, "__iter__"):
+        raise checks.ScenetalkError(f"{name} must be an image path, a PIL image or a list of them "
+                                    f"(got {checks.shown(images)})")
+    return [checked_image(f"{name}[{i}]", im) for i, im in enumerate(images)]
+
+
+def check_decoding_options(beam_size: object, n_best: object, max_len: object, batch_size: object = 1,
+                           length_penalty: object = None, min_len: object = 1) -> None:
+    """The decoding settings of ``caption``, ``caption_files`` and ``regions``: whole numbers
+    (``Captioner.check_decoding`` for the lower bounds), at most ``limits.MAX_BEAM`` beams,
+    ``MAX_CAPTION_WORDS`` words and ``MAX_BATCH`` images a batch; a finite length penalty."""
+    from scenetalk.captioning.captioner import check_decoding
+    from scenetalk.limits import MAX_BATCH, MAX_BEAM, MAX_CAPTION_WORDS
+
+    names = {"beam_size (--beam)": beam_size, "n_best (--n-best)": n_best, "max_len (--max-len)": max_len,
+             "batch_size (--batch-size)": batch_size, "min_len": min_len}
+    for name, value in names.items():
+        checks.whole_number(name, value)
+    check_decoding(beam_size, n_best, max_len, batch_size)
+    checks.whole_number("beam_size (--beam)", beam_size, 1, MAX_BEAM)
+    checks.whole_number("max_len (--max-len)", max_len, 1, MAX_CAPTION_WORDS)
+    checks.whole_number("batch_size (--batch-size)", batch_size, 1, MAX_BATCH)
+    checks.whole_number("min_len", min_len, 0, max_len)
+    if length_penalty is not None:
+        checks.finite_number("length_penalty (--length-penalty)", length_penalty)
 
 
 def open_searcher(index: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
@@ -67,6 +123,8 @@ class Scenetalk:
     and kept, and so is each index opened."""
 
     def __init__(self, captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None):
+        captioner = checks.path("captioner (--checkpoint)", captioner, optional=True)
+        alignment = checks.path("alignment (--checkpoint)", alignment, optional=True)
         self._paths = {"captioner": captioner, "alignment": alignment}
         self._captioner: Captioner | None = None
         self._aligner: Aligner | None = None
@@ -89,7 +147,14 @@ class Scenetalk:
 
     def caption(self, images: ImageLike | Iterable[ImageLike], beam_size: int = 7, n_best: int = 1,
                 **kwargs) -> list[list[Caption]]:
-        """See ``Captioner.caption``."""
+        """See ``Captioner.caption``; every argument is checked before the captioner is loaded."""
+        unknown = sorted(set(kwargs) - set(CAPTION_OPTIONS))
+        if unknown:
+            raise checks.ScenetalkError(f"caption: unknown argument {unknown[0]!r} "
+                                        f"(known: beam_size, n_best, {', '.join(CAPTION_OPTIONS)})")
+        images = checked_images("images", images)
+        check_decoding_options(beam_size, n_best, kwargs.get("max_len", 20), kwargs.get("batch_size", 32),
+                               kwargs.get("length_penalty"), kwargs.get("min_len", 1))
         return self.captioner.caption(images, beam_size=beam_size, n_best=n_best, **kwargs)
 
     def caption_files(self, inputs: str | os.PathLike | Iterable[str | os.PathLike], recursive: bool = False,
@@ -102,13 +167,21 @@ class Scenetalk:
         (default: a Python warning): a path that gave nothing, a file that could not be read,
         and how many could not. A ``ScenetalkError`` before any work when the settings cannot
         work or nothing is left to caption, and at the end when no image could be read."""
-        from scenetalk.captioning.captioner import check_decoding, warn_problem
+        from scenetalk.captioning.captioner import warn_problem
         from scenetalk.errors import ScenetalkError
         from scenetalk.vision.images import collect_inputs
 
         on_problem = on_problem or warn_problem
-        check_decoding(beam_size, n_best, max_len, batch_size)  # before the inputs are listed
-        paths, problems = collect_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, recursive)
+        if not callable(on_problem):
+            raise ScenetalkError(f"on_problem must be a function of one line (got {checks.shown(on_problem)})")
+        check_decoding_options(beam_size, n_best, max_len, batch_size, length_penalty)  # before the inputs are listed
+        if isinstance(inputs, (str, os.PathLike)) or inputs is None:
+            inputs = [checks.path("inputs", inputs)]
+        elif isinstance(inputs, (bytes, dict)) or not hasattr(inputs, "__iter__"):
+            raise ScenetalkError(f"inputs must be a path or a list of paths (got {checks.shown(inputs)})")
+        else:
+            inputs = [checks.path(f"inputs[{i}]", p) for i, p in enumerate(inputs)]
+        paths, problems = collect_inputs(inputs, recursive)
         for line in problems:
             on_problem(line)
         if not paths:  # before the captioner is loaded
@@ -124,7 +197,8 @@ class Scenetalk:
         the index's ``index.json`` changes (a rebuilt index is opened again, never served stale)."""
         from scenetalk.retrieval.index import INDEX_FILE
 
-        checkpoint = checkpoint or self._paths["alignment"]
+        index = checks.path("index", index)
+        checkpoint = checks.path("checkpoint (--checkpoint)", checkpoint, optional=True) or self._paths["alignment"]
         key = (Path(index).resolve(), os.fspath(Path(checkpoint).resolve()) if checkpoint else None)
         try:  # before opening: an index rebuilt meanwhile is then opened again next time
             st = (Path(index) / INDEX_FILE).stat()
@@ -148,6 +222,14 @@ class Scenetalk:
         The index is kept open (``open_index``) and so is the captioner."""
         import warnings
 
+        from scenetalk.limits import MAX_CANDIDATES, MAX_RESULTS
+
+        checks.path("index", index)
+        checks.sentence("sentence (the query)", sentence)
+        checks.whole_number("k (--top)", k, 1, MAX_RESULTS)
+        checks.whole_number("candidates (--candidates)", candidates, 1, MAX_CANDIDATES)
+        if rerank is not None and not isinstance(rerank, bool):
+            checks.whole_number("rerank (--rerank)", rerank, 0, MAX_RESULTS)
         result = self.open_index(index).search(sentence, k=k, candidates=candidates, rerank=rerank,
                                                captioner=self._paths["captioner"])
         if result.not_reranked and warn:
@@ -159,7 +241,21 @@ class Scenetalk:
         """The ``k`` sentences that best match ``image`` (a photo's name in the index, a path or
         a PIL image), of ``sentences``, else of ``sentence_file`` (one a line), else of the
         collection stored in the index (``scenetalk index build --sentences``), each with its
-        S_kl. The index is kept open (``open_index``)."""
+        S_kl. The index is kept open (``open_index``). The sentences given or read are checked
+        (``checks.sentence``) before any is embedded."""
+        from scenetalk.limits import MAX_RESULTS
+
+        checks.path("index", index)
+        checked_image("image", image)
+        checks.whole_number("k (--top)", k, 1, MAX_RESULTS)
+        if sentences is not None:
+            sentences = checks.sentences("sentences", sentences)
+        elif sentence_file is not None:
+            from scenetalk.retrieval.index import read_sentence_file
+
+            sentence_file = checks.path("sentence_file (--sentences)", sentence_file)
+            language = self.open_index(index).vocab.language
+            checks.sentences(f"{sentence_file}: sentence", read_sentence_file(sentence_file, language)[0])
         return self.open_index(index).describe(image, k=k, sentences=sentences, sentence_file=sentence_file)
 
     def best_regions(self, index: str | os.PathLike, snippets: str | Sequence[str], top: int = 8,
@@ -167,15 +263,25 @@ class Scenetalk:
         """Region retrieval (Karpathy & Fei-Fei Figures 9-10): for each text snippet, the ``top``
         regions of the index's photos that match it best (``search.Searcher.best_regions``),
         every snippet checked before any result is returned: a ``search.RegionRetrieval``."""
+        from scenetalk.limits import MAX_RESULTS
         from scenetalk.retrieval.search import RegionRetrieval
 
+        checks.path("index", index)
+        snippets = checks.sentences("snippets", snippets, single=True)
+        checks.whole_number("top (--top)", top, 1, MAX_RESULTS)
+        checks.whole_number("per_photo (--per-photo)", per_photo, 1, MAX_RESULTS)
         searcher = self.open_index(index)
         found = [searcher.best_regions(s, top=top, per_photo=per_photo, include_whole=include_whole)
                  for s in ([snippets] if isinstance(snippets, str) else snippets)]
         return RegionRetrieval(os.fspath(index), len(searcher.names), searcher.meta.get("folder"), found)
 
     def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str]) -> torch.Tensor:
-        """See ``Aligner.score``."""
+        """See ``Aligner.score``: at least one image and one sentence, checked before the model
+        is loaded."""
+        images = checked_images("images", images)
+        if not images:
+            raise checks.ScenetalkError("images is empty: give at least one image")
+        sentences = checks.sentences("sentences", sentences, single=True)
         return self.aligner.score(images, sentences)
 
     def align(self, image: ImageLike, sentence: str, beta: float = ALIGN_BETA,
@@ -190,10 +296,12 @@ class Scenetalk:
         from scenetalk.errors import ScenetalkError
         from scenetalk.grounding.word_regions import align_words
 
+        checked_image("image", image)
+        checks.sentence("sentence", sentence)
+        checks.finite_number("beta (--beta)", beta)
         if not (math.isfinite(beta) and beta >= 0):
             raise ScenetalkError(f"beta (--beta) must be a finite number of at least 0 (got {beta})")
-        if not math.isfinite(min_score):
-            raise ScenetalkError(f"min_score (--min-score) must be a finite number (got {min_score})")
+        checks.finite_number("min_score (--min-score)", min_score)
         aligner = self.aligner
         return align_words(aligner.model, aligner.vocab, aligner.extractor, image, sentence, beta=beta,
                            min_score=min_score, checkpoint=str(aligner.checkpoint))
@@ -208,11 +316,16 @@ class Scenetalk:
         from scenetalk.grounding.region_descriptions import describe_regions, region_extractor
         from scenetalk.weights import region_generator
 
+        checked_image("image", image)
+        for name, value in (("top (--top)", top), ("beam_size (--beam)", beam_size), ("max_len (--max-len)", max_len)):
+            checks.whole_number(name, value)
+        generator = checks.path("generator (--checkpoint)", generator, optional=True)
         if not 1 <= top <= 19:
             raise ScenetalkError(f"top (--top) must be between 1 and 19, the detections kept per photo (got {top})")
         if beam_size < 1 or max_len < 1:
             raise ScenetalkError(f"beam_size (--beam) and max_len (--max-len) must be at least 1 "
                                  f"(got {beam_size} and {max_len})")
+        check_decoding_options(beam_size, 1, max_len)  # the upper limits
         kept = self._region_generators
         key = os.fspath(generator) if generator else None
         if key not in kept:

@@ -271,6 +271,11 @@ def image_list(dataset: str, images_dir: str | os.PathLike | None = None,
     return pairs
 
 
+#: The crop (or RoI image) sizes ``extract_images`` accepts: below 32 pixels the CNN's feature
+#: map has no cells left; above 2048 one photo's 19 crops take gigabytes.
+MIN_REGION_SIZE, MAX_REGION_SIZE = 32, 2048
+
+
 def extract_images(
     dataset: str,
     out_dir: str | os.PathLike,
@@ -295,8 +300,11 @@ def extract_images(
     ``regions``; ``region_method`` defaults to ``vision.regions.DEFAULT_REGION_METHOD``."""
     if limit is not None and limit < 1:
         raise ScenetalkError(f"--limit must be at least 1, got {limit}")
-    if (region_method or region_size) and not regions:
+    if (region_method or region_size is not None) and not regions:
         raise ScenetalkError("--region-method and --region-size need --regions")
+    if region_size is not None and not (type(region_size) is int and MIN_REGION_SIZE <= region_size <= MAX_REGION_SIZE):
+        raise ScenetalkError(f"--region-size must be a whole number of pixels from {MIN_REGION_SIZE} to "
+                             f"{MAX_REGION_SIZE} (got {region_size!r})")
     images = image_list(dataset, images_dir, root)
     if limit is not None:
         images = images[:limit]

@@ -70,6 +70,24 @@ def array_specs(count: int, feature_dim: int, grid_cells: int | None, num_region
     return specs
 
 
+#: Rows of an array checked for finite values at a time (``first_non_finite``): a block of a
+#: (N, 20, 1280) float16 memory map is 50 MB, so a large array is never read into memory at once.
+FINITE_BLOCK = 1024
+
+
+def first_non_finite(array: np.ndarray, block: int = FINITE_BLOCK) -> int | None:
+    """The first row of ``array`` (a memory map is read ``block`` rows at a time) holding NaN or
+    ±inf, or None when every value is finite (integer arrays always are)."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return None
+    for a in range(0, len(array), block):
+        part = np.asarray(array[a:a + block])
+        if not np.isfinite(part).all():
+            bad = ~np.isfinite(part.reshape(len(part), -1)).all(axis=1)
+            return a + int(np.argmax(bad))
+    return None
+
+
 def check_array(path: str, array: np.ndarray, spec: ArraySpec) -> None:
     if tuple(array.shape) != tuple(spec.shape) or array.dtype != np.dtype(spec.dtype):
         raise FeatureStoreError(
@@ -120,12 +138,18 @@ class FeatureStore:
             except FileNotFoundError:
                 raise FeatureStoreError(
                     f"{file}: missing (incomplete feature store; extract again with --overwrite)") from None
-            except (OSError, ValueError) as exc:
-                raise FeatureStoreError(f"{file}: unreadable ({exc})") from None
+            except (OSError, ValueError, EOFError) as exc:
+                raise FeatureStoreError(f"{file}: damaged feature array ({_one_line(exc)}); "
+                                        "rebuild it: extract again with --overwrite") from None
             check_array(file, arrays[name], spec)
             if spec.shape[0] != len(index["names"]):
                 raise FeatureStoreError(
-                    f"{index_path}: {name} has {spec.shape[0]} rows for {len(index['names'])} images")
+                    f"{index_path}: damaged: {name} has {spec.shape[0]} rows for {len(index['names'])} images; "
+                    "rebuild it: extract again with --overwrite")
+            row = first_non_finite(arrays[name])  # once at open: NaN would silently turn every score into NaN
+            if row is not None:
+                raise FeatureStoreError(f"{file}: damaged: non-finite values (NaN or inf) in row {row}; "
+                                        "rebuild it: extract again with --overwrite")
         return cls(path, index, arrays)
 
     # -- lookup ---------------------------------------------------------------------------
@@ -219,19 +243,55 @@ def read_index(index_path: str) -> dict:
     try:
         with open(index_path, encoding="utf-8") as f:
             index = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FeatureStoreError(f"{index_path}: unreadable index ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise FeatureStoreError(f"{index_path}: unreadable index ({_one_line(exc)}), a damaged feature store; "
+                                "rebuild it: extract again with --overwrite") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise FeatureStoreError(f"{index_path}: not a scenetalk feature index")
-    if index.get("version") != FORMAT_VERSION:
+    version = index.get("version")
+    if type(version) is int and version > FORMAT_VERSION:
+        raise FeatureStoreError(f"{index_path}: feature store format version {version}, made by a newer scenetalk "
+                                f"(this one reads version {FORMAT_VERSION}); upgrade scenetalk")
+    if version != FORMAT_VERSION:
         raise FeatureStoreError(
             f"{index_path}: feature store format version {index.get('version')}, this scenetalk reads "
             f"version {FORMAT_VERSION}; extract again with --overwrite"
         )
+    damaged = "damaged feature store index; rebuild it: extract again with --overwrite"
     for key in ("extractor_id", "names", "arrays"):
         if key not in index:
-            raise FeatureStoreError(f"{index_path}: index has no {key!r}")
-    unknown = sorted(set(index["arrays"]) - set(ARRAY_NAMES))
-    if unknown or "global" not in index["arrays"]:
-        raise FeatureStoreError(f"{index_path}: unexpected arrays {unknown or 'without global'}")
+            raise FeatureStoreError(f"{index_path}: {damaged} (no {key!r})")
+    names, arrays = index["names"], index["arrays"]
+    if not isinstance(index["extractor_id"], str):
+        raise FeatureStoreError(f"{index_path}: {damaged} ('extractor_id' is not a string)")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise FeatureStoreError(f"{index_path}: {damaged} ('names' is not a list of image names)")
+    if len(set(names)) != len(names):
+        raise FeatureStoreError(f"{index_path}: {damaged} ('names' lists an image twice)")
+    for key, kind in (("bad", list), ("class_names", dict), ("extractor", dict)):
+        if key in index and not isinstance(index[key], kind):
+            raise FeatureStoreError(f"{index_path}: {damaged} ({key!r} is not a {kind.__name__})")
+    if not set(index.get("bad", [])) <= set(names):
+        raise FeatureStoreError(f"{index_path}: {damaged} ('bad' names images the store does not hold)")
+    if not isinstance(arrays, dict):
+        raise FeatureStoreError(f"{index_path}: {damaged} ('arrays' is not an object)")
+    unknown = sorted(set(arrays) - set(ARRAY_NAMES))
+    if unknown or "global" not in arrays:
+        raise FeatureStoreError(f"{index_path}: {damaged} (unexpected arrays {unknown or 'without global'})")
+    for name, raw in arrays.items():
+        if not (isinstance(raw, dict) and isinstance(raw.get("shape"), list) and raw["shape"]
+                and all(type(n) is int and n >= 0 for n in raw["shape"]) and isinstance(raw.get("dtype"), str)):
+            raise FeatureStoreError(f"{index_path}: {damaged} (array {name!r} needs a shape and a dtype)")
+        try:
+            np.dtype(raw["dtype"])
+        except TypeError:
+            raise FeatureStoreError(f"{index_path}: {damaged} (array {name!r} has an unknown dtype)") from None
+    try:
+        {int(k): v for k, v in index.get("class_names", {}).items()}
+    except ValueError:
+        raise FeatureStoreError(f"{index_path}: {damaged} ('class_names' keys are not class ids)") from None
     return index
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__

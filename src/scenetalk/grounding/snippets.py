@@ -121,11 +121,47 @@ def load_corpus(path) -> dict:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScenetalkError(f"{path}: no such snippet corpus; make one with `scenetalk snippets`") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScenetalkError(f"{path}: not a snippet corpus ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ScenetalkError(f"{path}: not a snippet corpus ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict) or data.get("format") != CORPUS_FORMAT:
         raise ScenetalkError(f"{path}: not a snippet corpus (format is not {CORPUS_FORMAT!r})")
+    damaged = "damaged snippet corpus; rebuild it with `scenetalk snippets`"
+    if not isinstance(data.get("extractor_id"), str):
+        raise ScenetalkError(f"{path}: {damaged} ('extractor_id' is missing or not a string)")
+    if not isinstance(data.get("snippets"), list):
+        raise ScenetalkError(f"{path}: {damaged} ('snippets' is missing or not a list)")
+    for i, snippet in enumerate(data["snippets"]):
+        problem = _snippet_problem(snippet)
+        if problem:
+            raise ScenetalkError(f"{path}: snippet {i}: {problem}; {damaged}")
     return data
+
+
+#: The fields of a snippet of the corpus and their types (``Snippet``'s fields plus the split).
+SNIPPET_FIELDS = {"split": str, "image": str, "sentence": int, "region": int, "box": list, "start": int,
+                  "end": int, "text": str, "score": (int, float)}
+
+
+def _snippet_problem(snippet) -> str | None:
+    """What is wrong with one snippet of a corpus read from JSON, or None."""
+    import math
+
+    if not isinstance(snippet, dict):
+        return "not an object"
+    for key, kind in SNIPPET_FIELDS.items():
+        if key not in snippet:
+            return f"no {key!r}"
+        if not isinstance(snippet[key], kind) or isinstance(snippet[key], bool):
+            return f"{key!r} has the wrong type"
+    if not math.isfinite(snippet["score"]):
+        return "'score' is not finite"
+    if snippet["region"] < 0 or not 0 <= snippet["start"] < snippet["end"]:
+        return "'region', 'start' or 'end' out of range"
+    if len(snippet["box"]) != 4 or not all(type(x) in (int, float) and math.isfinite(x) for x in snippet["box"]):
+        return "'box' is not 4 numbers"
+    if not snippet["text"].split():
+        return "'text' has no words"
+    return None
 
 
 def region_key(image: str, region: int) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -66,6 +68,23 @@ def read_sentence_file(path: str | os.PathLike, language: str = "en") -> tuple[l
     if not texts:
         raise DataError(path, "no sentences in this file; give one sentence per line")
     return [line.strip() for _, line in texts], len(numbered) - len(texts)
+
+
+def unknown_words(texts: Sequence[str], tokens: Sequence[Sequence[str]], vocab,
+                  where: str | os.PathLike | None = None) -> list[list[str]]:
+    """The words of each sentence the model does not know (they are read as ``<unk>``). A
+    sentence with no known word is refused, as ``Searcher.search`` refuses such a query: its
+    score would say nothing about the photo (and can beat a real sentence's). ``where``: the
+    file the sentences came from, named in the message."""
+    out = []
+    for text, words in zip(texts, tokens):
+        unknown = [w for w in words if w not in vocab.stoi]
+        if len(unknown) == len(words):
+            raise ScenetalkError(f"{f'{where}: ' if where is not None else ''}none of the words of {text!r} is "
+                                 f"known to the model (its vocabulary has {len(vocab)} words from its training "
+                                 "sentences)")
+        out.append(unknown)
+    return out
 
 
 def embed_sentences(model, vocab, texts: Sequence[str], batch_size: int = 256
@@ -120,8 +139,16 @@ class SentenceCollection:
                 arrays = {k: data[k] for k in cls.KEYS}
             data, ends = arrays["text"].tobytes(), np.cumsum(arrays["text_bytes"]).tolist()
             texts = [data[a:b].decode("utf-8") for a, b in zip([0] + ends[:-1], ends)]
-        except (OSError, ValueError, KeyError, UnicodeDecodeError):
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile, zlib.error):
             raise SearchIndexError(damaged) from None
+        kinds = {"text": "u", "text_bytes": "i", "words_per_sentence": "i", "nonzeros_per_word": "i", "dim": "u",
+                 "value": "f"}
+        if not all(arrays[k].ndim == 1 and arrays[k].dtype.kind == kind for k, kind in kinds.items()):
+            raise SearchIndexError(damaged)
+        if not (len(arrays["text_bytes"]) and int(arrays["text_bytes"].sum()) == len(arrays["text"])
+                and np.isfinite(arrays["value"]).all() and (arrays["text_bytes"] >= 0).all()
+                and (arrays["words_per_sentence"] >= 1).all() and (arrays["nonzeros_per_word"] >= 0).all()):
+            raise SearchIndexError(damaged)
         collection = cls(texts, arrays, dim)
         if not (len(texts) == len(collection.words_per_sentence)
                 and int(collection.word_start[-1]) == len(collection.nonzeros_per_word)
@@ -156,6 +183,18 @@ class IndexSummary:
     blank_lines: int = 0   # blank lines of the sentence file, left out
 
 
+def check_index_folder(out: str | os.PathLike) -> Path:
+    """``out`` as a folder an index can be written to: absent or a folder, and not inside a file."""
+    out = Path(out)
+    for at in (out, *out.parents):
+        if at.exists() and not at.is_dir():
+            raise ScenetalkError(f"{out}: {'is' if at == out else f'{at} is'} a file, not a folder; "
+                                 "give --out a folder to write the index to")
+        if at.exists():
+            break
+    return out
+
+
 def index_folder(folder: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
                  recursive: bool = False, sentence_file: str | os.PathLike | None = None, progress: bool = True,
                  overwrite: bool = False) -> IndexSummary:
@@ -167,6 +206,7 @@ def index_folder(folder: str | os.PathLike, out: str | os.PathLike, checkpoint: 
     from scenetalk.vision.images import list_images
     from scenetalk.weights import shipped_alignment
 
+    check_index_folder(out)  # before the photos are listed: a wrong --out fails fast
     found = list_images(folder, recursive=recursive)
     if not found:
         raise ScenetalkError(f"{folder}: no images in this folder"
@@ -176,6 +216,14 @@ def index_folder(folder: str | os.PathLike, out: str | os.PathLike, checkpoint: 
     if sentence_file:
         language = read_meta(checkpoint).get("vocabulary", {}).get("language", "en")
         sentences, blank = read_sentence_file(sentence_file, language)
+        from scenetalk.data.text import Vocabulary
+
+        try:
+            vocab = Vocabulary.from_dict(read_meta(checkpoint).get("vocabulary"))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            vocab = None  # a damaged checkpoint: load_alignment names what is wrong with it
+        if vocab is not None:
+            unknown_words(sentences, sentence_tokens(sentences, vocab), vocab, where=sentence_file)
     out = build_index([(rel, os.path.join(folder, rel)) for rel in found], out, checkpoint, progress=progress,
                       sentences=sentences, overwrite=overwrite, folder=folder)
     meta = json.loads((out / INDEX_FILE).read_text(encoding="utf-8"))
@@ -197,7 +245,7 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
     from scenetalk.features.extract import extract, extractor_for
     from scenetalk.features.store import FeatureStore
 
-    out = Path(out)
+    out = check_index_folder(out)
     extractor_id = read_meta(checkpoint).get("extractor_id") or ""
     extractor = extractor_for(extractor_id, checkpoint, grid=False)  # before hours of extraction
     result = extract(images, out / FEATURES_DIR, extractor=extractor, progress=progress, skip_bad=True,

@@ -7,6 +7,7 @@ selects the model during training (``training.alignment_trainer``).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from scenetalk.features.extract import extractor_for
 from scenetalk.metrics.retrieval import retrieval_metrics
 from scenetalk.models import eval_mode
 from scenetalk.models.alignment import AlignmentModel, all_pairs_scores
+from scenetalk.retrieval.index import unknown_words
 from scenetalk.vision.images import ImageLike, loaded_batches
 
 
@@ -97,14 +99,27 @@ class Aligner:
     def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str],
               batch_size: int = 16) -> torch.Tensor:
         """S_kl (eq. 8) of every image against every sentence, an (images, sentences) tensor.
-        Unknown words count as ``<unk>``; a sentence with no words is an error."""
+        Unknown words count as ``<unk>`` (a warning names them, ``unknown_words`` lists them);
+        a sentence with no words, or with no word the model knows, is an error, as in search."""
         from scenetalk.data.text import sentence_tokens
         from scenetalk.models.alignment import all_pairs_scores
 
-        tokens = sentence_tokens([sentences] if isinstance(sentences, str) else sentences, self.vocab)
+        texts = [sentences] if isinstance(sentences, str) else list(sentences)
+        tokens = sentence_tokens(texts, self.vocab)
+        unknown = unknown_words(texts, tokens, self.vocab)
+        partly = [f"{t!r}: {', '.join(u)}" for t, u in zip(texts, unknown) if u]
+        if partly:
+            warnings.warn(f"ignored words the model does not know: {'; '.join(partly)}", stacklevel=2)
         regions = [torch.from_numpy(self.extractor.features(batch)["regions"]).float()
                    for batch in loaded_batches(images, batch_size)]
         v = self.model.embed_regions(torch.cat(regions))
         ids, _ = self.vocab.encode_batch(tokens, add_start=False, add_end=False)
         s, mask = self.model.embed_words(ids)
         return all_pairs_scores(v, s, mask, self.model.config.score)
+
+    def unknown_words(self, sentences: str | Sequence[str]) -> list[list[str]]:
+        """The words of each sentence the model does not know (``score`` reads them as ``<unk>``)."""
+        from scenetalk.data.text import sentence_tokens
+
+        texts = [sentences] if isinstance(sentences, str) else list(sentences)
+        return [[w for w in words if w not in self.vocab.stoi] for words in sentence_tokens(texts, self.vocab)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import torch
 from scenetalk.checkpoint import checkpoint_id, load_alignment
 from scenetalk.data.text import sentence_tokens, tokenize
 from scenetalk.errors import ScenetalkError, SearchIndexError
+from scenetalk.features.store import first_non_finite
 from scenetalk.models.alignment import all_pairs_scores
 from scenetalk.retrieval.candidates import bound_candidates, faiss_candidates, proves_exact, rescore
 from scenetalk.retrieval.index import (
@@ -41,6 +42,7 @@ from scenetalk.retrieval.index import (
     SentenceCollection,
     embed_sentences,
     read_sentence_file,
+    unknown_words,
 )
 
 #: Re-ranking (``Searcher.search(rerank=K)``): how many of the best photos by S_kl are ranked
@@ -98,6 +100,8 @@ class Description:
     hits: list[SentenceHit]
     sentences: str = "index"  # where the sentences came from: "index", the file read, or "given" (a list)
     blank_lines: int = 0   # blank lines of that file, left out
+    # The words the model does not know (read as <unk>) of the hits that have some, by sentence.
+    unknown_words: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,6 +154,40 @@ def best_regions(vectors: np.ndarray, query: np.ndarray, top: int, include_whole
     return out
 
 
+#: What ``index.json`` must hold, and the type of each value.
+META_KEYS = {"format": int, "names": list, "extractor_id": str, "checkpoint_id": str}
+
+
+def read_index_meta(meta_path: Path) -> dict:
+    """``index.json`` of an index, checked: JSON, its format this code's (a newer one is named
+    as such), the keys search reads, of the right types."""
+    index = meta_path.parent
+    rebuild = f"rebuild the index with `scenetalk index build DIR --out {index}`"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SearchIndexError(f"{meta_path}: damaged ({' '.join(str(exc).split())}); {rebuild}") from None
+    if not isinstance(meta, dict):
+        raise SearchIndexError(f"{meta_path}: damaged (not a JSON object); {rebuild}")
+    version = meta.get("format")
+    if type(version) is int and version > INDEX_FORMAT:
+        raise SearchIndexError(f"{index}: an index of format {version}, made by a newer scenetalk (this one reads "
+                               f"format {INDEX_FORMAT}); upgrade scenetalk")
+    if version != INDEX_FORMAT:
+        raise SearchIndexError(f"{index}: an index of an earlier version of scenetalk; {rebuild}")
+    for key, kind in META_KEYS.items():
+        if key not in meta:
+            raise SearchIndexError(f"{meta_path}: damaged (no {key!r}); {rebuild}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise SearchIndexError(f"{meta_path}: damaged ({key!r} is not a {kind.__name__}); {rebuild}")
+    if not all(isinstance(n, str) for n in meta["names"]):
+        raise SearchIndexError(f"{meta_path}: damaged ('names' is not a list of photo names); {rebuild}")
+    for key, kind in (("folder", str), ("bad", list), ("sentences", dict), ("candidate_index", dict)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise SearchIndexError(f"{meta_path}: damaged ({key!r} is not a {kind.__name__}); {rebuild}")
+    return meta
+
+
 class Searcher:
     """An alignment model plus an index built with it. What it loads on first use (the
     feature store, the captioner that re-ranks, the image feature extractor, the stored
@@ -162,13 +200,7 @@ class Searcher:
         if not meta_path.is_file():
             raise SearchIndexError(f"{self.path}: not a scenetalk index (no {INDEX_FILE}); build one with "
                               "`scenetalk index build DIR --out INDEX`")
-        try:
-            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SearchIndexError(f"{meta_path}: damaged: {exc}") from None
-        if self.meta.get("format") != INDEX_FORMAT:
-            raise SearchIndexError(f"{self.path}: an index of an earlier version of scenetalk; rebuild it with "
-                                   f"`scenetalk index build DIR --out {self.path}`")
+        self.meta = read_index_meta(meta_path)
         needed = [VECTORS_FILE, BOUNDS_FILE, WHOLE_FILE]
         if self.meta.get("candidate_index"):
             needed += [FAISS_FILE, WHOLE_FAISS_FILE]
@@ -186,12 +218,24 @@ class Searcher:
             self.vectors = np.load(self.path / VECTORS_FILE, mmap_mode="r")  # (N, R, h) float16
             bounds = np.load(self.path / BOUNDS_FILE, mmap_mode="r")          # (N, h) float32
             whole = np.load(self.path / WHOLE_FILE, mmap_mode="r")            # (N, h) float32
-        except (OSError, ValueError) as exc:
-            raise SearchIndexError(f"{self.path}: damaged index arrays ({exc}); rebuild the index") from None
-        if not (self.vectors.ndim == 3 and bounds.shape == whole.shape == (len(self.vectors), self.vectors.shape[2])):
+        except (OSError, ValueError, EOFError) as exc:
+            raise SearchIndexError(f"{self.path}: damaged index arrays ({' '.join(str(exc).split())}); "
+                                   "rebuild the index") from None
+        if not (self.vectors.ndim == 3 and bounds.shape == whole.shape == (len(self.vectors), self.vectors.shape[2])
+                and all(np.issubdtype(a.dtype, np.floating) for a in (self.vectors, bounds, whole))):
             raise SearchIndexError(f"{self.path}: damaged index arrays (their shapes disagree); rebuild the index")
         if len(self.vectors) != len(self.names):
             raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
+        if self.vectors.shape[2] != self.model.config.embed_dim:
+            raise SearchIndexError(f"{self.path}: damaged index arrays (vectors of {self.vectors.shape[2]} "
+                                   f"dimensions for a model of {self.model.config.embed_dim}); rebuild the index")
+        # Once at open, the region vectors a block at a time: NaN or garbled bytes would otherwise
+        # be searched silently, every score NaN.
+        for file, array in ((BOUNDS_FILE, bounds), (WHOLE_FILE, whole), (VECTORS_FILE, self.vectors)):
+            row = first_non_finite(array)
+            if row is not None:
+                raise SearchIndexError(f"{self.path / file}: damaged: non-finite values (NaN or inf) for photo "
+                                       f"{row}; rebuild the index")
         if self.meta.get("candidate_index"):
             self.candidate_index, self.whole_index = (self._read_faiss(f) for f in (FAISS_FILE, WHOLE_FAISS_FILE))
         # The FAISS indexes replace the bounds and whole-image vectors in memory (4 GB each at 1M photos).
@@ -379,10 +423,15 @@ class Searcher:
             texts = list(sentences)
             if not texts:
                 raise ScenetalkError("no sentences to describe the photo with")
+            # As search refuses a query: a sentence of unknown words only is refused, before any scoring.
+            unknown_words(texts, sentence_tokens(texts, self.vocab), self.vocab, where=sentence_file)
             batches = embed_sentences(self.model, self.vocab, texts)
         scores = torch.cat([all_pairs_scores(v, s, mask, self.model.config.score)[0] for s, mask in batches])
         best, pos = scores.topk(min(k, len(texts)))
-        return Description(name, [SentenceHit(texts[int(p)], float(b)) for b, p in zip(best, pos)], source, blank)
+        chosen = [texts[int(p)] for p in pos]
+        unknown = [[w for w in words if w not in self.vocab.stoi] for words in sentence_tokens(chosen, self.vocab)]
+        return Description(name, [SentenceHit(t, float(b)) for t, b in zip(chosen, best)], source, blank,
+                           {t: u for t, u in zip(chosen, unknown) if u})
 
     @torch.no_grad()
     def best_regions(self, snippet: str, top: int = 8, per_photo: int = 1, include_whole: bool = False

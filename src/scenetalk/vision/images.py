@@ -13,6 +13,7 @@ the same way, never centre-cropped, before the backbone's normalisation.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -41,10 +42,32 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def file_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists but is not a regular file ("a folder", "a named pipe
+    (FIFO)", "a device", "a socket"), by ``os.stat`` (links followed), without opening it;
+    None for a regular file or a path that cannot be stat'ed (opening it says why)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[str]:
     """Image files in ``folder`` (by extension), as paths relative to it, sorted.
 
-    Hidden files (such as macOS ``._name.jpg`` resource forks) are left out.
+    Hidden files (such as macOS ``._name.jpg`` resource forks) are left out, and so are
+    entries that are not regular files (named pipes, devices, sockets: opening one may block).
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
@@ -55,7 +78,7 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[str]
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             rel = os.path.relpath(root, folder)
             for name in files:
-                if is_image_file(name):
+                if is_image_file(name) and file_kind(os.path.join(root, name)) is None:
                     found.append(name if rel == "." else os.path.join(rel, name))
     else:
         for entry in os.scandir(folder):
@@ -81,6 +104,8 @@ def collect_inputs(targets: Iterable[str | os.PathLike], recursive: bool = False
                 problems.append(f"{target}: no images in this folder"
                                 + ("" if recursive else " (use --recursive to look in sub-folders)"))
             paths.extend(os.path.join(target, rel) for rel in found)
+        elif file_kind(target) is not None:  # a FIFO, device or socket: never opened
+            problems.append(f"{target}: {file_kind(target)}, not an image file")
         elif os.path.exists(target):
             paths.append(target)
         else:
@@ -114,8 +139,11 @@ def load_image(source: str | os.PathLike | Image.Image, max_pixels: int | None =
             raise ImageError(name, f"truncated or corrupt image ({exc})") from None
 
     path = os.fspath(source)
-    if os.path.isdir(path):
+    kind = file_kind(path)  # by stat, before open: opening a named pipe blocks until someone writes
+    if kind == "a folder":
         raise ImageError(path, "is a folder, not an image")
+    if kind is not None:
+        raise ImageError(path, f"{kind}, not an image file")
     try:
         with Image.open(path) as im:
             # The header is read; refuse bombs before decoding a single pixel.
