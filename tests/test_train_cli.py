@@ -180,6 +180,7 @@ def test_evaluate_the_nearest_neighbour_baseline_from_python(squares):
     assert result.captions == {f"{i}.jpg": f"a {colours[i % 3]} square" for i in range(12, 18)}
 
 
+@pytest.mark.slow
 def test_evaluate_needs_a_checkpoint_or_the_baseline(squares):
     with pytest.raises(ScenetalkError, match="CHECKPOINT or --nearest-neighbour"):
         scenetalk.evaluate(features=str(squares / "features"))

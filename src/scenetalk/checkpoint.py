@@ -21,8 +21,9 @@ from safetensors.torch import load_file, save_file
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import CheckpointError
 from scenetalk.io import atomic_folder, umask
-from scenetalk.models import build_generator
-from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
+from scenetalk.models import build_alignment, build_generator
+from scenetalk.models.alignment import AlignmentModel
+from scenetalk.models.fields import FieldError
 from scenetalk.models.generator import CaptionGenerator
 
 WEIGHTS, META = "model.safetensors", "config.json"
@@ -74,17 +75,42 @@ def load_model(folder: str | os.PathLike, kind: str, build: Callable[[dict], tor
     with the checkpoint's weights, in eval mode, with its vocabulary and metadata."""
     from scenetalk.data.text import Vocabulary
 
-    tensors, meta = load_checkpoint(folder, expect_extractor_id)
+    meta = read_meta(folder)
     if meta.get("kind") != kind:
         name = kind.replace("_", " ")
         raise CheckpointError(f"{folder}: not {'an' if name[0] in 'aeiou' else 'a'} {name} checkpoint "
                               f"(kind {meta.get('kind')!r})")
-    model = build(meta["model"])
+    # config.json is checked (types, ranges, size, vocabulary) before anything is allocated
+    where = f"{folder}: {META}"
+    if not isinstance(meta.get("model"), dict):
+        raise CheckpointError(f"{where}: damaged: 'model' must be a mapping of the model's settings")
+    words = meta.get("vocabulary", {}).get("words") if isinstance(meta.get("vocabulary"), dict) else None
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise CheckpointError(f"{where}: damaged: 'vocabulary.words' must be a list of words")
     try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{folder}: weights do not fit the model config: {str(exc).splitlines()[0]}") from None
-    return model.eval(), Vocabulary.from_dict(meta["vocabulary"]), meta
+        vocab = Vocabulary.from_dict(meta["vocabulary"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{where}: damaged: 'vocabulary' is not a vocabulary ({exc})") from None
+    if meta["model"].get("vocab_size") != len(vocab):
+        raise CheckpointError(f"{where}: model.vocab_size is {meta['model'].get('vocab_size')!r} but the "
+                              f"vocabulary holds {len(vocab):,} words (specials included); the file is damaged")
+    try:
+        model = build(meta["model"])
+    except FieldError as exc:
+        raise CheckpointError(f"{where}: {exc.within('model')}") from None
+    tensors, meta = load_checkpoint(folder, expect_extractor_id)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for name, shape in expected.items():
+        if name not in tensors:
+            raise CheckpointError(f"{folder}: {WEIGHTS}: tensor {name!r} of shape {shape} is missing")
+        if tuple(tensors[name].shape) != shape:
+            raise CheckpointError(f"{folder}: {WEIGHTS}: tensor {name!r} has shape {tuple(tensors[name].shape)} but "
+                                  f"the model of {META} needs {shape}")
+    extra = sorted(set(tensors) - set(expected))
+    if extra:
+        raise CheckpointError(f"{folder}: {WEIGHTS}: tensor {extra[0]!r} is not part of the model of {META}")
+    model.load_state_dict(tensors)
+    return model.eval(), vocab, meta
 
 
 def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None = None
@@ -124,7 +150,7 @@ def checkpoint_id(folder: str | os.PathLike) -> str:
 
 def load_alignment(folder: str | os.PathLike, expect_extractor_id: str | None = None
                    ) -> tuple[AlignmentModel, Vocabulary, dict]:
-    return load_model(folder, "alignment", lambda cfg: AlignmentModel(AlignmentConfig(**cfg)), expect_extractor_id)
+    return load_model(folder, "alignment", build_alignment, expect_extractor_id)
 
 
 

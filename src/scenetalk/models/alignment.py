@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from scenetalk.models.fields import DROPOUT, LAYER, VOCABULARY, check_fields
+
 SCORES = ("max", "fragment")
 
 
@@ -37,6 +39,13 @@ class AlignmentConfig:
     hidden_dim: int = 1000       # e_t, h^f_t, h^b_t
     dropout: float = 0.5
     score: str = "max"           # "max" (eq. 8) or "fragment" (eq. 7)
+
+    choices = {"score": SCORES}
+    ranges = {"vocab_size": VOCABULARY, "region_dim": LAYER, "embed_dim": LAYER, "word_dim": LAYER,
+              "hidden_dim": LAYER, "dropout": DROPOUT}
+
+    def __post_init__(self):
+        check_fields(self)
 
     def to_dict(self) -> dict:
         return {"type": "alignment", **asdict(self)}

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from scenetalk.models.fields import DROPOUT, LAYER, VOCABULARY, check_fields
 from scenetalk.models.generator import CaptionGenerator
 
 
@@ -33,6 +34,12 @@ class AttentionLSTMConfig:
     hidden_dim: int = 512
     attention_dim: int = 256
     dropout: float = 0.5
+
+    ranges = {"vocab_size": VOCABULARY, "image_dim": LAYER, "feature_dim": LAYER, "word_dim": LAYER,
+              "hidden_dim": LAYER, "attention_dim": LAYER, "dropout": DROPOUT}
+
+    def __post_init__(self):
+        check_fields(self)
 
     def to_dict(self) -> dict:
         return {"type": "attention_lstm", **asdict(self)}

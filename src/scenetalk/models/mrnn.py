@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from scenetalk.models.fields import DROPOUT, LAYER, VOCABULARY, FieldError, check_fields
 from scenetalk.models.generator import CaptionGenerator, lstm_step
 
 
@@ -44,6 +45,15 @@ class MRNNConfig:
     dropout: float = 0.5
     recurrent: str = "relu"            # "relu" (the paper) or "lstm"
     recurrent_dim: int | None = None   # defaults to embed2_dim (the paper ties them)
+
+    choices = {"recurrent": ("relu", "lstm")}
+    ranges = {"vocab_size": VOCABULARY, "image_dim": LAYER, "embed1_dim": LAYER, "embed2_dim": LAYER,
+              "multimodal_dim": LAYER, "recurrent_dim": LAYER, "dropout": DROPOUT}
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.recurrent == "relu" and self.recurrent_dim not in (None, self.embed2_dim):
+            raise FieldError("recurrent_dim", "must equal embed2_dim for a ReLU recurrent layer (it adds w(t))")
 
     def to_dict(self) -> dict:
         return {"type": "mrnn", **asdict(self)}

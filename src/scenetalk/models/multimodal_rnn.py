@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from scenetalk.models.fields import DROPOUT, LAYER, VOCABULARY, check_fields
 from scenetalk.models.generator import CaptionGenerator, lstm_step
 
 
@@ -28,6 +29,13 @@ class MultimodalRNNConfig:
     hidden_dim: int = 512
     cell: str = "rnn"          # "rnn" (eq. 14) or "lstm"
     dropout: float = 0.5
+
+    choices = {"cell": ("rnn", "lstm")}
+    ranges = {"vocab_size": VOCABULARY, "image_dim": LAYER, "word_dim": LAYER, "hidden_dim": LAYER,
+              "dropout": DROPOUT}
+
+    def __post_init__(self):
+        check_fields(self)
 
     def to_dict(self) -> dict:
         return {"type": "multimodal_rnn", **asdict(self)}

@@ -19,8 +19,10 @@ import torch
 
 from scenetalk.checkpoint import load_alignment
 from scenetalk.data.schema import CaptionDataset
+from scenetalk.limits import MAX_WORDS
 from scenetalk.metrics.retrieval import rsum
-from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
+from scenetalk.models import build_alignment
+from scenetalk.models.fields import Bounds
 from scenetalk.retrieval.scoring import evaluate_alignment, sentence_set
 from scenetalk.training.loop import LoopConfig, Trainer, training_vocabulary
 from scenetalk.training.losses import ranking_loss
@@ -40,6 +42,7 @@ class AlignTrainConfig(LoopConfig):
     select_metric: str = "rsum"
 
     choices = {**LoopConfig.choices, "select_metric": ("rsum",)}
+    ranges = {**LoopConfig.ranges, "margin": Bounds(0), "min_count": Bounds(1), "max_words": Bounds(1, MAX_WORDS)}
 
     def __post_init__(self):
         super().__post_init__()
@@ -64,7 +67,7 @@ class AlignmentTrainer(Trainer):
         else:
             self.vocab = training_vocabulary(dataset, config.min_count)
             self.model_config = {**config.model, "vocab_size": len(self.vocab), "region_dim": self.regions.size(-1)}
-            self.model = AlignmentModel(AlignmentConfig(**self.model_config))
+            self.model = build_alignment(self.model_config)
         self.train = sentence_set(dataset, "train", self.vocab, row_of, config.max_words)
         self.val = sentence_set(dataset, "val", self.vocab, row_of, config.max_words)
         self.make_optimizer()

@@ -22,7 +22,9 @@ from scenetalk.captioning.decoding import sample
 from scenetalk.captioning.examples import CaptionExamples, build_examples
 from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
+from scenetalk.limits import MAX_BEAM, MAX_CAPTION_WORDS, MAX_WORDS
 from scenetalk.models import build_generator, eval_mode
+from scenetalk.models.fields import Bounds
 from scenetalk.models.generator import CaptionGenerator
 from scenetalk.training.loop import LoopConfig, Trainer, training_vocabulary
 from scenetalk.training.losses import caption_cross_entropy, self_critical_loss
@@ -42,6 +44,8 @@ class TrainConfig(LoopConfig):
     val_images: int | None = None  # score only the first N validation images (faster)
 
     choices = {**LoopConfig.choices, "select_metric": ("cider", "bleu4", "perplexity"), "objective": ("xe", "scst")}
+    ranges = {**LoopConfig.ranges, "scst_samples": Bounds(1, MAX_BEAM), "scst_max_len": Bounds(1, MAX_CAPTION_WORDS),
+              "min_count": Bounds(1), "max_words": Bounds(1, MAX_WORDS), "val_images": Bounds(1)}
 
     def __post_init__(self):
         super().__post_init__()

@@ -23,9 +23,13 @@ from pathlib import Path
 
 import yaml
 
+from scenetalk.checks import path as checked_path
 from scenetalk.errors import ScenetalkError
+from scenetalk.models.fields import FieldError
 
 TOP_KEYS = {"task", "dataset", "root", "features", "snippets", "out", "train"}
+#: the top-level keys that name a file or folder
+PATH_KEYS = ("dataset", "root", "features", "snippets", "out")
 TASKS = ("caption", "alignment", "regions")
 #: how errors about a config given as a dict name it
 DICT_CONFIG = "config"
@@ -72,15 +76,22 @@ def read_config(config: str | os.PathLike | Mapping) -> tuple[Path | str, dict]:
 def check_top_keys(where: Path | str, data) -> dict:
     if not isinstance(data, dict):
         raise ScenetalkError(f"{where}: expected a mapping with keys {sorted(TOP_KEYS)}")
-    unknown = set(data) - TOP_KEYS
+    unknown = {str(k) for k in data} - TOP_KEYS
     if unknown:
         raise ScenetalkError(f"{where}: unknown key {min(unknown)!r} (known: {', '.join(sorted(TOP_KEYS))})")
+    for key in PATH_KEYS:
+        if data.get(key) is not None:
+            data[key] = checked_path(f"{where}: {key}", data[key])
     return data
 
 
 def train_config(path: Path | str, section: dict, task: str = "caption"):
-    """The ``train:`` section as a ``TrainConfig`` (or ``AlignTrainConfig``); an unknown key
-    names the file and key."""
+    """The ``train:`` section as a ``TrainConfig`` (or ``AlignTrainConfig``), every value and
+    the model's settings checked (types, ranges, sizes); a mistake names the file and key."""
+    from scenetalk.models import generator_config
+    from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
+    from scenetalk.models.fields import VOCABULARY, check_size, config_from
+
     if task == "alignment":
         from scenetalk.training.alignment_trainer import AlignTrainConfig as config_class
     elif task in ("caption", "regions"):
@@ -90,24 +101,48 @@ def train_config(path: Path | str, section: dict, task: str = "caption"):
     if not isinstance(section, dict):
         raise ScenetalkError(f"{path}: train: expected a mapping of training settings")
     fields = {f.name for f in dataclasses.fields(config_class)}
-    unknown = set(section) - fields
+    unknown = {str(k) for k in section} - fields
     if unknown:
         raise ScenetalkError(f"{path}: train: unknown key {min(unknown)!r} (known: {', '.join(sorted(fields))})")
     try:
-        return config_class(**section)
+        cfg = config_class(**section)
+        if cfg.model:
+            # vocab_size and the feature size come from the data, later: the smallest ones
+            # stand in, so the size checked here is a lower bound of the real one
+            smallest = {"vocab_size": int(VOCABULARY.low), "region_dim" if task == "alignment" else "image_dim": 1}
+            if task == "alignment":
+                model_class, model_config = AlignmentModel, config_from(AlignmentConfig, {**cfg.model, **smallest})
+            else:
+                model_class, model_config = generator_config({**cfg.model, **smallest})
+            check_size(model_class, model_config)
+    except FieldError as exc:
+        key = exc.key if exc.key.split(".")[0] in fields else f"model.{exc.key}".rstrip(".")
+        raise ScenetalkError(f"{path}: train.{key} {exc.problem}") from None
     except (TypeError, ValueError) as exc:
         raise ScenetalkError(f"{path}: train: {exc}") from None
+    return cfg
+
+
+def check_out(out: Path, resume: bool | None) -> None:
+    """Refuse a run folder that cannot be one, and (``resume`` True/False) one that holds no
+    run to resume or a run a new one would overwrite: before any data is read."""
+    if out.exists() and not out.is_dir():
+        raise ScenetalkError(f"{out}: is a file; the run folder (--out) must be a folder")
+    if resume and not (out / "last").is_dir():
+        what = "no such folder" if not out.exists() else "no run in this folder (no last/ checkpoint)"
+        raise ScenetalkError(f"{out}: nothing to resume: {what}; drop --resume to start a new run")
+    if resume is False and (out / "last").exists():
+        raise ScenetalkError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
 
 
 def trainer_for(config: str | os.PathLike | Mapping, features: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
-                progress: bool = True):
+                progress: bool = True, resume: bool | None = None):
     """The trainer a config asks for, ready to ``run()``: ``features``, ``out`` and ``root``
-    override the config's. Returns ``(trainer, task)``."""
+    override the config's; ``resume`` (True/False) checks the run folder for it first
+    (``check_out``). Returns ``(trainer, task)``."""
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
-    from scenetalk.models import GENERATORS
-    from scenetalk.training.caption_trainer import CaptionTrainer
 
     path, data = read_config(config)
     task = data.get("task", "caption")
@@ -116,6 +151,9 @@ def trainer_for(config: str | os.PathLike | Mapping, features: str | os.PathLike
     out = out or data.get("out")
     if not features or not out:
         raise ScenetalkError(f"{path}: needs 'features' and 'out' (or pass --features / --out)")
+    features, out = checked_path("features", features), checked_path("out", out)
+    root = checked_path("root", root, optional=True)
+    check_out(Path(out), resume)
     store = FeatureStore.open(features)
     if task == "regions":
         from scenetalk.grounding.snippets import flat_region_rows, load_corpus, region_dataset
@@ -131,6 +169,19 @@ def trainer_for(config: str | os.PathLike | Mapping, features: str | os.PathLike
     else:
         dataset = load_dataset(data.get("dataset", "flickr8k"), root=root or data.get("root"))
         row_of = store.row_index
+    if not dataset.sentences("train"):
+        raise ScenetalkError(f"{path}: the dataset has no training sentences (nothing to train on)")
+    try:
+        return _build_trainer(path, task, cfg, dataset, store, feats if task == "regions" else None, row_of, out,
+                              progress)
+    except FieldError as exc:  # the model's size, known once the vocabulary and features are
+        raise ScenetalkError(f"{path}: {exc.within('train.model')}") from None
+
+
+def _build_trainer(path, task, cfg, dataset, store, feats, row_of, out, progress):
+    from scenetalk.models import GENERATORS
+    from scenetalk.training.caption_trainer import CaptionTrainer
+
     if task == "alignment":
         from scenetalk.training.alignment_trainer import AlignmentTrainer
 
@@ -139,7 +190,8 @@ def trainer_for(config: str | os.PathLike | Mapping, features: str | os.PathLike
     if cfg.init_from:
         from scenetalk.checkpoint import read_meta
 
-        model_type = read_meta(cfg.init_from).get("model", {}).get("type")
+        start = read_meta(cfg.init_from).get("model")
+        model_type = start.get("type") if isinstance(start, dict) else None
     else:
         model_type = cfg.model.get("type")
     if model_type not in GENERATORS:
@@ -159,7 +211,7 @@ def train(config: str | os.PathLike | Mapping, features: str | os.PathLike | Non
     keys) and return the run's ``TrainResult``. ``features``, ``out`` and ``root`` override the
     config's. A run folder that holds a run already is refused unless ``resume``, which
     continues that run from its last checkpoint exactly as if it had never stopped."""
-    trainer, task = trainer_for(config, features, out, root, progress)
+    trainer, task = trainer_for(config, features, out, root, progress, resume=resume)
     resumed_from = trainer.step if resume and trainer.resume() else None
     if resumed_from is None and (trainer.out / "last").exists():
         raise ScenetalkError(f"{trainer.out}: holds a run already; pass --resume to continue it or choose another --out")

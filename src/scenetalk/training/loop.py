@@ -31,7 +31,9 @@ from scenetalk.data.schema import CaptionDataset
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ScenetalkError
 from scenetalk.io import atomic_write_text
+from scenetalk.limits import MAX_EPOCHS, MAX_TRAIN_BATCH
 from scenetalk.models import eval_mode
+from scenetalk.models.fields import Bounds, check_fields
 from scenetalk.progress import progress_bar
 
 
@@ -58,10 +60,16 @@ class LoopConfig:
     choices = {"optimizer": ("rmsprop", "adam", "sgd"), "lr_schedule": ("constant", "cosine"),
                "precision": ("fp32", "bf16")}
 
+    #: allowed ranges of the number fields (``limits``); subclasses add their own
+    ranges = {"batch_size": Bounds(1, MAX_TRAIN_BATCH), "lr": Bounds(0, None, low_open=True),
+              "weight_decay": Bounds(0), "clip": Bounds(0, None, low_open=True), "epochs": Bounds(1, MAX_EPOCHS),
+              "max_steps": Bounds(1), "eval_every": Bounds(1), "checkpoint_every": Bounds(1),
+              "seed": Bounds(0, 2**32 - 1)}
+
     def __post_init__(self):
-        for name, allowed in self.choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        """Every field checked by its type, ``choices`` and ``ranges`` (a ``FieldError``, which
+        is a ``ValueError``, names the first bad one)."""
+        check_fields(self)
 
 
 def training_vocabulary(dataset: CaptionDataset, min_count: int) -> Vocabulary:
