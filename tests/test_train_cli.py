@@ -215,3 +215,17 @@ def test_alignment_trained_and_evaluated_from_python(squares, tmp_path, capsys):
     assert main(["evaluate", str(run.best), "--features", common["features"], "--dataset", common["dataset"],
                  "--split", "val", "--folds", "2"]) == 0
     assert "val, 6 images, 12 sentences, mean of 2 folds" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_resume_from_a_damaged_run_state_is_one_line(squares, caption_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(caption_run.out, out)
+    meta_file = out / "last" / "config.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["trainer"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ScenetalkError, match="damaged run state"):
+        scenetalk.train(tiny_config(squares), out=out, resume=True, progress=False)

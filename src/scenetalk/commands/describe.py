@@ -17,6 +17,8 @@ def run(args: argparse.Namespace) -> int:
                                                       sentence_file=args.sentences)
     if result.blank_lines:
         warn("describe", f"skipped {result.blank_lines} blank line(s) of {args.sentences}")
+    for sentence, words in (result.unknown_words or {}).items():
+        warn("describe", f"{sentence!r}: ignored words the model does not know: {', '.join(words)}")
     if args.json:
         print_json(result)  # image, hits (sentence, score), sentences: "index" or the file
     else:

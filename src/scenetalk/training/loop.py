@@ -180,6 +180,11 @@ class Trainer:
         if not (self.out / "last").exists():
             return False
         tensors, meta = load_checkpoint(self.out / "last", expect_extractor_id=self.extractor_id)
+        damaged = f"{self.out / 'last'}: damaged run state (config.json lacks the trainer's state); start a new run"
+        t = meta.get("trainer")
+        if not (isinstance(t, dict) and isinstance(meta.get("train_config"), dict) and "rng" in tensors
+                and all(k in t for k in ("step", "epoch", "batch_in_epoch", "best", "history", "optimizer"))):
+            raise ScenetalkError(damaged)
         if meta["train_config"] != asdict(self.config):
             raise ScenetalkError(f"{self.out / 'last'}: was trained with another configuration; "
                                  "use a new output folder or the same config to resume")
@@ -187,7 +192,6 @@ class Trainer:
         _optimizer_from_tensors(self.optimizer, {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")},
                                 meta["trainer"]["optimizer"])
         torch.set_rng_state(tensors["rng"].to(torch.uint8))
-        t = meta["trainer"]
         self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
         self.best, self.history = t["best"], t["history"]
         return True
