@@ -202,6 +202,14 @@ CLI_CASES = [
     ("regions-beam-huge", ["regions", "{photo}", "--beam", "100000"], "--beam"),
     ("regions-fifo", ["regions", "{fifo}"], "named pipe"),
     ("sheet-long-snippet", ["sheet", "{index}", OVER, "--out", "{root}/sheet.png"], "snippets"),
+    ("evaluate-penalty-nan", ["evaluate", "{index}", "--features", "{index}", "--length-penalty", "nan"],
+     "--length-penalty"),
+    ("evaluate-beam-zero", ["evaluate", "{index}", "--features", "{index}", "--beam", "0"], "--beam"),
+    ("evaluate-folds-zero", ["evaluate", "{index}", "--features", "{index}", "--folds", "0"], "--folds"),
+    ("evaluate-maxlen-zero", ["evaluate", "{index}", "--features", "{index}", "--max-len", "0"], "--max-len"),
+    ("snippets-beta-nan", ["snippets", "{index}", "--features", "{index}", "--beta", "nan", "--out",
+                           "{root}/corpus.json"], "--beta"),
+    ("report-beta-nan", ["report", "--features", "{index}", "--beta", "nan", "--out", "{root}/report"], "--beta"),
 ]
 
 

@@ -100,7 +100,7 @@ def test_report_of_two_sample_photos(tiny, tmp_path, capsys):
     (["--images", "2000_aaaa.jpg,nope.jpg"], "no image 'nope.jpg' in the test split of flickr8k"),
     (["--images", "2000_aaaa.jpg", "--split", "val"], "no images in split 'val'"),
     (["--n", "0"], "--n must be at least 1"),
-    (["--beta", "-1"], "--beta must be at least 0"),
+    (["--beta", "-1"], "--beta) must be a finite number of at least 0"),
     pytest.param(["--captioner", "{store}"], "not a scenetalk checkpoint", marks=pytest.mark.slow),
 ])
 def test_bad_input_is_one_line_and_leaves_no_folder(argv, message, tiny, tmp_path, capsys):
@@ -159,7 +159,7 @@ def test_write_report_from_python(tiny, tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     ({"n": 0}, r"--n must be at least 1 \(got 0\)"),
-    ({"beta": -0.5}, r"--beta must be at least 0 \(got -0.5\)"),
+    ({"beta": -0.5}, r"--beta\) must be a finite number of at least 0 \(got -0.5\)"),
     ({"top_regions": 20}, r"--top-regions must be between 1 and 19, the detections kept per photo \(got 20\)"),
     pytest.param({"captioner": "{tmp}/nowhere"}, "nowhere: not a scenetalk checkpoint", marks=pytest.mark.slow),
 ])

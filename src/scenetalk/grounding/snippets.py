@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from scenetalk.checks import finite_number
 from scenetalk.data.text import Vocabulary
 from scenetalk.grounding.word_regions import align_sentences, word_region_scores
 from scenetalk.models.alignment import AlignmentModel
@@ -235,8 +236,7 @@ def build_corpus(checkpoint, features, out, dataset: str = "flickr8k", root=None
     from scenetalk.grounding.word_regions import DEFAULT_BETA
 
     beta = DEFAULT_BETA if beta is None else beta
-    if beta < 0:
-        raise ScenetalkError(f"--beta must be >= 0 (got {beta})")
+    beta = finite_number("beta (--beta)", beta, low=0)
     splits = list(splits)
     if "test" in splits:
         raise ScenetalkError("--splits: the corpus is training data; leave the test split out")

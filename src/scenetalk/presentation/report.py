@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from scenetalk.checks import finite_number
 from scenetalk.data.schema import CaptionDataset, ImageRecord
 from scenetalk.errors import ScenetalkError
 from scenetalk.weights import shipped_folder
@@ -310,8 +311,7 @@ def write_report(features: str | os.PathLike, out: str | os.PathLike, root: str 
     beta = ALIGN_BETA if beta is None else beta
     if n < 1:
         raise ScenetalkError(f"--n must be at least 1 (got {n})")
-    if beta < 0:
-        raise ScenetalkError(f"--beta must be at least 0 (got {beta})")
+    beta = finite_number("beta (--beta)", beta, low=0)
     if not 1 <= top_regions <= 19:
         raise ScenetalkError(f"--top-regions must be between 1 and 19, the detections kept per photo "
                              f"(got {top_regions})")

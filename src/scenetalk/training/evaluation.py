@@ -16,7 +16,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from scenetalk.checks import finite_number, shown, whole_number
 from scenetalk.errors import ScenetalkError
+from scenetalk.limits import MAX_BEAM, MAX_CAPTION_WORDS
 
 
 @dataclass
@@ -74,6 +76,12 @@ def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.Pat
         raise ScenetalkError("--features: give the feature store of the dataset's images")
     if precision not in ("fp32", "bf16"):
         raise ScenetalkError(f"--precision must be fp32 or bf16, not {precision!r}")
+    if split not in ("train", "val", "test"):
+        raise ScenetalkError(f"split (--split) must be train, val or test, not {shown(split)}")
+    beam_size = whole_number("beam_size (--beam)", beam_size, 1, MAX_BEAM)
+    max_len = whole_number("max_len (--max-len)", max_len, 1, MAX_CAPTION_WORDS)
+    length_penalty = finite_number("length_penalty (--length-penalty)", length_penalty)
+    folds = whole_number("folds (--folds)", folds, 1, 1000)
     data = load_dataset(dataset, root=root)
     store = FeatureStore.open(features)
     if checkpoint and read_meta(checkpoint).get("kind") == "alignment":
