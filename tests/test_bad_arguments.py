@@ -318,3 +318,35 @@ def test_sentences_accepts_only_nonempty_lists_of_sentences(texts):
         assert str(exc).startswith("sentences") and "\n" not in str(exc)
         return
     assert got == list(texts) and got and all(isinstance(t, str) and t.strip() for t in got)
+
+
+# -- property tests over the façade's own methods: any value of a numeric or text argument is
+# either accepted (and the call then fails on the missing photo or index, as it should) or
+# refused with a ScenetalkError; never another exception, and no model is loaded.
+@settings(max_examples=150, deadline=None)
+@given(beam=ANY, n_best=ANY, max_len=ANY, penalty=ANY, batch=ANY)
+def test_caption_arguments_of_any_value_end_in_a_scenetalk_error(tmp_path_factory, beam, n_best, max_len, penalty,
+                                                                  batch):
+    m = scenetalk.load()
+    with pytest.raises(ScenetalkError):
+        m.caption(str(tmp_path_factory.getbasetemp() / "missing.jpg"), beam_size=beam, n_best=n_best,
+                  max_len=max_len, length_penalty=penalty, batch_size=batch)
+    assert m._captioner is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(query=st.one_of(ANY, WORDS), k=ANY, candidates=ANY, rerank=ANY)
+def test_search_arguments_of_any_value_end_in_a_scenetalk_error(tmp_path_factory, query, k, candidates, rerank):
+    m = scenetalk.load()
+    with pytest.raises(ScenetalkError):
+        m.search(str(tmp_path_factory.getbasetemp() / "no-index"), query, k=k, candidates=candidates, rerank=rerank)
+    assert not m._searchers
+
+
+@settings(max_examples=150, deadline=None)
+@given(sentence=st.one_of(ANY, WORDS), beta=ANY, min_score=ANY)
+def test_align_arguments_of_any_value_end_in_a_scenetalk_error(tmp_path_factory, sentence, beta, min_score):
+    m = scenetalk.load()
+    with pytest.raises(ScenetalkError):
+        m.align(str(tmp_path_factory.getbasetemp() / "missing.jpg"), sentence, beta=beta, min_score=min_score)
+    assert m._aligner is None
