@@ -41,11 +41,11 @@ from scenetalk.weights import shipped_alignment, shipped_captioner
 CAPTION_OPTIONS = ("max_len", "min_len", "length_penalty", "batch_size")
 
 
-def checked_image(name: str, image: object) -> ImageLike:
+def checked_image(name: str, image: object, must_exist: bool = True) -> ImageLike:
     """``image`` when it is a path (a non-empty str or ``os.PathLike``) or a PIL image; else a
     ``ScenetalkError`` naming the argument; a path that names a folder, a named pipe, a device
-    or a socket is an ``ImageError`` at once (by ``stat``: never opened, so no model is loaded
-    first). The file itself is read later (``load_image``)."""
+    or a socket, or (``must_exist``) nothing at all, is an ``ImageError`` at once (by ``stat``:
+    never opened, so no model is loaded first). The file itself is read later (``load_image``)."""
     from PIL import Image
 
     from scenetalk.errors import ImageError
@@ -55,6 +55,8 @@ def checked_image(name: str, image: object) -> ImageLike:
         return image
     path = checks.path(name, image)
     kind = file_kind(path)
+    if must_exist and not os.path.exists(path):
+        raise ImageError(path, "file not found")
     if kind is not None:
         raise ImageError(path, "is a folder, not an image" if kind == "a folder" else f"{kind}, not an image file")
     return image
@@ -246,7 +248,7 @@ class Scenetalk:
         from scenetalk.limits import MAX_RESULTS
 
         checks.path("index", index)
-        checked_image("image", image)
+        checked_image("image", image, must_exist=False)  # it may be a photo's name in the index
         checks.whole_number("k (--top)", k, 1, MAX_RESULTS)
         if sentences is not None:
             sentences = checks.sentences("sentences", sentences)
