@@ -17,6 +17,15 @@ the trained model"; [w] is its embedding layers I and II, which it draws but doe
 
 ``recurrent="lstm"`` swaps the ReLU recurrence for an LSTM fed w(t) (our stronger variant:
 the rest of the model, and the image at every step, stay as in the paper).
+
+``output="transposed"`` is the *transposed weight sharing* of Mao et al.'s follow-up, "Learning
+like a Child" (NVCL, ICCV 2015, arXiv 1504.06692, §4.1): the softmax layer W_o (V × 512) is
+replaced by the transposed word-embedding matrix behind an intermediate layer U_I,
+
+    P(w_{t+1} | w_1..t, I) = softmax(E_I^T · g(U_I · m(t)) + b)      [TWS]
+
+so every word's input and output vectors are one row of E_I. A new word then needs one new
+row of E_I and one bias (``training/new_words.py``), and the model has V·512 fewer weights.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from scenetalk.models.fields import DROPOUT, LAYER, VOCABULARY, FieldError, check_fields
 from scenetalk.models.generator import CaptionGenerator, lstm_step
@@ -45,8 +55,9 @@ class MRNNConfig:
     dropout: float = 0.5
     recurrent: str = "relu"            # "relu" (the paper) or "lstm"
     recurrent_dim: int | None = None   # defaults to embed2_dim (the paper ties them)
+    output: str = "full"               # "full": W_o [P]; "transposed": E_I^T · g(U_I · m(t)) [TWS]
 
-    choices = {"recurrent": ("relu", "lstm")}
+    choices = {"recurrent": ("relu", "lstm"), "output": ("full", "transposed")}
     ranges = {"vocab_size": VOCABULARY, "image_dim": LAYER, "embed1_dim": LAYER, "embed2_dim": LAYER,
               "multimodal_dim": LAYER, "recurrent_dim": LAYER, "dropout": DROPOUT}
 
@@ -78,11 +89,24 @@ class MRNN(CaptionGenerator):
         self.V_w = nn.Linear(config.embed2_dim, config.multimodal_dim)
         self.V_r = nn.Linear(self.r_dim, config.multimodal_dim, bias=False)
         self.V_I = nn.Linear(config.image_dim, config.multimodal_dim, bias=False)
-        self.W_o = nn.Linear(config.multimodal_dim, config.vocab_size)           # [P]
+        if config.output == "full":
+            self.W_o = nn.Linear(config.multimodal_dim, config.vocab_size)       # [P]
+        else:
+            self.U_I = nn.Linear(config.multimodal_dim, config.embed1_dim)       # [TWS] U_I
+            self.b_o = nn.Parameter(torch.zeros(config.vocab_size))              # [TWS] b
+            # E_I now also scores words: rows of norm ~1 (not nn.Embedding's N(0, 1), norm ~16),
+            # so the first logits are ~N(0, 0.5) like W_o's instead of ~N(0, 8)
+            nn.init.normal_(self.E_I.weight, std=config.embed1_dim ** -0.5)
         self.dropout = nn.Dropout(config.dropout)
 
     def output_bias(self) -> torch.Tensor:
-        return self.W_o.bias
+        return self.W_o.bias if self.config.output == "full" else self.b_o
+
+    def word_logits(self, m: torch.Tensor) -> torch.Tensor:
+        """The softmax layer's input for m(t): W_o·m(t) [P], or E_I^T·g(U_I·m(t)) + b [TWS]."""
+        if self.config.output == "full":
+            return self.W_o(self.dropout(m))                                     # [P]
+        return F.linear(scaled_tanh(self.U_I(self.dropout(m))), self.E_I.weight, self.b_o)  # [TWS]
 
     def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """image: (B, image_dim). V_I·I is the same at every step, so it is computed once."""
@@ -103,7 +127,7 @@ class MRNN(CaptionGenerator):
         new["r"] = r_t
         m_t = scaled_tanh(self.V_w(self.dropout(w_t)) + self.V_r(self.dropout(r_t))
                           + state["image_term"])                                  # [m] m(t)
-        return self.W_o(self.dropout(m_t)), new                                   # [P] before the softmax
+        return self.word_logits(m_t), new                                         # [P] before the softmax
 
     def text_term(self, inputs: torch.Tensor) -> torch.Tensor:
         """V_w·w(t) + V_r·r(t) for every time step (B, T, multimodal_dim): the part of m(t)
@@ -122,7 +146,7 @@ class MRNN(CaptionGenerator):
     def multimodal_logits(self, text_term: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """m(t) = g(text term + V_I·I), then W_o·m(t); image (B, image_dim) or broadcastable."""
         m = scaled_tanh(text_term + self.V_I(self.dropout(image))[:, None])      # [m] m(t)
-        return self.W_o(self.dropout(m))                                         # [P] before the softmax
+        return self.word_logits(m)                                               # [P] before the softmax
 
     def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Teacher forcing, the same equations as ``step_logits`` with the embedding,
