@@ -47,8 +47,8 @@ SHOTS = (1, 5, 10, 20, 50)
 SEEDS = (0, 1, 2)
 TUNE_SHOTS = 10
 #: the validation grid (N = TUNE_SHOTS, seed 0): learning rate x steps, per method
-GRID = {"nvcl": [(lr, steps) for lr in (0.003, 0.01, 0.03, 0.1) for steps in (100, 300)],
-        "finetune-new": [(lr, steps) for lr in (1e-4, 3e-4, 1e-3) for steps in (100, 300)]}
+GRID = {"nvcl": [(lr, steps) for lr in (0.01, 0.03, 0.1) for steps in (100, 300)],
+        "finetune-new": [(lr, steps) for lr in (1e-4, 3e-4) for steps in (100, 300)]}
 GRID["finetune-mix"] = GRID["finetune-new"]
 
 

@@ -4,8 +4,14 @@ counts the module's docstring states, checked on the real Flickr8K split."""
 
 import pytest
 
-from scenetalk.data.concepts import (HELD_OUT_CONCEPTS, concept_counts, concept_photos, image_mentions,
-                                     without_concepts, write_karpathy)
+from scenetalk.data.concepts import (
+    HELD_OUT_CONCEPTS,
+    concept_counts,
+    concept_photos,
+    image_mentions,
+    without_concepts,
+    write_karpathy,
+)
 from scenetalk.data.karpathy import load_karpathy
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
 

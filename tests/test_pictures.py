@@ -19,6 +19,7 @@ from scenetalk.presentation.pictures import (
     MARGIN,
     _chips,
     alignment_picture,
+    captions_picture,
     font,
     line_height,
     links,
@@ -243,3 +244,15 @@ def test_a_long_segment_keeps_all_its_words():
     one_line = _chips(draw, tokens[:2], [Link(0, 2, 0, 1.0, True)], {0: (230, 25, 75)}, 0, 0, 448)
     long = _chips(draw, tokens, [Link(0, len(tokens), 0, 1.0, True)], {0: (230, 25, 75)}, 0, 0, 448)
     assert long >= one_line + line_height(font(15, bold=True))
+
+
+def test_captions_picture_puts_each_photo_beside_its_captions():
+    """Rows of photo + labelled captions: every photo is pasted where its row starts, and a
+    long caption wraps into more height rather than running off the picture."""
+    red, blue = Image.new("RGB", (224, 224), (220, 30, 30)), Image.new("RGB", (224, 224), (30, 30, 220))
+    short = captions_picture([(red, [("before", "a dog")]), (blue, [("after", "a cat")])], photo=100)
+    px = np.asarray(short)
+    assert tuple(px[MARGIN + 50, MARGIN + 50]) == (220, 30, 30)
+    assert tuple(px[MARGIN + 100 + 10 + 50, MARGIN + 50]) == (30, 30, 220)   # the second row, one gap lower
+    long = captions_picture([(red, [("before", "a dog " * 60), ("after", "a cat " * 60)])], photo=100)
+    assert long.width == short.width and long.height > short.height / 2 + 100

@@ -44,3 +44,16 @@ def evaluate(checkpoint=None, **kwargs):
     from scenetalk.training.evaluation import evaluate as _evaluate
 
     return _evaluate(checkpoint, **kwargs)
+
+
+def learn_words(words, images, captions, out, **kwargs):
+    """Teach a captioner (``base=``, default the shipped one) new words from a folder of photos
+    and a file of their sentences, and write the new captioner to ``out``; returns a
+    ``LearnWordsResult``. See ``scenetalk.training.new_words.learn_words_from_files``.
+
+        scenetalk.learn_words(["skateboard"], "photos/", "captions.tsv", "my-captioner")
+        scenetalk.load(captioner="my-captioner").caption(["new.jpg"])
+    """
+    from scenetalk.api import load as _load
+
+    return _load().learn_words(words, images, captions, out, **kwargs)

@@ -10,6 +10,7 @@
     m.align("a.jpg", "a dog runs on the beach")                   # which region each word describes
     m.regions("a.jpg", top=5)                                     # phrases for the detected boxes
     m.best_regions("photos.index", ["red shirt"])                 # the regions that match a snippet
+    m.learn_words(["skateboard"], "photos/", "captions.tsv", "my-captioner")  # new words from a few photos
 
 Training and evaluation are module-level: ``scenetalk.train(config)``, ``scenetalk.evaluate(...)``.
 Each method returns a task package's result dataclass; ``scenetalk.results.to_json`` gives
@@ -337,6 +338,23 @@ class Scenetalk:
         captioner, extractor, description = kept[key]
         return describe_regions(captioner, extractor, image, top=top, beam_size=beam_size, max_len=max_len,
                                 description=description)
+
+    def learn_words(self, words: str | Sequence[str], images: str | os.PathLike, captions: str | os.PathLike,
+                    out: str | os.PathLike, base: str | os.PathLike | None = None, **options):
+        """Teach the captioner new words from a folder of photos and their sentences, and write
+        the new captioner to ``out`` (``training.new_words.learn_words_from_files``; ``options``:
+        ``method`` "nvcl" or "finetune", ``steps``, ``relearn``, ``overwrite``, ``progress``).
+        ``base`` defaults to this object's captioner. Returns a ``LearnWordsResult``; caption
+        with the result through ``scenetalk.load(captioner=out)``."""
+        from scenetalk.training.new_words import learn_words_from_files
+
+        unknown = sorted(set(options) - {"method", "steps", "relearn", "overwrite", "progress"})
+        if unknown:
+            raise checks.ScenetalkError(f"learn_words: unknown argument {unknown[0]!r} "
+                                        "(known: method, steps, relearn, overwrite, progress)")
+        if isinstance(words, str):
+            words = [words]
+        return learn_words_from_files(words, images, captions, out, base=base or self._paths["captioner"], **options)
 
 
 def load(captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None) -> Scenetalk:

@@ -14,7 +14,8 @@ import sys
 from scenetalk import __version__
 from scenetalk.errors import ScenetalkError
 
-COMMANDS = ("demo", "caption", "index", "search", "align", "regions", "sheet", "describe", "data", "features", "train", "evaluate", "snippets", "report")
+COMMANDS = ("demo", "caption", "index", "search", "align", "regions", "sheet", "describe", "data", "features", "train",
+            "learn_word", "evaluate", "snippets", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

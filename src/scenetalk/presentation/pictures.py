@@ -460,3 +460,35 @@ def labelled_boxes_picture(image: Image.Image, boxes: np.ndarray, labels: Sequen
     tags = {k: (wrap(label, font(14), width), colour) for k, (label, colour) in enumerate(zip(labels, colours))}
     draw_tagged_boxes(canvas, (MARGIN, top), photo.size, np.asarray(boxes), tags)
     return canvas
+
+
+# -- captions side by side (new words, docs/new-words.md) -----------------------------------
+
+def captions_picture(rows: Sequence[tuple[Image.Image, Sequence[tuple[str, str]]]], photo: int = 160,
+                     text_width_px: int = 420, title: str | None = None) -> Image.Image:
+    """One row per photo: the photo (``photo`` px square, aspect kept), then its captions, each
+    a bold label ("before", "after: NVCL, 10 photos") over the wrapped sentence."""
+    big, small = font(13, bold=True), font(14)
+    gap, title_h = 10, (line_height(font(13)) + 8 if title else 0)
+    blocks = [[(label, wrap(text, small, text_width_px)) for label, text in captions] for _, captions in rows]
+    heights = [max(photo, sum(line_height(big) + line_height(small) * len(lines) + 6 for _, lines in block))
+               for block in blocks]
+    width = MARGIN + photo + gap + text_width_px + MARGIN
+    canvas = Image.new("RGB", (width, MARGIN + title_h + sum(h + gap for h in heights) + MARGIN), WHITE)
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((MARGIN, MARGIN), title, font=font(13), fill=GREY)
+    y = MARGIN + title_h
+    for (image, _), block, h in zip(rows, blocks, heights):
+        fitted = ImageOps.contain(image.convert("RGB"), (photo, photo), Image.Resampling.BICUBIC)
+        canvas.paste(fitted, (MARGIN, y))
+        ty = y
+        for label, lines in block:
+            draw.text((MARGIN + photo + gap, ty), label, font=big, fill=GREY)
+            ty += line_height(big)
+            for line in lines:
+                draw.text((MARGIN + photo + gap, ty), line, font=small, fill=INK)
+                ty += line_height(small)
+            ty += 6
+        y += h + gap
+    return canvas

@@ -236,3 +236,88 @@ def learn_words(base: str | Path, words: Sequence[str], dataset: CaptionDataset,
         param.requires_grad_(True)
     return LearnedWords(model.eval(), vocab, meta, words, len(examples.references), len(examples.ids),
                         time.time() - started, uses)
+
+
+# -- from files: what `scenetalk learn-word` and `Scenetalk.learn_words` run ------------------
+
+@dataclass
+class LearnWordsResult:
+    """A finished ``learn-word``: the new checkpoint and how it was learned."""
+    out: str
+    words: list[str]
+    method: str
+    photos: int
+    sentences: int
+    uses: dict[str, int]
+    seconds: float
+    perplexity: float
+    base: str
+
+
+def photo_features(extractor, paths: list[str], batch_size: int = 16, progress: bool = True) -> torch.Tensor:
+    """Global feature vectors (N, D) of image files, ``batch_size`` at a time, with a bar."""
+    from scenetalk.progress import progress_bar
+    from scenetalk.vision.images import load_image
+
+    rows = []
+    with progress_bar(total=len(paths), unit="photo", desc="features", disable=not progress) as bar:
+        for start in range(0, len(paths), batch_size):
+            batch = paths[start:start + batch_size]
+            rows.append(torch.from_numpy(extractor.features([load_image(p) for p in batch])["global"]).float())
+            bar.update(len(batch))
+    return torch.cat(rows)
+
+
+def learn_words_from_files(words: Sequence[str], images: str | Path, captions: str | Path, out: str | Path,
+                           base: str | Path | None = None, method: str = "nvcl", steps: int | None = None,
+                           relearn: bool = False, overwrite: bool = False, progress: bool = True) -> LearnWordsResult:
+    """Teach a captioner ``words`` from the photos in folder ``images`` and their sentences in
+    ``captions`` (``data.captions_file``), and write the new captioner to ``out``. ``base``
+    defaults to the shipped captioner. Everything that can be checked is checked before the
+    photos are read (``out``, ``base``, the words, the captions, every photo's file)."""
+    import os
+
+    from scenetalk import checks
+    from scenetalk.checkpoint import read_meta
+    from scenetalk.data.captions_file import read_captions
+    from scenetalk.features.extract import extractor_for
+    from scenetalk.models.fields import FieldError
+    from scenetalk.weights import shipped_captioner
+
+    out = Path(checks.path("out (--out)", out))
+    images = Path(checks.path("images (--images)", images))
+    captions = Path(checks.path("captions (--captions)", captions))
+    base = Path(checks.path("base (--base)", base, optional=True) or shipped_captioner())
+    if out.exists() and not out.is_dir():
+        raise ScenetalkError(f"{out}: is a file; --out names the checkpoint folder to write")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ScenetalkError(f"{out}: exists already; pass --overwrite (overwrite=True) to replace it")
+    try:
+        config = NewWordsConfig(method=method, **({"steps": steps} if steps is not None else {}))
+    except FieldError as exc:
+        raise ScenetalkError(f"{'--' if exc.key else ''}{exc.key.replace('_', '-')} {exc.problem}") from None
+    meta = read_meta(base)
+    if meta.get("kind") != "caption_generator":
+        raise ScenetalkError(f"{base}: not a captioner checkpoint (kind {meta.get('kind')!r})")
+    if not images.is_dir():
+        raise ScenetalkError(f"{images}: {'no such folder' if not images.exists() else 'not a folder'} (--images)")
+    dataset = read_captions(captions)
+    paths = [images / im.relpath for im in dataset.images]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise ScenetalkError(f"{missing[0]}: no such photo ({len(missing)} of the {len(paths)} photos named in "
+                             f"{captions} are not in {images})")
+    extractor = extractor_for(meta.get("extractor_id") or "", base, grid=False)
+    # refuse bad words before minutes of feature extraction
+    check_words(words, Vocabulary.from_dict(meta["vocabulary"]), relearn)
+    unused = [w for w, n in word_uses(dataset, [tokenize(w)[0] for w in words]).items() if not n]
+    if unused:
+        raise ScenetalkError(f"{captions}: no sentence uses {unused[0]!r}; give photos whose sentences say it")
+    features = photo_features(extractor, [os.fspath(p) for p in paths], progress=progress)
+    learned = learn_words(base, words, dataset, features, {im.relpath: k for k, im in enumerate(dataset.images)},
+                          extractor.extractor_id, config, relearn=relearn, progress=progress,
+                          captions_name=str(captions))
+    learned.save(out)
+    info = learned.meta["learned_words"]
+    return LearnWordsResult(str(out), learned.words, config.method, learned.photos, learned.sentences,
+                            learned.uses, round(learned.seconds, 2), info["perplexity"], str(base))
