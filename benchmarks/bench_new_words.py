@@ -48,7 +48,7 @@ SEEDS = (0, 1, 2)
 TUNE_SHOTS = 10
 #: the validation grid (N = TUNE_SHOTS, seed 0): learning rate x steps, per method
 GRID = {"nvcl": [(lr, steps) for lr in (0.01, 0.03, 0.1) for steps in (100, 300)],
-        "finetune-new": [(lr, steps) for lr in (1e-4, 3e-4) for steps in (100, 300)]}
+        "finetune-new": [(lr, steps) for lr in (3e-4, 1e-3, 3e-3) for steps in (100, 300)]}
 GRID["finetune-mix"] = GRID["finetune-new"]
 
 
