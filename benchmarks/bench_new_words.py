@@ -217,7 +217,7 @@ def protocol(args) -> None:
             entry["other_photos"] = scores_on(captions, dataset, other_test)
         records.append(entry)
         out_path.write_text(json.dumps(records))
-        print(f"{method:13s} N={shots:3d} seed {seed}: test mean F1 {100 * avg:5.1f}, learned in {seconds:.0f} s "
+        print(f"{method:13s} N={shots:3d} seed {seed}: test mean F1 {100 * avg:5.1f}, learned in {seconds or 0:.0f} s "
               f"(scored in {time.time() - started:.0f} s)", flush=True)
 
     if args.reference:

@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    uses = ", ".join(f"{w} ({n} sentences)" for w, n in result.uses.items())
+    uses = ", ".join(f"{w} ({n} sentence{'s' if n != 1 else ''})" for w, n in result.uses.items())
     print(f"learned {uses} from {result.photos} photos in {result.seconds:.0f} s ({result.method})")
     print(f"wrote {result.out}; try: scenetalk caption --checkpoint {result.out} PHOTO")
     return 0

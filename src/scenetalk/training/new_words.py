@@ -54,7 +54,7 @@ class NewWordsConfig(LoopConfig):
     """How new words are learned. The defaults were chosen on Flickr8K's validation split
     (BENCHMARKS.md "New words")."""
     method: str = "nvcl"           # "nvcl": only the new words' rows; "finetune": every parameter
-    steps: int = 150               # optimisation steps (batches drawn in turn from a shuffled list)
+    steps: int = 300               # optimisation steps (batches drawn in turn from a shuffled list)
     optimizer: str = "adam"
     lr: float = 0.01
     batch_size: int = 50
@@ -281,6 +281,7 @@ def learn_words_from_files(words: Sequence[str], images: str | Path, captions: s
     from scenetalk.checkpoint import read_meta
     from scenetalk.data.captions_file import read_captions
     from scenetalk.features.extract import extractor_for
+    from scenetalk.models import GENERATORS
     from scenetalk.models.fields import FieldError
     from scenetalk.weights import shipped_captioner
 
@@ -307,12 +308,16 @@ def learn_words_from_files(words: Sequence[str], images: str | Path, captions: s
     if missing:
         raise ScenetalkError(f"{missing[0]}: no such photo ({len(missing)} of the {len(paths)} photos named in "
                              f"{captions} are not in {images})")
-    extractor = extractor_for(meta.get("extractor_id") or "", base, grid=False)
-    # refuse bad words before minutes of feature extraction
-    check_words(words, Vocabulary.from_dict(meta["vocabulary"]), relearn)
-    unused = [w for w, n in word_uses(dataset, [tokenize(w)[0] for w in words]).items() if not n]
+    # refuse what learn_words would refuse before the backbone loads and the photos are read
+    kind = (meta.get("model") or {}).get("type")
+    if not issubclass(GENERATORS.get(kind, (CaptionGenerator,))[0], MRNN):
+        raise ScenetalkError(f"{base}: a {kind!r} captioner cannot learn new words; "
+                             "new words need an m-RNN captioner (model type 'mrnn', like the shipped one)")
+    checked = check_words(words, Vocabulary.from_dict(meta["vocabulary"]), relearn)
+    unused = [w for w, n in word_uses(dataset, checked).items() if not n]
     if unused:
         raise ScenetalkError(f"{captions}: no sentence uses {unused[0]!r}; give photos whose sentences say it")
+    extractor = extractor_for(meta.get("extractor_id") or "", base, grid=False)
     features = photo_features(extractor, [os.fspath(p) for p in paths], progress=progress)
     learned = learn_words(base, words, dataset, features, {im.relpath: k for k, im in enumerate(dataset.images)},
                           extractor.extractor_id, config, relearn=relearn, progress=progress,
