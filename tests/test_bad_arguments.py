@@ -210,6 +210,14 @@ CLI_CASES = [
     ("snippets-beta-nan", ["snippets", "{index}", "--features", "{index}", "--beta", "nan", "--out",
                            "{root}/corpus.json"], "--beta"),
     ("report-beta-nan", ["report", "--features", "{index}", "--beta", "nan", "--out", "{root}/report"], "--beta"),
+    ("learn-word-steps-zero", ["learn-word", "zorblat", "--images", "{root}", "--captions", "{index}", "--out",
+                               "{root}/learned", "--steps", "0"], "--steps"),
+    ("learn-word-out-a-file", ["learn-word", "zorblat", "--images", "{root}", "--captions", "{index}", "--out",
+                               "{photo}"], "is a file"),
+    ("learn-word-no-images", ["learn-word", "zorblat", "--images", "{index}", "--captions", "{index}", "--out",
+                              "{root}/learned"], "no such folder"),
+    ("learn-word-no-captions", ["learn-word", "zorblat", "--images", "{root}", "--captions", "{index}", "--out",
+                                "{root}/learned"], "no-index"),
 ]
 
 

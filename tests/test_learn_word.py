@@ -61,6 +61,18 @@ def test_bad_captions_files_name_the_line(tmp_path, text, says):
         read_captions(tmp_path / "c.tsv")
 
 
+@pytest.mark.parametrize("text, says", [
+    ('{"images": [', "line 1 column 13: invalid JSON"),
+    ('{"images": []}', "holds no sentences"),
+    ('{"images": [{"filename": "a.jpg", "split": "val", "sentences": [{"raw": "a dog"}]}]}', "missing field 'imgid'"),
+])
+def test_bad_karpathy_json_is_one_line_naming_the_file(tmp_path, text, says):
+    (tmp_path / "d.json").write_text(text)
+    with pytest.raises(DataError, match=re.escape(says)) as err:
+        read_captions(tmp_path / "d.json")
+    assert "d.json" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_captions_that_are_not_utf8_name_the_byte(tmp_path):
     (tmp_path / "c.tsv").write_bytes("a.jpg\tun caf\xe9\n".encode("latin-1"))
     with pytest.raises(DataError, match="cannot decode byte 0xe9"):
@@ -94,7 +106,7 @@ def test_every_bad_request_is_one_line_and_writes_nothing(photos, tmp_path, caps
     for argv, says in bad_cases(photos, tmp_path):
         assert main(["learn-word", *argv]) == 2, argv
         out, err = capsys.readouterr()
-        assert says in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+        assert out == "" and says in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
         assert not (tmp_path / "out").exists()
 
 
@@ -122,6 +134,17 @@ def test_unknown_option_is_refused(photos, tmp_path):
         scenetalk.load().learn_words(NEW_WORD, photos / "images", photos / "captions.tsv", tmp_path / "o", epochs=3)
 
 
+def test_a_photo_that_is_not_an_image_is_named_and_nothing_written(photos, tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "broken.jpg").write_text("not a picture")
+    (tmp_path / "c.tsv").write_text(f"broken.jpg\ta {NEW_WORD} on a table\n")
+    assert main(["learn-word", NEW_WORD, "--images", str(tmp_path / "images"), "--captions", str(tmp_path / "c.tsv"),
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_learn_word_then_caption_with_it(photos, tmp_path, capsys):
     out = tmp_path / "captioner"
@@ -133,6 +156,8 @@ def test_learn_word_then_caption_with_it(photos, tmp_path, capsys):
     assert main(["caption", "--checkpoint", str(out), str(photos / "images" / "0.jpg"), "--json", "--quiet"]) == 0
     [item] = json.loads(capsys.readouterr().out)
     assert NEW_WORD in item["captions"][0]["text"].split()   # it says the word it was taught, on its photos
+    [[best]] = scenetalk.load(captioner=out).caption([photos / "images" / "1.jpg"])
+    assert NEW_WORD in best.text.split()
     # the same through Python, and a second run refuses the word it now knows
     with pytest.raises(ScenetalkError, match="knows this word already"):
         scenetalk.learn_words(NEW_WORD, photos / "images", photos / "captions.tsv", tmp_path / "again", base=out)
