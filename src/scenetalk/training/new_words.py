@@ -278,10 +278,8 @@ def learn_words_from_files(words: Sequence[str], images: str | Path, captions: s
     import os
 
     from scenetalk import checks
-    from scenetalk.checkpoint import read_meta
     from scenetalk.data.captions_file import read_captions
     from scenetalk.features.extract import extractor_for
-    from scenetalk.models import GENERATORS
     from scenetalk.models.fields import FieldError
     from scenetalk.weights import shipped_captioner
 
@@ -297,9 +295,7 @@ def learn_words_from_files(words: Sequence[str], images: str | Path, captions: s
         config = NewWordsConfig(method=method, **({"steps": steps} if steps is not None else {}))
     except FieldError as exc:
         raise ScenetalkError(f"{'--' if exc.key else ''}{exc.key.replace('_', '-')} {exc.problem}") from None
-    meta = read_meta(base)
-    if meta.get("kind") != "caption_generator":
-        raise ScenetalkError(f"{base}: not a captioner checkpoint (kind {meta.get('kind')!r})")
+    base_model, base_vocab, meta = load_generator(base)   # checks the whole checkpoint, one line if damaged
     if not images.is_dir():
         raise ScenetalkError(f"{images}: {'no such folder' if not images.exists() else 'not a folder'} (--images)")
     dataset = read_captions(captions)
@@ -309,11 +305,10 @@ def learn_words_from_files(words: Sequence[str], images: str | Path, captions: s
         raise ScenetalkError(f"{missing[0]}: no such photo ({len(missing)} of the {len(paths)} photos named in "
                              f"{captions} are not in {images})")
     # refuse what learn_words would refuse before the backbone loads and the photos are read
-    kind = (meta.get("model") or {}).get("type")
-    if not issubclass(GENERATORS.get(kind, (CaptionGenerator,))[0], MRNN):
-        raise ScenetalkError(f"{base}: a {kind!r} captioner cannot learn new words; "
+    if not isinstance(base_model, MRNN):
+        raise ScenetalkError(f"{base}: a {meta['model'].get('type')!r} captioner cannot learn new words; "
                              "new words need an m-RNN captioner (model type 'mrnn', like the shipped one)")
-    checked = check_words(words, Vocabulary.from_dict(meta["vocabulary"]), relearn)
+    checked = check_words(words, base_vocab, relearn)
     unused = [w for w, n in word_uses(dataset, checked).items() if not n]
     if unused:
         raise ScenetalkError(f"{captions}: no sentence uses {unused[0]!r}; give photos whose sentences say it")
