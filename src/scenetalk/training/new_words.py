@@ -123,11 +123,11 @@ def extend_generator(model: CaptionGenerator, model_config: dict, vocab: Vocabul
     extended = build_generator(config)
     old_size = len(vocab)
     learned = sorted(new_vocab.stoi[w] for w in words)
-    old_bias = model.output_bias().detach()
-    baseline = old_bias[[i for i in range(old_size) if i not in set(learned)]].mean()
-    state = {}
+    relearned = set(learned)
+    baseline = model.output_bias().detach()[[i for i in range(old_size) if i not in relearned]].mean()
+    old_state, state = model.state_dict(), {}
     for name, tensor in extended.state_dict().items():
-        old = model.state_dict()[name]
+        old = old_state[name]
         if tensor.shape != old.shape:            # the vocabulary-sized tensors: E_I, W_o / b_o
             tensor = torch.zeros_like(tensor)
             tensor[:old_size] = old
