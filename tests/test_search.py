@@ -60,7 +60,7 @@ def test_search_is_exhaustive_when_it_says_exact(index):
     path, ckpt, _ = index
     searcher = Searcher(path, ckpt)
     assert "broken.jpg" not in searcher.names and len(searcher.names) == 4
-    s, _ = searcher.embed_query("a cat sits on the table")
+    s, _, _ = searcher.embed_query("a cat sits on the table")
     v = torch.tensor(searcher.vectors[:], dtype=torch.float32)
     brute = torch.einsum("nrh,th->nrt", v, s).max(dim=1).values.sum(dim=1)
     want = [searcher.names[i] for i in brute.argsort(descending=True)[:2]]
@@ -237,7 +237,7 @@ def test_api_search_and_score(index):
     S = m.score([str(p) for p in photos], ["a cat sits on the table", "a rocket in space"])
     assert S.shape == (len(photos), 2)
     searcher = Searcher(path, ckpt)
-    s, _ = searcher.embed_query("a cat sits on the table")
+    s, _, _ = searcher.embed_query("a cat sits on the table")
     # the API's score of a photo equals the index's exact score of it
     plain = m.search(path, "a cat sits on the table", k=4, rerank=0)
     # by default the shipped captioner (it reads this index's features) re-ranks, S_kl kept beside
@@ -314,7 +314,7 @@ def test_damaged_index_and_bad_options_are_one_line_errors(index, tmp_path, caps
 
 def brute_force_scores(searcher, sentence, v=None):
     """S_kl of ``sentence`` against every photo of the index (or against ``v``), by definition."""
-    s, _ = searcher.embed_query(sentence)
+    s, _, _ = searcher.embed_query(sentence)
     v = torch.tensor(searcher.vectors[:], dtype=torch.float32) if v is None else v
     return torch.einsum("nrh,th->nrt", v, s).max(dim=1).values.sum(dim=1)
 
@@ -679,3 +679,41 @@ def test_cli_sheet_finds_the_photos_in_the_folder_the_index_records(index, tmp_p
     with pytest.raises(DataError, match="no sentences"):
         index_folder(root / "photos", tmp_path / "never", ckpt, sentence_file=tmp_path / "blank.txt", progress=False)
     assert not (tmp_path / "never").exists()
+
+
+def test_unseen_query_words_are_placed_through_word_vectors(index):
+    """A word the model never saw but pretrained word vectors know ("kitten", next to "cat" in
+    conftest's FakeWordVectors) is placed and searched for, not dropped; one nothing knows is."""
+    from scenetalk.results import to_data
+    from scenetalk.retrieval.unseen_words import UnseenWords
+
+    path, ckpt, _ = index
+    searcher = Searcher(path, ckpt)
+    result = searcher.search("a kitten on the table", k=4)
+    assert result.unknown_words == [] and [p.word for p in result.placed_words] == ["kitten"]
+    assert result.placed_words[0].near[0] == "cat"
+    assert to_data(result)["placed_words"] == [{"word": "kitten", "near": result.placed_words[0].near,
+                                                "similarity": result.placed_words[0].similarity}]
+    # with "nearest", k=1, the kitten is the cat's own vector: the same hits and scores as "a cat ..."
+    searcher._unseen = UnseenWords(searcher.model.W_w.weight, searcher.vocab, method="nearest", k=1)
+    kitten, cat = searcher.search("a kitten on the table", k=4), searcher.search("a cat on the table", k=4)
+    assert [h.name for h in kitten.hits] == [h.name for h in cat.hits]
+    assert [h.score for h in kitten.hits] == pytest.approx([h.score for h in cat.hits], rel=1e-5)
+    # a word no source knows is left out, as before
+    assert searcher.search("a zebra kitten", k=1).unknown_words == ["zebra"]
+    with pytest.raises(ScenetalkError, match="none of the words"):
+        searcher.search("zebra giraffe")
+
+
+def test_the_ridge_map_puts_a_synonym_next_to_its_word():
+    from scenetalk.retrieval.unseen_words import UnseenWords
+
+    torch.manual_seed(0)
+    vocab = Vocabulary.build([WORDS], min_count=1)
+    embedding = torch.randn(len(vocab), 8)
+    placer = UnseenWords(embedding, vocab, method="map", ridge=1e-4)
+    [mug, qq] = placer.place(["mug", "qqxv"])
+    assert mug.placed and mug.near[0] == "cup" and not qq.placed and qq.vector is None
+    known = [vocab.stoi[w] for w in placer.known]
+    sims = torch.nn.functional.cosine_similarity(embedding[known], mug.vector[None])
+    assert placer.known[int(sims.argmax())] == "cup"

@@ -36,7 +36,7 @@ def test_every_shipped_config_is_valid():
         cfg = train_config(path, data["train"], task)
         if task == "alignment":
             assert cfg.select_metric == "rsum"
-            assert not cfg.init_from or cfg.init_from.startswith("runs/alignment-")
+            assert not cfg.init_from or cfg.init_from.startswith(("runs/alignment-", "runs/new-words/alignment/"))
         elif cfg.init_from:  # fine-tuning: the model comes from the run it names
             assert cfg.init_from.startswith("runs/") and cfg.objective == "scst"
         else:

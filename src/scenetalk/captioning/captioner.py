@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from scenetalk.captioning.decoding import Hypothesis, beam_search, greedy
+from scenetalk.captioning.decoding import Hypothesis, beam_search, constrained_beam_search, greedy
 from scenetalk.checkpoint import CheckpointError, load_generator
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ImageError, ScenetalkError
@@ -90,15 +90,25 @@ def _to_caption(vocab: Vocabulary, h: Hypothesis) -> Caption:
 @torch.no_grad()
 def caption_features(model: CaptionGenerator, vocab: Vocabulary, features: torch.Tensor, beam_size: int = 7,
                      n_best: int = 1, max_len: int = 20, min_len: int = 1, length_penalty: float = 0.0,
-                     batch_size: int = 100, allow_unk: bool = False) -> list[list[Caption]]:
+                     batch_size: int = 100, allow_unk: bool = False,
+                     required: Sequence[Sequence[int]] | None = None,
+                     forbidden: Sequence[Sequence[int]] | None = None) -> list[list[Caption]]:
     """Captions for a batch of cached features ((N, D) vectors or (N, cells, D) grids).
-    ``<unk>`` is never generated unless ``allow_unk``: it says nothing to a reader."""
+    ``<unk>`` is never generated unless ``allow_unk``: it says nothing to a reader.
+    ``required``: per image, word ids one of which its caption must say (constrained beam
+    search; ``captioning.detected_words``), with ``forbidden`` ids it may not say."""
     banned = () if allow_unk else (vocab.unk_id,)
     out: list[list[Caption]] = []
-    for chunk in features.split(batch_size):
-        chunk = chunk.float()
+    for start in range(0, len(features), batch_size):
+        chunk = features[start:start + batch_size].float()
         state = model.init_state(chunk)
-        if beam_size == 1 and n_best == 1:
+        if required is not None:
+            hyps = constrained_beam_search(
+                model, state, len(chunk), vocab.start_id, vocab.end_id, required[start:start + batch_size],
+                beam_size=beam_size, n_best=n_best, max_len=max_len, min_len=min_len,
+                length_penalty=length_penalty, banned=banned,
+                forbidden=forbidden[start:start + batch_size] if forbidden is not None else None)
+        elif beam_size == 1 and n_best == 1:
             hyps = [[h] for h in greedy(model, state, len(chunk), vocab.start_id, vocab.end_id, max_len, min_len,
                                            banned=banned)]
         else:

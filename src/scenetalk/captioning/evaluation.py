@@ -60,13 +60,14 @@ def nearest_neighbour_captions(dataset: CaptionDataset, split: str, features: to
 
 def generated_captions(model: CaptionGenerator, vocab: Vocabulary, dataset: CaptionDataset, split: str,
                        features: torch.Tensor, row_of: Mapping[str, int], beam_size: int = 7, max_len: int = 20,
-                       length_penalty: float = 0.0) -> dict[str, str]:
+                       length_penalty: float = 0.0, required=None, forbidden=None) -> dict[str, str]:
     """The generator's best caption (beam search, ``beam_size`` 1 = greedy) for every image of
-    the split, keyed by image relpath."""
+    the split, keyed by image relpath; ``required``/``forbidden``: per image of the split, in
+    its order, as ``caption_features`` takes them."""
     from scenetalk.captioning.captioner import caption_features
 
     images = dataset.split(split)
     rows = torch.tensor([row_of[im.relpath] for im in images])
     caps = caption_features(model, vocab, features[rows], beam_size=beam_size, max_len=max_len,
-                            length_penalty=length_penalty)
+                            length_penalty=length_penalty, required=required, forbidden=forbidden)
     return {im.relpath: c[0].text for im, c in zip(images, caps)}

@@ -27,10 +27,15 @@ def run(args: argparse.Namespace) -> int:
     if result.not_reranked:
         warn("search", f"ranked by match score alone, not re-ranked: {result.not_reranked} "
                        "(--captioner to name one that reads them; --no-rerank to skip this)")
+    for p in result.placed_words:
+        warn("search", f"{p.word!r} is not in the model's vocabulary: placed near {', '.join(p.near)} "
+                       "by pretrained word vectors")
     if result.unknown_words:
         warn("search", f"ignored words the model does not know: {', '.join(result.unknown_words)}")
     payload = {"query": result.query, "unknown_words": result.unknown_words, "exact": result.exact,
-               "scores": result.scores}
+               "scores": result.scores,
+               "placed_words": [{"word": p.word, "near": p.near, "similarity": p.similarity}
+                                for p in result.placed_words]}
     if result.reranked:
         payload["reranked"] = {"top": result.reranked, "weight": RERANK_WEIGHT,
                                "log_likelihood": [h.log_likelihood for h in result.hits],

@@ -74,8 +74,13 @@ class AlignmentModel(nn.Module):
         the (L, T) mask of real words. Padding never reaches a real word's state: the
         backward pass starts at each sentence's own last word."""
         mask = ids != 0
-        e = torch.relu(self.W_e(self.dropout(self.W_w(ids))))                          # eq. 2-3
-        T = ids.size(1)
+        return self.embed_word_vectors(self.W_w(ids), mask), mask                      # eq. 2
+
+    def embed_word_vectors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Eq. 3-6 from the word vectors x_t (L, T, word_dim) themselves, so a caller can give a
+        word the model never saw a vector of its own (``retrieval.unseen_words``)."""
+        e = torch.relu(self.W_e(self.dropout(x)))                                       # eq. 3
+        T = x.size(1)
         forward, backward = [], [None] * T
         h = e.new_zeros(e.size(0), self.config.hidden_dim)
         for t in range(T):                                                              # eq. 4
@@ -87,7 +92,7 @@ class AlignmentModel(nn.Module):
             backward[t] = h
         hf, hb = torch.stack(forward, 1), torch.stack(backward, 1)
         s = torch.relu(self.W_d(self.dropout(hf + hb)))                                 # eq. 6
-        return s * mask[..., None], mask
+        return s * mask[..., None]
 
     def scores(self, v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """S (B, L): every image (v: B, R, h) against every sentence (s: L, T, h)."""

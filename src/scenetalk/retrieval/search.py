@@ -44,6 +44,7 @@ from scenetalk.retrieval.index import (
     read_sentence_file,
     unknown_words,
 )
+from scenetalk.retrieval.unseen_words import PlacedWord, UnseenWords
 
 #: Re-ranking (``Searcher.search(rerank=K)``): how many of the best photos by S_kl are ranked
 #: again, and the weight λ of log P(query | photo) beside S_kl; both chosen on Flickr8K val
@@ -86,6 +87,8 @@ class SearchResult:
     not_reranked: str | None = None  # why the default re-ranking (rerank=None) did not run
     reranked: int = 0      # K of rerank=K: the best max(k, K) by match score were ordered again (0: not re-ranked)
     scores: str = MATCH_SCORE_MEANING  # what the hits' scores mean, in words
+    # words the model never saw, placed near known words through pretrained word vectors
+    placed_words: list[PlacedWord] = field(default_factory=list)
 
 
 @dataclass
@@ -246,6 +249,7 @@ class Searcher:
         self._row_of: dict[str, int] | None = None
         self._extractor = None
         self._store = None
+        self._unseen: UnseenWords | None = None
         self._rerankers: dict[str, tuple | ScenetalkError] = {}  # captioner -> (model, vocab), or why it cannot
         self._generators = {} if generators is None else generators
         self._sentences: tuple[tuple, SentenceCollection] | None = None  # (the file's stat, the collection)
@@ -261,16 +265,33 @@ class Searcher:
             raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
         return index
 
+    @property
+    def unseen_words(self) -> UnseenWords:
+        """Places the query words the model never saw (``retrieval.unseen_words``)."""
+        if self._unseen is None:
+            self._unseen = UnseenWords(self.model.W_w.weight, self.vocab)
+        return self._unseen
+
     @torch.no_grad()
-    def embed_query(self, query: str) -> tuple[torch.Tensor, list[str]]:
+    def embed_query(self, query: str) -> tuple[torch.Tensor, list[str], list[PlacedWord]]:
+        """The query's word vectors s_t (eq. 6), the words left out (unknown to every source) and
+        the words the model never saw that were placed through pretrained word vectors."""
         [tokens] = sentence_tokens([query], self.vocab, what="empty query:")
-        unknown = [t for t in tokens if t not in self.vocab.stoi]
+        new = sorted({t for t in tokens if t not in self.vocab.stoi})
+        placed = {p.word: p for p in self.unseen_words.place(new) if p.placed} if new else {}
+        unknown = [t for t in tokens if t not in self.vocab.stoi and t not in placed]
         if len(unknown) == len(tokens):
             raise ScenetalkError(f"none of the words of {query!r} is known to the model "
-                                 f"(its vocabulary has {len(self.vocab)} words from its training sentences)")
+                                 f"(its vocabulary has {len(self.vocab)} words from its training sentences), "
+                                 "nor near enough to one in pretrained word vectors")
+        # a word no source knows reads as <unk>, as in describe and score
         ids, _ = self.vocab.encode_batch([tokens], add_start=False, add_end=False)
-        s, mask = self.model.embed_words(ids)
-        return s[0][mask[0]], unknown
+        x = self.model.W_w(ids)
+        for t, token in enumerate(tokens):
+            if token in placed:
+                x[0, t] = placed[token].vector
+        s = self.model.embed_word_vectors(x, ids != 0)
+        return s[0], unknown, [placed[w] for w in new if w in placed]
 
     @property
     def feature_store(self):
@@ -330,7 +351,7 @@ class Searcher:
         Flickr8K (BENCHMARKS.md "Re-ranking"). ``exact`` then says that those K are the
         exhaustive best K by S_kl. ``rerank=None`` re-ranks the best ``RERANK_TOP`` when the
         captioner reads this index's features, and otherwise says why not in ``not_reranked``."""
-        s, unknown = self.embed_query(query)
+        s, unknown, placed = self.embed_query(query)
         not_reranked = None
         if rerank is None:
             try:
@@ -360,7 +381,8 @@ class Searcher:
         else:
             hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
             rerank, meaning = 0, MATCH_SCORE_MEANING
-        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked, rerank, meaning)
+        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked, rerank, meaning,
+                            placed)
 
     @torch.no_grad()
     def image_vectors(self, image) -> tuple[str, torch.Tensor]:
@@ -441,7 +463,7 @@ class Searcher:
         (region 0) only with ``include_whole``, at most ``per_photo`` regions of one photo."""
         if top < 1 or per_photo < 1:
             raise ScenetalkError(f"top and per_photo must be at least 1 (got {top} and {per_photo})")
-        s, unknown = self.embed_query(snippet)
+        s, unknown, _ = self.embed_query(snippet)
         store = self.feature_store
         found = []
         for row, region, score in best_regions(self.vectors, s.sum(dim=0).numpy(), top, include_whole, per_photo):

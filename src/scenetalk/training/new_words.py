@@ -47,6 +47,10 @@ from scenetalk.training.loop import LoopConfig, Trainer
 from scenetalk.training.losses import caption_cross_entropy
 
 METHODS = ("nvcl", "finetune")
+INITS = ("zero", "analogy")
+#: how many known words a new word's rows average under ``init="analogy"`` (chosen on val,
+#: BENCHMARKS.md "New words: zero-shot")
+ANALOGUES = 3
 
 
 @dataclass
@@ -61,8 +65,9 @@ class NewWordsConfig(LoopConfig):
     max_words: int = 20            # longer sentences are cut, as in training
     epochs: int = 1                # the loop's one "epoch" holds all the steps
     select_metric: str = "perplexity"
+    init: str = "zero"             # new rows: "zero", or "analogy" (the mean of the nearest known words' rows)
 
-    choices = {**LoopConfig.choices, "method": METHODS, "select_metric": ("perplexity",)}
+    choices = {**LoopConfig.choices, "method": METHODS, "select_metric": ("perplexity",), "init": INITS}
     ranges = {**LoopConfig.ranges, "steps": Bounds(1, 1_000_000), "max_words": Bounds(1, MAX_WORDS)}
 
 
@@ -108,11 +113,14 @@ def check_words(words: Sequence[str], vocab: Vocabulary, relearn: bool) -> list[
 
 
 def extend_generator(model: CaptionGenerator, model_config: dict, vocab: Vocabulary, words: list[str],
-                     where: str) -> tuple[CaptionGenerator, dict, Vocabulary, list[int]]:
+                     where: str, analogues: dict[str, list[str]] | None = None
+                     ) -> tuple[CaptionGenerator, dict, Vocabulary, list[int]]:
     """A copy of ``model`` with rows for ``words``: new ones appended to the vocabulary, known
-    ones (relearned) reset. Their embedding rows (and W_o rows) start at zero and their biases
-    at the mean of the old words' biases (baseline probability fixation). Returns the model,
-    its config, the vocabulary and the ids of the rows to learn."""
+    ones (relearned) reset. Their embedding rows (and W_o rows) start at zero, or, for a word
+    in ``analogues``, at the mean of its known analogues' rows (DCC's direct transfer, Hendricks
+    et al. 2016: a new word starts as the words it resembles), and their biases at the mean of
+    the old words' biases (baseline probability fixation). Returns the model, its config, the
+    vocabulary and the ids of the rows to learn."""
     if not isinstance(model, MRNN):
         raise ScenetalkError(f"{where}: a {model_config.get('type')!r} captioner cannot learn new words; "
                              "new words need an m-RNN captioner (model type 'mrnn', like the shipped one)")
@@ -138,9 +146,42 @@ def extend_generator(model: CaptionGenerator, model_config: dict, vocab: Vocabul
                 tensor[learned] = baseline        # baseline probability fixation (§4.2)
             else:
                 tensor[learned] = 0.0
+                for word, known in (analogues or {}).items():
+                    tensor[new_vocab.stoi[word]] = old[[vocab.stoi[k] for k in known]].mean(0)
         state[name] = tensor
     extended.load_state_dict(state)
     return extended, config, new_vocab, learned
+
+
+def find_analogues(words: Sequence[str], vocab: Vocabulary, k: int = ANALOGUES) -> dict[str, list[str]]:
+    """For each word, the ``k`` known words of the vocabulary nearest it in pretrained word
+    vectors (``data.word_vectors``), nearest first. Candidates are the vocabulary's words of
+    letters only, the words themselves excepted."""
+    from scenetalk.data.word_vectors import word_vectors
+
+    vectors = word_vectors()
+    out = {}
+    for word in words:
+        candidates = [w for w in vocab.itos[len(Vocabulary.SPECIALS):] if w.isalpha() and w != word]
+        out[word] = [w for w, _ in vectors.nearest(word, candidates, k)]
+    return out
+
+
+def add_words_by_analogy(base: str | Path, words: Sequence[str], k: int = ANALOGUES) -> LearnedWords:
+    """Zero-shot: the captioner of ``base`` with rows for ``words`` it never saw, each the mean
+    of its ``k`` nearest known words' rows (``find_analogues``), bias at the baseline. Nothing is
+    trained; the model says such a word where a caller's constraint asks for it
+    (``captioning.detected_words``: the detector saw the thing), or where its analogues fit."""
+    started = time.time()
+    model, vocab, base_meta = load_generator(base)
+    words = check_words(words, vocab, relearn=False)
+    analogues = find_analogues(words, vocab, k)
+    model, model_config, vocab, _ = extend_generator(model, base_meta["model"], vocab, words, str(base), analogues)
+    meta = {**{key: v for key, v in base_meta.items() if key not in ("model", "vocabulary", "learned_words")},
+            "model": model_config, "vocabulary": vocab.to_dict(),
+            "learned_words": {"words": words, "method": "analogy", "analogues": analogues, "base": str(base),
+                              "base_id": checkpoint_id(base), "photos": 0, "sentences": 0}}
+    return LearnedWords(model.eval(), vocab, meta, words, 0, 0, time.time() - started)
 
 
 def freeze_all_but_rows(model: CaptionGenerator, rows: list[int]) -> list:
@@ -214,12 +255,13 @@ def learn_words(base: str | Path, words: Sequence[str], dataset: CaptionDataset,
     if unused:
         raise ScenetalkError(f"{captions_name}: no sentence uses {unused[0]!r}; give photos whose sentences "
                              f"say the word{'s' if len(words) > 1 else ''} to learn")
-    model, model_config, vocab, rows = extend_generator(model, base_meta["model"], vocab, words, str(base))
+    analogues = find_analogues([w for w in words if w not in vocab], vocab) if config.init == "analogy" else None
+    model, model_config, vocab, rows = extend_generator(model, base_meta["model"], vocab, words, str(base), analogues)
     hooks = freeze_all_but_rows(model, rows) if config.method == "nvcl" else []
     examples = build_examples(dataset, "train", vocab, row_of, config.max_words)
     meta = {"kind": "caption_generator", "model": model_config, "vocabulary": vocab.to_dict(),
             **{k: base_meta[k] for k in ("decoding",) if k in base_meta},
-            "learned_words": {"words": words, "method": config.method, "base": str(base),
+            "learned_words": {"words": words, "method": config.method, "init": config.init, "base": str(base),
                               "base_id": checkpoint_id(base), "photos": len(examples.references),
                               "sentences": len(examples.ids), "uses": uses}}
     with tempfile.TemporaryDirectory(prefix="scenetalk-learn-") as run:
