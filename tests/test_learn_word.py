@@ -99,6 +99,11 @@ def bad_cases(photos, tmp_path):
         ([NEW_WORD, "--images", images, "--captions", captions, "--out", out, "--base", str(tmp_path)],
          "not a scenetalk checkpoint"),
         ([NEW_WORD, "--images", images, "--captions", captions, "--out", out, "--steps", "0"], "--steps must be"),
+        ([NEW_WORD, "--out", out], "give the photos (--images) and their sentences (--captions), or --from-detector"),
+        ([NEW_WORD, "--images", images, "--out", out], "give the photos (--images) and their sentences"),
+        ([NEW_WORD, "--from-detector", "--out", out], "not one of the detector's classes"),
+        (["dog", "--from-detector", "--out", out], "knows this word already"),
+        (["giraffe", "--from-detector", "--out", str(tmp_path / "full")], "exists already; pass --overwrite"),
     ]
 
 
@@ -161,3 +166,36 @@ def test_learn_word_then_caption_with_it(photos, tmp_path, capsys):
     # the same through Python, and a second run refuses the word it now knows
     with pytest.raises(ScenetalkError, match="knows this word already"):
         scenetalk.learn_words(NEW_WORD, photos / "images", photos / "captions.tsv", tmp_path / "again", base=out)
+
+
+class FakeDetector:
+    """Sees a giraffe (score 0.9) in every image wider than it is tall, nothing in the others."""
+
+    def detect(self, rgb):
+        from scenetalk.vision.detector import Detections
+
+        wide = rgb.shape[1] > rgb.shape[0]
+        giraffe = 25
+        return Detections(np.zeros((1, 4), np.float32), np.array([0.9 if wide else 0.1], np.float32),
+                          np.array([giraffe]))
+
+
+@pytest.mark.slow
+def test_words_from_the_detector_are_said_where_it_sees_them(tmp_path, capsys):
+    """learn-word --from-detector without photos: the shipped captioner gains the detector's
+    words it lacks; a caption says "giraffe" exactly when the detector sees one."""
+    out = tmp_path / "zero-shot"
+    assert main(["learn-word", "giraffe", "--from-detector", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["words"] == ["giraffe"] and result["photos"] == 0 and result["perplexity"] is None
+    assert len(result["analogues"]["giraffe"]) == 3
+    m = scenetalk.load(captioner=out)
+    captioner = m.captioner
+    captioner.gate._detector = FakeDetector()
+    wide, tall = Image.new("RGB", (96, 64), (200, 180, 90)), Image.new("RGB", (64, 96), (200, 180, 90))
+    [[w], [t]] = captioner.caption([wide, tall])
+    assert "giraffe" in w.text.split() and "giraffe" not in t.text.split()
+    # every class word the captioner lacks, when no word is named
+    assert main(["learn-word", "--from-detector", "--out", str(tmp_path / "all"), "--json", "--quiet"]) == 0
+    every = json.loads(capsys.readouterr().out)["words"]
+    assert "giraffe" in every and "dog" not in every and len(every) > 5

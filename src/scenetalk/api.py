@@ -339,19 +339,22 @@ class Scenetalk:
         return describe_regions(captioner, extractor, image, top=top, beam_size=beam_size, max_len=max_len,
                                 description=description)
 
-    def learn_words(self, words: str | Sequence[str], images: str | os.PathLike, captions: str | os.PathLike,
-                    out: str | os.PathLike, base: str | os.PathLike | None = None, **options):
+    def learn_words(self, words: str | Sequence[str], images: str | os.PathLike | None,
+                    captions: str | os.PathLike | None, out: str | os.PathLike,
+                    base: str | os.PathLike | None = None, **options):
         """Teach the captioner new words from a folder of photos and their sentences, and write
         the new captioner to ``out`` (``training.new_words.learn_words_from_files``; ``options``:
-        ``method`` "nvcl" or "finetune", ``steps``, ``relearn``, ``overwrite``, ``progress``).
+        ``method`` "nvcl" or "finetune", ``steps``, ``relearn``, ``overwrite``, ``progress``,
+        ``from_detector``: start from the nearest known words and let the detector decide where
+        its classes' words are said; with ``images`` and ``captions`` None, without photos).
         ``base`` defaults to this object's captioner. Returns a ``LearnWordsResult``; caption
         with the result through ``scenetalk.load(captioner=out)``."""
         from scenetalk.training.new_words import learn_words_from_files
 
-        unknown = sorted(set(options) - {"method", "steps", "relearn", "overwrite", "progress"})
+        known = ("method", "steps", "relearn", "overwrite", "progress", "from_detector")
+        unknown = sorted(set(options) - set(known))
         if unknown:
-            raise checks.ScenetalkError(f"learn_words: unknown argument {unknown[0]!r} "
-                                        "(known: method, steps, relearn, overwrite, progress)")
+            raise checks.ScenetalkError(f"learn_words: unknown argument {unknown[0]!r} (known: {', '.join(known)})")
         if isinstance(words, str):
             words = [words]
         return learn_words_from_files(words, images, captions, out, base=base or self._paths["captioner"], **options)

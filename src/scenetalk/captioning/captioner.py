@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from scenetalk.captioning.decoding import Hypothesis, beam_search, constrained_beam_search, greedy
+from scenetalk.captioning.detected_words import DetectorGate
 from scenetalk.checkpoint import CheckpointError, load_generator
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ImageError, ScenetalkError
@@ -132,6 +133,13 @@ class Captioner:
         self.generator, self.vocab, self.meta = load_generator(self.checkpoint)
         self.extractor_id = self.meta.get("extractor_id") or ""
         self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid=self.generator.image_input == "grid")
+        # a captioner given words by analogy (learn-word --from-detector) says them when the detector sees them
+        gate = self.meta.get("detector_words")
+        if gate is not None and not (isinstance(gate, dict) and isinstance(gate.get("words"), list)
+                                     and isinstance(gate.get("threshold"), (int, float))):
+            raise CheckpointError(f"{self.checkpoint}: damaged config (detector_words); rebuild it with "
+                                  "`scenetalk learn-word --from-detector`")
+        self.gate = DetectorGate(self.vocab, gate["words"], gate["threshold"]) if gate else None
 
     def features(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """The generator's image input for RGB images: (N, D) vectors or (N, cells, D) grids."""
@@ -150,9 +158,10 @@ class Captioner:
             length_penalty = default_length_penalty(self.meta)
         out: list[list[Caption]] = []
         for batch in loaded_batches(images, batch_size):
+            gate = self.gate(batch) if self.gate else {}
             out.extend(caption_features(self.generator, self.vocab, self.features(batch), beam_size=beam_size,
                                         n_best=n_best, max_len=max_len, min_len=min_len,
-                                        length_penalty=length_penalty, batch_size=batch_size))
+                                        length_penalty=length_penalty, batch_size=batch_size, **gate))
         return out
 
     def caption_files(self, paths: Sequence[str | os.PathLike], beam_size: int = 7, n_best: int = 1,

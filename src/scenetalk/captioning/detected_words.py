@@ -30,14 +30,14 @@ def detector_words(vocab: Vocabulary) -> list[str]:
     return sorted({w for w in DETECTOR_WORDS.values() if w not in vocab})
 
 
-def required_words(box_classes: np.ndarray, box_scores: np.ndarray, vocab: Vocabulary, words: Sequence[str],
-                   threshold: float = THRESHOLD) -> list[list[int]]:
-    """For each photo (rows of ``box_classes``/``box_scores``: its detections' COCO ids and
-    scores), the word id its caption must say: the best-scoring detection at or above
+def required_words(box_classes: Sequence[np.ndarray], box_scores: Sequence[np.ndarray], vocab: Vocabulary,
+                   words: Sequence[str], threshold: float = THRESHOLD) -> list[list[int]]:
+    """For each photo (its detections' COCO ids and scores: rows of two arrays, or one array
+    per photo), the word id its caption must say: the best-scoring detection at or above
     ``threshold`` whose class word is one of ``words``; none when there is no such detection."""
     ids = {cid: vocab.stoi[w] for cid, w in DETECTOR_WORDS.items() if w in words and w in vocab.stoi}
     out: list[list[int]] = []
-    for classes, scores in zip(np.asarray(box_classes), np.asarray(box_scores)):
+    for classes, scores in zip(box_classes, box_scores):
         found = [(float(s), ids[int(c)]) for c, s in zip(classes, scores) if int(c) in ids and s >= threshold]
         out.append([max(found)[1]] if found else [])
     return out
@@ -46,3 +46,24 @@ def required_words(box_classes: np.ndarray, box_scores: np.ndarray, vocab: Vocab
 def banned_unless_required(required: Sequence[Sequence[int]], word_ids: Sequence[int]) -> list[list[int]]:
     """Per photo, the new words it may not say: all of them, but the one it must say."""
     return [[i for i in word_ids if i not in need] for need in required]
+
+
+class DetectorGate:
+    """What a captioner with detector words (its checkpoint's ``detector_words``: the words and
+    the threshold) may and must say for each image: the detector runs on the images once."""
+
+    def __init__(self, vocab: Vocabulary, words: Sequence[str], threshold: float):
+        self.vocab, self.words, self.threshold = vocab, [w for w in words if w in vocab.stoi], float(threshold)
+        self._detector = None
+
+    def __call__(self, images) -> dict:
+        """``required`` and ``forbidden`` word ids for ``caption_features``, per image (PIL, RGB)."""
+        from scenetalk.vision.detector import create_detector
+
+        if self._detector is None:
+            self._detector = create_detector()
+        found = [self._detector.detect(np.asarray(image.convert("RGB"))) for image in images]
+        required = required_words([d.class_ids for d in found], [d.scores for d in found], self.vocab, self.words,
+                                  self.threshold)
+        return {"required": required,
+                "forbidden": banned_unless_required(required, [self.vocab.stoi[w] for w in self.words])}

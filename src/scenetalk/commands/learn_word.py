@@ -13,12 +13,18 @@ def run(args: argparse.Namespace) -> int:
 
     result = load().learn_words(args.words, args.images, args.captions, args.out, base=args.base,
                                 method=args.method, steps=args.steps, relearn=args.relearn,
-                                overwrite=args.overwrite, progress=not args.quiet)
+                                overwrite=args.overwrite, progress=not args.quiet, from_detector=args.from_detector)
     if args.json:
         print_json(result)
         return 0
-    uses = ", ".join(f"{w} ({n} sentence{'s' if n != 1 else ''})" for w, n in result.uses.items())
-    print(f"learned {uses} from {result.photos} photos in {result.seconds:.0f} s ({result.method})")
+    if result.photos:
+        uses = ", ".join(f"{w} ({n} sentence{'s' if n != 1 else ''})" for w, n in result.uses.items())
+        print(f"learned {uses} from {result.photos} photos in {result.seconds:.0f} s ({result.method})")
+    else:
+        print(f"added {len(result.words)} of the detector's words without photos, each starting as the known "
+              "words nearest it; the detector decides where they are said:")
+    for word, near in result.analogues.items():
+        print(f"  {word}: started as {', '.join(near)}")
     print(f"wrote {result.out}; try: scenetalk caption --checkpoint {result.out} PHOTO")
     return 0
 
@@ -28,10 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Teach a captioner words it does not know from a few photos and their "
                                    "sentences, without disturbing what it knows (only the new words are learned), "
                                    "and write the result as a new captioner checkpoint.")
-    p.add_argument("words", nargs="+", metavar="WORD", help="the new words, as they appear in the sentences")
-    p.add_argument("--images", required=True, metavar="DIR", help="folder of the photos")
-    p.add_argument("--captions", required=True, metavar="FILE",
+    p.add_argument("words", nargs="*", metavar="WORD",
+                   help="the new words, as they appear in the sentences (with --from-detector and no photos: "
+                        "detector classes, default every one-word class the captioner lacks)")
+    p.add_argument("--images", metavar="DIR", help="folder of the photos")
+    p.add_argument("--captions", metavar="FILE",
                    help="the photos' sentences: lines of 'photo name<TAB>sentence', or a Karpathy JSON file")
+    p.add_argument("--from-detector", action="store_true",
+                   help="start each new word from the known words nearest it in pretrained word vectors, and let "
+                        "the object detector decide where its classes' words are said (without --images and "
+                        "--captions: nothing is trained)")
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint folder to write")
     p.add_argument("--base", metavar="CKPT", help="captioner to extend (default: the shipped one)")
     p.add_argument("--method", choices=("nvcl", "finetune"), default="nvcl",

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from scenetalk.captioning.detected_words import DETECTOR_WORDS, THRESHOLD, detector_words
 from scenetalk.captioning.examples import build_examples
 from scenetalk.checkpoint import checkpoint_id, load_generator, save_checkpoint
 from scenetalk.data.schema import CaptionDataset
@@ -167,11 +168,12 @@ def find_analogues(words: Sequence[str], vocab: Vocabulary, k: int = ANALOGUES) 
     return out
 
 
-def add_words_by_analogy(base: str | Path, words: Sequence[str], k: int = ANALOGUES) -> LearnedWords:
+def add_words_by_analogy(base: str | Path, words: Sequence[str], k: int = ANALOGUES,
+                         threshold: float = THRESHOLD) -> LearnedWords:
     """Zero-shot: the captioner of ``base`` with rows for ``words`` it never saw, each the mean
     of its ``k`` nearest known words' rows (``find_analogues``), bias at the baseline. Nothing is
-    trained; the model says such a word where a caller's constraint asks for it
-    (``captioning.detected_words``: the detector saw the thing), or where its analogues fit."""
+    trained; the captioner says such a word where the detector sees the thing (its checkpoint's
+    ``detector_words``, ``captioning.detected_words``) and nowhere else."""
     started = time.time()
     model, vocab, base_meta = load_generator(base)
     words = check_words(words, vocab, relearn=False)
@@ -179,6 +181,7 @@ def add_words_by_analogy(base: str | Path, words: Sequence[str], k: int = ANALOG
     model, model_config, vocab, _ = extend_generator(model, base_meta["model"], vocab, words, str(base), analogues)
     meta = {**{key: v for key, v in base_meta.items() if key not in ("model", "vocabulary", "learned_words")},
             "model": model_config, "vocabulary": vocab.to_dict(),
+            "detector_words": {"words": words, "threshold": threshold},
             "learned_words": {"words": words, "method": "analogy", "analogues": analogues, "base": str(base),
                               "base_id": checkpoint_id(base), "photos": 0, "sentences": 0}}
     return LearnedWords(model.eval(), vocab, meta, words, 0, 0, time.time() - started)
@@ -255,19 +258,23 @@ def learn_words(base: str | Path, words: Sequence[str], dataset: CaptionDataset,
     if unused:
         raise ScenetalkError(f"{captions_name}: no sentence uses {unused[0]!r}; give photos whose sentences "
                              f"say the word{'s' if len(words) > 1 else ''} to learn")
-    analogues = find_analogues([w for w in words if w not in vocab], vocab) if config.init == "analogy" else None
+    analogues = find_analogues([w for w in words if w not in vocab], vocab) if config.init == "analogy" else {}
     model, model_config, vocab, rows = extend_generator(model, base_meta["model"], vocab, words, str(base), analogues)
     hooks = freeze_all_but_rows(model, rows) if config.method == "nvcl" else []
     examples = build_examples(dataset, "train", vocab, row_of, config.max_words)
     meta = {"kind": "caption_generator", "model": model_config, "vocabulary": vocab.to_dict(),
             **{k: base_meta[k] for k in ("decoding",) if k in base_meta},
-            "learned_words": {"words": words, "method": config.method, "init": config.init, "base": str(base),
+            "learned_words": {"words": words, "method": config.method, "init": config.init, "analogues": analogues,
+                              "base": str(base),
                               "base_id": checkpoint_id(base), "photos": len(examples.references),
                               "sentences": len(examples.ids), "uses": uses}}
     with tempfile.TemporaryDirectory(prefix="scenetalk-learn-") as run:
         trainer = NewWordsTrainer(config, model, vocab, meta, examples, features.float(), extractor_id, run,
                                   progress)
         trainer.run()
+    gated = [w for w in words if w in set(DETECTOR_WORDS.values())]
+    if config.init == "analogy" and gated:   # zero-shot + NVCL: the detector still gates its classes' words
+        meta["detector_words"] = {"words": gated, "threshold": THRESHOLD}
     meta["learned_words"]["seconds"] = round(time.time() - started, 2)
     with eval_mode(model):
         meta["learned_words"]["perplexity"] = round(trainer.evaluate()["perplexity"], 4)
@@ -292,8 +299,9 @@ class LearnWordsResult:
     sentences: int
     uses: dict[str, int]
     seconds: float
-    perplexity: float
+    perplexity: float | None     # of the learning sentences; None when no photo was given
     base: str
+    analogues: dict[str, list[str]] = field(default_factory=dict)   # word -> the known words it started from
 
 
 def photo_features(extractor, paths: list[str], batch_size: int = 16, progress: bool = True) -> torch.Tensor:
@@ -310,13 +318,19 @@ def photo_features(extractor, paths: list[str], batch_size: int = 16, progress: 
     return torch.cat(rows)
 
 
-def learn_words_from_files(words: Sequence[str], images: str | Path, captions: str | Path, out: str | Path,
-                           base: str | Path | None = None, method: str = "nvcl", steps: int | None = None,
-                           relearn: bool = False, overwrite: bool = False, progress: bool = True) -> LearnWordsResult:
+def learn_words_from_files(words: Sequence[str], images: str | Path | None, captions: str | Path | None,
+                           out: str | Path, base: str | Path | None = None, method: str = "nvcl",
+                           steps: int | None = None, relearn: bool = False, overwrite: bool = False,
+                           progress: bool = True, from_detector: bool = False) -> LearnWordsResult:
     """Teach a captioner ``words`` from the photos in folder ``images`` and their sentences in
     ``captions`` (``data.captions_file``), and write the new captioner to ``out``. ``base``
     defaults to the shipped captioner. Everything that can be checked is checked before the
-    photos are read (``out``, ``base``, the words, the captions, every photo's file)."""
+    photos are read (``out``, ``base``, the words, the captions, every photo's file).
+
+    ``from_detector``: the words' rows start from their analogues in pretrained word vectors and
+    the detector decides where its classes' words are said (``add_words_by_analogy``); with no
+    photos (``images`` and ``captions`` None) nothing is trained (zero-shot), and ``words`` may
+    be empty: every one-word detector class the base lacks."""
     import os
 
     from scenetalk import checks
@@ -326,6 +340,12 @@ def learn_words_from_files(words: Sequence[str], images: str | Path, captions: s
     from scenetalk.weights import shipped_captioner
 
     out = Path(checks.path("out (--out)", out))
+    if (images is None) != (captions is None) or (images is None and not from_detector):
+        raise ScenetalkError("give the photos (--images) and their sentences (--captions), or --from-detector "
+                             "alone to add the detector's words without photos")
+    if images is None:
+        return _words_from_detector(words, out, checks.path("base (--base)", base, optional=True)
+                                    or shipped_captioner(), overwrite)
     images = Path(checks.path("images (--images)", images))
     captions = Path(checks.path("captions (--captions)", captions))
     base = Path(checks.path("base (--base)", base, optional=True) or shipped_captioner())
@@ -334,7 +354,8 @@ def learn_words_from_files(words: Sequence[str], images: str | Path, captions: s
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ScenetalkError(f"{out}: exists already; pass --overwrite (overwrite=True) to replace it")
     try:
-        config = NewWordsConfig(method=method, **({"steps": steps} if steps is not None else {}))
+        config = NewWordsConfig(method=method, init="analogy" if from_detector else "zero",
+                                **({"steps": steps} if steps is not None else {}))
     except FieldError as exc:
         raise ScenetalkError(f"{'--' if exc.key else ''}{exc.key.replace('_', '-')} {exc.problem}") from None
     base_model, base_vocab, meta = load_generator(base)   # checks the whole checkpoint, one line if damaged
@@ -362,4 +383,31 @@ def learn_words_from_files(words: Sequence[str], images: str | Path, captions: s
     learned.save(out)
     info = learned.meta["learned_words"]
     return LearnWordsResult(str(out), learned.words, config.method, learned.photos, learned.sentences,
-                            learned.uses, round(learned.seconds, 2), info["perplexity"], str(base))
+                            learned.uses, round(learned.seconds, 2), info["perplexity"], str(base),
+                            info.get("analogues", {}))
+
+
+def _words_from_detector(words: Sequence[str], out: Path, base: str | Path, overwrite: bool) -> LearnWordsResult:
+    """``learn-word --from-detector`` without photos: ``add_words_by_analogy`` for the detector's
+    class words (all the base lacks when ``words`` is empty), written to ``out``."""
+    base = Path(base)
+    if out.exists() and not out.is_dir():
+        raise ScenetalkError(f"{out}: is a file; --out names the checkpoint folder to write")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ScenetalkError(f"{out}: exists already; pass --overwrite (overwrite=True) to replace it")
+    model, vocab, meta = load_generator(base)
+    if not isinstance(model, MRNN):
+        raise ScenetalkError(f"{base}: a {meta['model'].get('type')!r} captioner cannot learn new words; "
+                             "new words need an m-RNN captioner (model type 'mrnn', like the shipped one)")
+    classes = set(DETECTOR_WORDS.values())
+    if not words and not detector_words(vocab):
+        raise ScenetalkError(f"{base}: the captioner knows every one-word detector class already")
+    words = check_words(list(words) or detector_words(vocab), vocab, relearn=False)
+    other = [w for w in words if w not in classes]
+    if other:
+        raise ScenetalkError(f"{other[0]!r}: not one of the detector's classes, so it cannot be added without "
+                             "photos; give --images and --captions to learn it from photos")
+    added = add_words_by_analogy(base, words)
+    added.save(out)
+    return LearnWordsResult(str(out), added.words, "analogy", 0, 0, {w: 0 for w in added.words},
+                            round(added.seconds, 2), None, str(base), added.meta["learned_words"]["analogues"])
