@@ -334,7 +334,13 @@ def zeroshot(args) -> None:
     entry = {"method": "zero-shot", "shots": 0, "seed": 0, "test_f1": avg, "per_concept": per,
              "seconds": added.seconds, "words": words, "captions": captions,
              **concept_and_other_scores(captions, dataset)}
-    (RUNS / "protocol-zero-shot.json").write_text(json.dumps([entry]))
+    base_model, base_vocab, _ = load_generator(args.base)   # the base's own captions, beside (pictures, table)
+    base_captions = caption_split(base_model, base_vocab, base_meta, dataset, store, "test", args.beam)
+    base_avg, base_per = average_f1(base_captions, dataset, "test")
+    base_entry = {"method": "base", "shots": 0, "seed": 0, "test_f1": base_avg, "per_concept": base_per,
+                  "seconds": 0.0, "words": [], "captions": base_captions,
+                  **concept_and_other_scores(base_captions, dataset)}
+    (RUNS / "protocol-zero-shot.json").write_text(json.dumps([entry, base_entry]))
     (RUNS / "tune-zero-shot.json").write_text(json.dumps({"results": results, "chosen": chosen}, indent=1))
     print(f"zero-shot: test mean F1 {100 * avg:.1f}  " + ", ".join(f"{c} {100 * v:.1f}" for c, v in per.items()))
 
@@ -377,7 +383,7 @@ def zeroshot_nvcl(args) -> None:
         chosen = max(results, key=lambda r: r["val_f1"])
         tune_path.write_text(json.dumps({"results": results, "chosen": chosen}, indent=1))
     print(f"chosen on val: steps {chosen['steps']} threshold {chosen['threshold']}")
-    out_path = RUNS / "protocol-nvcl-analogy.json"
+    out_path = RUNS / f"protocol-nvcl-analogy-{'-'.join(map(str, args.shots))}.json"   # one per process
     records = json.loads(out_path.read_text()) if out_path.exists() else []
     done = {(r["shots"], r["seed"]) for r in records}
     for shots in args.shots:

@@ -5,6 +5,7 @@
     python benchmarks/bench_unseen_search.py threshold            # MIN_SIMILARITY's figures
     python benchmarks/bench_unseen_search.py tune --root ../shared/data
     python benchmarks/bench_unseen_search.py test --root ../shared/data
+    python benchmarks/bench_unseen_search.py pictures --root ../shared/data   # docs/images/unseen-search.png
 
 The model (``--checkpoint``, default the stage-2 model of ``new-words-alignment-hardest.yaml``)
 was trained on the training photos that mention none of the held-out concepts
@@ -179,6 +180,56 @@ def test(args) -> None:
     (RUNS / "test-unseen-search.json").write_text(json.dumps(report, indent=1))
 
 
+def top_photos(model, vocab, store, images, word, k=5):
+    """The ``k`` best photos (indices into ``images``) and their scores for the one-word query."""
+    import torch
+
+    from scenetalk.models.alignment import all_pairs_scores
+
+    rows = torch.tensor([store.row(im.relpath) for im in images])
+    with torch.no_grad():
+        regions = model.embed_regions(store.model_input("regions")[rows].float())
+        ids, _ = vocab.encode_batch([[word]], add_start=False, add_end=False)
+        s, mask = model.embed_words(ids)
+        scores = all_pairs_scores(regions, s, mask, model.config.score)[:, 0]
+    top = scores.argsort(descending=True)[:k]
+    return [(int(i), float(scores[i])) for i in top]
+
+
+def pictures(args) -> None:
+    """docs/images/unseen-search.png: the top 5 test photos for a concept's word, by the model
+    that never saw it (the word placed) and by the shipped model; a tick when a person's
+    sentence of the photo mentions the concept. The concepts are the first four of the list."""
+    from pathlib import Path as P
+
+    from scenetalk.checkpoint import load_alignment
+    from scenetalk.data.concepts import HELD_OUT_CONCEPTS, image_mentions
+    from scenetalk.presentation.pictures import save_png, snippet_sheet
+    from scenetalk.vision.images import load_image
+    from scenetalk.weights import shipped_alignment
+
+    dataset, store, model, vocab = load(args)
+    chosen = json.loads((RUNS / "tune-unseen-search.json").read_text())["chosen"]
+    images = dataset.split("test")
+    shipped, shipped_vocab, _ = load_alignment(shipped_alignment(), expect_extractor_id=store.extractor_id)
+    rows = []
+    for head in list(HELD_OUT_CONCEPTS)[:4]:
+        m, v, placed = with_placed(model, vocab, [head], chosen["method"], chosen["setting"])
+        for label, (mm, vv) in ((f'"{head}": never seen, placed near {", ".join(placed[head]["near"])}', (m, v)),
+                                (f'"{head}": shipped model (saw it)', (shipped, shipped_vocab))):
+            cells = []
+            for i, score in top_photos(mm, vv, store, images, head):
+                right = image_mentions(images[i], HELD_OUT_CONCEPTS[head])
+                cells.append((load_image(P(dataset.image_dir) / images[i].relpath),
+                              f"{'✓' if right else '✗'} {score:.1f}"))
+            rows.append((label, cells))
+    out = REPO / "docs" / "images" / "unseen-search.png"
+    save_png(snippet_sheet(rows, cell=110, label_width=230,
+                           title="Flickr8K test, top 5 photos for a one-word query (✓: a person's sentence "
+                                 "mentions it)"), out)
+    print(f"wrote {out}")
+
+
 def threshold(args) -> None:
     """The nearest known word's similarity for random letter strings and for COCO class words the
     shipped model lacks: the figures behind ``unseen_words.MIN_SIMILARITY``."""
@@ -202,12 +253,12 @@ def threshold(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("threshold", "tune", "test"))
+    parser.add_argument("step", choices=("threshold", "tune", "test", "pictures"))
     parser.add_argument("--root", default=None)
     parser.add_argument("--checkpoint", default=str(RUNS / "alignment-hardest" / "best"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    {"threshold": threshold, "tune": tune, "test": test}[args.step](args)
+    {"threshold": threshold, "tune": tune, "test": test, "pictures": pictures}[args.step](args)
 
 
 if __name__ == "__main__":

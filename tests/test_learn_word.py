@@ -199,3 +199,19 @@ def test_words_from_the_detector_are_said_where_it_sees_them(tmp_path, capsys):
     assert main(["learn-word", "--from-detector", "--out", str(tmp_path / "all"), "--json", "--quiet"]) == 0
     every = json.loads(capsys.readouterr().out)["words"]
     assert "giraffe" in every and "dog" not in every and len(every) > 5
+
+
+@pytest.mark.slow
+def test_a_damaged_detector_words_entry_is_one_line(tmp_path):
+    import shutil
+
+    from scenetalk.checkpoint import CheckpointError
+    from scenetalk.weights import shipped_captioner
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(shipped_captioner(), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["detector_words"] = {"words": "giraffe"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="damaged config \\(detector_words\\)"):
+        scenetalk.load(captioner=folder).caption([Image.new("RGB", (32, 32))])
