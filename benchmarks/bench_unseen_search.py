@@ -7,8 +7,8 @@
     python benchmarks/bench_unseen_search.py test --root ../shared/data
     python benchmarks/bench_unseen_search.py pictures --root ../shared/data   # docs/images/unseen-search.png
 
-The model (``--checkpoint``, default the stage-2 model of ``new-words-alignment-hardest.yaml``)
-was trained on the training photos that mention none of the held-out concepts
+The model (``--checkpoint``, default stage 1, ``new-words-alignment.yaml``; stage 2 is
+``runs/new-words/alignment-hardest/best``) was trained on the training photos that mention none of the held-out concepts
 (``data/concepts.py``), so none of the concept words is in its vocabulary. Queries: the
 sentences of the split that use a concept word (every concept word of them is unseen), each
 ranked against all the split's photos (text → image R@K, med r, as ``scenetalk evaluate``),
@@ -62,7 +62,7 @@ def with_placed(model, vocab, words, method, setting):
     from scenetalk.data.text import Vocabulary
     from scenetalk.retrieval.unseen_words import UnseenWords
 
-    if method == "unk":
+    if method == "unk" or not words:
         return model, vocab, {}
     kw = {"ridge": setting} if method == "map" else {"k": setting}
     placed = UnseenWords(model.W_w.weight, vocab, method=method, min_similarity=-1.0, **kw).place(sorted(words))
@@ -255,7 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=("threshold", "tune", "test", "pictures"))
     parser.add_argument("--root", default=None)
-    parser.add_argument("--checkpoint", default=str(RUNS / "alignment-hardest" / "best"))
+    parser.add_argument("--checkpoint", default=str(RUNS / "alignment" / "best"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     {"threshold": threshold, "tune": tune, "test": test, "pictures": pictures}[args.step](args)

@@ -60,7 +60,7 @@ class UnseenWords:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         self.embedding = embedding.detach().float()
         self.vocab, self.method, self.ridge, self.k, self.min_similarity = vocab, method, ridge, k, min_similarity
-        self.known = [w for w in vocab.itos[len(Vocabulary.SPECIALS):] if w.isalpha()]
+        self.known = [w for w in vocab.itos[len(Vocabulary.SPECIALS):] if w.isalpha() and w in vocab.stoi]
         self._known_vectors: np.ndarray | None = None
         self._map: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
