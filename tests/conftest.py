@@ -88,6 +88,19 @@ def shared_data() -> Path:
     return root
 
 
+def copy_sample_photos(folder: Path) -> Path:
+    """The bundled sample photos (``data.sample_photos``) copied into ``folder`` (made if
+    needed), for tests that need a folder of real photos they may change."""
+    import shutil
+
+    from scenetalk.data.sample_photos import sample_photo_paths
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in sample_photo_paths():
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
 def write_colour_squares(folder: Path, count: int = 18) -> Path:
     """A tiny Karpathy-format dataset of noisy red, blue and green squares (two thirds train,
     the rest val), each with two sentences naming its colour. Returns the JSON's path; the

@@ -4,10 +4,9 @@ on the bundled sample photos, including the bad inputs a real folder holds."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-from conftest import write_colour_squares
+from conftest import copy_sample_photos, write_colour_squares
 from PIL import Image
 
 import scenetalk
@@ -33,11 +32,7 @@ def model():
 
 @pytest.fixture
 def photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for p in sample_photo_paths():
-        shutil.copy(p, folder / p.name)
-    return folder
+    return copy_sample_photos(tmp_path / "photos")
 
 
 @pytest.mark.slow

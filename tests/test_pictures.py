@@ -3,15 +3,14 @@ with the shipped models, the drawing functions on their own, and bad input refus
 line without writing anything."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
+from conftest import copy_sample_photos
 from PIL import Image, ImageDraw
 
 from scenetalk.cli import main
-from scenetalk.data.sample_photos import sample_photo_paths
 from scenetalk.errors import ScenetalkError
 from scenetalk.grounding.word_regions import ALIGN_BETA, Link
 from scenetalk.presentation.pictures import (
@@ -33,10 +32,7 @@ from scenetalk.retrieval.search import best_regions
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    for p in sample_photo_paths():
-        shutil.copy(p, folder / p.name)
-    return folder
+    return copy_sample_photos(tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="module")

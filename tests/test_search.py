@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import copy_sample_photos
 
 from scenetalk.checkpoint import save_checkpoint
-from scenetalk.data.sample_photos import sample_photo_paths
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ScenetalkError, SearchIndexError
 from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
@@ -45,10 +45,7 @@ def index(tmp_path_factory):
     from scenetalk.features.extract import Extractor
 
     root = tmp_path_factory.mktemp("search")
-    photos = root / "photos"
-    photos.mkdir()
-    for p in sample_photo_paths():
-        shutil.copy(p, photos / p.name)
+    photos = copy_sample_photos(root / "photos")
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     ckpt = random_checkpoint(root / "align", Extractor(regions=True).extractor_id)
     images = sorted((p.name, str(p)) for p in photos.iterdir())
@@ -265,10 +262,7 @@ def test_shipped_alignment_model_finds_the_sample_photos(tmp_path, capsys):
     folder = shipped_alignment()
     assert sum(f.stat().st_size for f in folder.iterdir()) <= 30 * 2**20
     assert load_checkpoint(folder)[1]["kind"] == "alignment"
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for p in sample_photo_paths():
-        shutil.copy(p, photos / p.name)
+    photos = copy_sample_photos(tmp_path / "photos")
     assert main(["index", "build", str(photos), "--out", str(tmp_path / "idx"), "--quiet"]) == 0
     expected = {"a cat lying on a blanket": "chelsea.png", "a man in a white suit": "astronaut.png",
                 "a cup of coffee on a table": "coffee.png"}

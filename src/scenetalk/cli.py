@@ -15,7 +15,7 @@ from scenetalk import __version__
 from scenetalk.errors import ScenetalkError
 
 COMMANDS = ("demo", "caption", "index", "search", "align", "regions", "sheet", "describe", "data", "features", "train",
-            "learn_word", "evaluate", "snippets", "report")
+            "learn_word", "evaluate", "snippets", "report", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

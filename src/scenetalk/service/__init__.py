@@ -1,0 +1,12 @@
+"""The web service and its page (``scenetalk serve``): every capability of the façade over HTTP.
+
+``app.create_app(settings)`` gives the ASGI app; ``settings.ServiceSettings`` says what it
+serves and the limits it holds every request to; ``errors`` the one error shape;
+``scheduling`` the model pool, the queue and dynamic batching; ``uploads`` how an uploaded
+photo is read; ``static/`` the web page (no build step, nothing from a CDN).
+"""
+
+from scenetalk.service.app import create_app
+from scenetalk.service.settings import ServiceSettings
+
+__all__ = ["create_app", "ServiceSettings"]
