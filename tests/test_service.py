@@ -268,11 +268,21 @@ def test_photos_are_served_by_id_only_never_by_path(photo_folder):
         assert_error(c.post("/v1/describe", data={"photo": "../secret.png"}), 404, "unknown_photo")
 
 
-def test_a_photo_id_that_leads_out_of_the_folder_is_refused(photo_folder, tmp_path):
-    (photo_folder / "a.png").unlink()
-    (photo_folder / "a.png").symlink_to(tmp_path / "secret.png")  # the index's name, now a way out
-    with client_for(FakeModels(photo_folder)) as c:
-        assert_error(c.get("/v1/indexes/photos/photos/a.png"), 404, "unknown_photo")
+def test_a_photo_name_of_a_hand_edited_index_that_leads_out_of_its_folder_is_refused(photo_folder, tmp_path):
+    class Edited(FakeSearcher):
+        def __init__(self, folder):
+            super().__init__(folder)
+            self.names = ["a.png", "sub/../../secret.png", str(tmp_path / "secret.png")]
+
+    class Models(FakeModels):
+        def open_index(self, path):
+            return Edited(self.folder)
+
+    with client_for(Models(photo_folder)) as c:
+        assert c.get("/v1/indexes/photos/photos/a.png").status_code == 200
+        for name in Edited(None).names[1:]:
+            r = c.get(f"/v1/indexes/photos/photos/{name.replace('/', '%2F')}")
+            assert "outside its index's folder" in assert_error(r, 404, "unknown_photo")["detail"]
     with client_for(FakeModels(None)) as c:  # an index that does not record its folder
         assert_error(c.get("/v1/indexes/photos/photos/a.png"), 404, "unknown_photo")
 
@@ -475,3 +485,22 @@ def test_batched_captions_equal_captions_one_at_a_time():
     together, alone = asyncio.run(go())
     assert [r.json() for r in together] == [r.json() for r in alone]
     assert service.batcher.batches - before == 1 + len(photos)  # one batch, then one call each
+
+
+@pytest.mark.slow
+def test_the_facade_answers_the_same_from_several_threads():
+    """The model pool calls the façade from several threads at once: the answers must be the
+    ones it gives one at a time (OpenCV's detector network once mixed two threads' inputs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scenetalk.api import load
+    from scenetalk.data.sample_photos import sample_photo_paths
+    from scenetalk.results import to_data
+    from scenetalk.vision.images import load_image
+
+    m = load()
+    photos = [load_image(p) for p in sample_photo_paths()] * 3
+    alone = [to_data(m.align(p, "a man in a red shirt").segments) for p in photos]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda p: to_data(m.align(p, "a man in a red shirt").segments), photos))
+    assert together == alone

@@ -108,6 +108,8 @@ class Service:
             self.models.caption([warm], beam_size=1)
             self.models.regions(warm, top=1, beam_size=1)
             self.models.align(warm, "a photo")
+            for folder in list(self.settings.indexes.values())[:1]:  # and the pretrained word vectors that
+                self.models.search(folder, "a photo of giraffes", k=1, warn=False)  # place unseen query words
             self.ready.set()
             log.info("scenetalk serve: ready (%d indexes)", len(self.searchers))
         except ScenetalkError as exc:
@@ -331,13 +333,15 @@ def _photo_folder(searcher) -> str | None:
 @lru_cache(maxsize=512)
 def _thumbnail(folder: str, photo: str, size: int) -> bytes:
     """The JPEG of a photo of an index (its id checked by the caller), read only from inside
-    the index's folder."""
+    the index's folder: a name of a damaged or hand-edited index.json that climbs out of it
+    (``..``, an absolute path) is refused. A symbolic link inside the folder is followed, as
+    ``index build`` followed it: the photo is one its owner indexed."""
     from scenetalk.errors import ImageError
     from scenetalk.vision.images import load_image
 
-    root = os.path.realpath(folder)
-    path = os.path.realpath(os.path.join(root, photo))
-    if os.path.commonpath([root, path]) != root:
+    root = os.path.abspath(folder)
+    path = os.path.normpath(os.path.join(root, photo))
+    if os.path.isabs(photo) or os.path.commonpath([root, path]) != root:
         raise ServiceError(404, "unknown_photo", f"photo {photo!r} is outside its index's folder")
     try:
         im = load_image(path)

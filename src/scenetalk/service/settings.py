@@ -24,7 +24,7 @@ REQUEST_TIMEOUT_S = 30.0
 #: Model calls run at once (a thread each), and requests that may wait for one: when that
 #: many are waiting, 503 with Retry-After.
 CONCURRENCY = 2
-QUEUE = 32
+QUEUE = 64
 #: Dynamic batching of caption requests: the first waits this long for others to join its
 #: batch, and a batch holds at most this many photos.
 BATCH_WAIT_S = 0.005

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -83,13 +84,17 @@ def model_files() -> tuple[str, str]:
 
 
 class Detector:
-    """SSD-MobileNet-v2 COCO. Not thread-safe: use one instance from one thread."""
+    """SSD-MobileNet-v2 COCO. Safe to call from several threads (the web service's model
+    pool): an OpenCV ``Net`` holds its input and its layers' buffers, so one thread at a time
+    runs it (seen without the lock: "Number of input channels should be multiple of 1280 but
+    got 144" when two threads interleave)."""
 
     name = DETECTOR_NAME
     input_size = 300
 
     def __init__(self, graph: str, config: str, threads: int | None = None):
         self.net = cv2.dnn.readNetFromTensorflow(graph, config)
+        self._lock = threading.Lock()
         self.weights_sha256 = file_sha256(graph)
         if threads is not None:
             # OpenCV's thread pool is process-wide; by default it uses every core.
@@ -106,8 +111,9 @@ class Detector:
         # The TF graph wants RGB, and we already hold RGB: no channel swap (OpenCV's samples
         # pass swapRB=True only because cv2.imread gives BGR). The graph scales to [-1, 1].
         blob = cv2.dnn.blobFromImage(rgb, size=(self.input_size, self.input_size), swapRB=False, crop=False)
-        self.net.setInput(blob)
-        rows = self.net.forward().reshape(-1, 7)
+        with self._lock:
+            self.net.setInput(blob)
+            rows = self.net.forward().reshape(-1, 7)
         rows = rows[rows[:, 2] > 0]
         order = np.argsort(-rows[:, 2], kind="stable")
         rows = rows[order]
