@@ -61,16 +61,26 @@ async def client(http, material, sentences, stop_at, rng, records):
         records.append((kind, time.perf_counter() - started, status, time.time()))
 
 
-async def run_load(port: int, clients: int, seconds: int, material, sentences, seed: int):
+async def sample_rss(pid: int, stop_at: float, samples: list) -> None:
+    """The server's RSS every 10 s, as (seconds into the run, MB)."""
+    started = time.time()
+    while time.time() < stop_at:
+        samples.append((time.time() - started, rss_mb(pid)))
+        await asyncio.sleep(10)
+
+
+async def run_load(port: int, pid: int, clients: int, seconds: int, material, sentences, seed: int):
     import httpx
 
     records: list = []
+    samples: list = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits) as http:
         stop_at = time.time() + seconds
-        await asyncio.gather(*[client(http, material, sentences, stop_at, random.Random(seed + i), records)
+        await asyncio.gather(sample_rss(pid, stop_at, samples),
+                             *[client(http, material, sentences, stop_at, random.Random(seed + i), records)
                                for i in range(clients)])
-    return records
+    return records, samples
 
 
 def percentile(values, q):
@@ -96,7 +106,8 @@ def main() -> None:
         server = start_server(index, port, log, extra)
         try:
             rss_start = rss_mb(server.pid)
-            records = asyncio.run(run_load(port, args.clients, args.seconds, material, sentences, args.seed))
+            records, samples = asyncio.run(run_load(port, server.pid, args.clients, args.seconds, material,
+                                                    sentences, args.seed))
             rss_end = rss_mb(server.pid)
         finally:
             server.terminate()
@@ -109,7 +120,8 @@ def main() -> None:
             errors = len(mine) - len(ok)
             rows.append((setting, kind, len(mine), errors, statistics.median(ok) if ok else float("nan"),
                          percentile(ok, 0.99) if ok else float("nan"), len(ok) / span))
-        rows.append((setting, "RSS", rss_start, rss_end))
+        after_minute = next((mb for t, mb in samples if t >= 60), rss_end)
+        rows.append((setting, "RSS", rss_start, rss_end, after_minute, max(mb for _, mb in samples)))
         for what, n in collections.Counter(r[2] for r in records if r[2] != 200).most_common(5):
             print(f"{setting}: error {what!r} x {n}", flush=True)
         print(f"{setting}: {len(records)} requests in {span:.0f} s; RSS {rss_start:.0f} -> {rss_end:.0f} MB", flush=True)
@@ -127,7 +139,8 @@ def main() -> None:
     print()
     for row in rows:
         if row[1] == "RSS":
-            print(f"- {row[0]}: server RSS {row[2]:.0f} MB at start, {row[3]:.0f} MB at the end")
+            print(f"- {row[0]}: server RSS {row[2]:.0f} MB when ready, {row[4]:.0f} MB after the first minute, "
+                  f"{row[3]:.0f} MB at the end (at most {row[5]:.0f} MB; sampled every 10 s)")
 
 
 if __name__ == "__main__":

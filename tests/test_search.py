@@ -143,9 +143,9 @@ def test_cli_index_and_search(index, tmp_path, capsys):
     assert main(["search", str(tmp_path / "idx"), "a red cup on the table", "--top", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["hits"]) == 3 and out["exact"] and out["unknown_words"] == []
-    assert set(out["hits"][0]) == {"image", "score"}
+    assert set(out["hits"][0]) == {"name", "score", "log_likelihood", "alignment_score"}  # SearchResult's JSON
     # by default the shipped captioner re-ranks (it reads these features); the output says so, in words
-    assert out["reranked"]["top"] == 100 and "not re-ranked" not in out["scores"] and "log-likelihood" in out["scores"]
+    assert out["reranked"] == 100 and "not re-ranked" not in out["scores"] and "log-likelihood" in out["scores"]
     assert main(["search", str(tmp_path / "idx"), "a red cup on the table", "--top", "3", "--no-rerank"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("scores: match score") and lines[0].endswith("not re-ranked") and len(lines) == 4
@@ -204,7 +204,8 @@ def test_rerank_orders_the_best_by_s_kl_by_s_kl_plus_weighted_likelihood(index, 
     assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--rerank", "2", "--captioner",
                  str(captioner), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["reranked"]["top"] == 2 and len(out["reranked"]["log_likelihood"]) == len(out["hits"]) == 4
+    assert out["reranked"] == 2 and len(out["hits"]) == 4
+    assert all(h["log_likelihood"] is not None and h["alignment_score"] is not None for h in out["hits"])
     assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--rerank", "0"]) == 2
     assert "--rerank must be a whole number" in capsys.readouterr().err
     # A captioner of other image features is refused in one line, naming both.
@@ -215,10 +216,11 @@ def test_rerank_orders_the_best_by_s_kl_by_s_kl_plus_weighted_likelihood(index, 
     # Not asked for (the default), re-ranking that cannot run is skipped with a note; --no-rerank is quiet.
     assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--captioner", str(other), "--json"]) == 0
     captured = capsys.readouterr()
-    assert "not re-ranked" in captured.err and "reranked" not in json.loads(captured.out)
+    assert "not re-ranked" in captured.err and json.loads(captured.out)["reranked"] == 0
+    assert json.loads(captured.out)["not_reranked"]
     assert main(["search", str(path), query, "--checkpoint", str(ckpt), "--no-rerank", "--json"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == "" and "reranked" not in json.loads(captured.out)
+    assert captured.err == "" and json.loads(captured.out)["reranked"] == 0
     with pytest.warns(UserWarning, match="not re-ranked"):
         hits = scenetalk.load(captioner=other, alignment=ckpt).search(path, query, k=2).hits
     assert [h.name for h in hits] == [h.name for h in plain.hits[:2]]
@@ -269,7 +271,7 @@ def test_shipped_alignment_model_finds_the_sample_photos(tmp_path, capsys):
     capsys.readouterr()
     for query, photo in expected.items():
         assert main(["search", str(tmp_path / "idx"), query, "--top", "1", "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["hits"][0]["image"] == photo
+        assert json.loads(capsys.readouterr().out)["hits"][0]["name"] == photo
     S = scenetalk.load().score([str(photos / n) for n in expected.values()], list(expected))
     assert torch.equal(S.argmax(dim=0), torch.arange(3))
 

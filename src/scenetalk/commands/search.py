@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from scenetalk.commands import add_checkpoint, add_json, print_ranking, warn
+from scenetalk.commands import add_checkpoint, add_json, print_json, print_ranking, warn
 from scenetalk.errors import ScenetalkError
 
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk.api import load
-    from scenetalk.retrieval.search import RERANK_TOP, RERANK_WEIGHT
+    from scenetalk.retrieval.search import RERANK_TOP
 
     if args.top < 1 or args.candidates < 1:
         raise ScenetalkError(f"--top and --candidates must be at least 1 (got {args.top} and {args.candidates})")
@@ -32,17 +32,11 @@ def run(args: argparse.Namespace) -> int:
                        "by pretrained word vectors")
     if result.unknown_words:
         warn("search", f"ignored words the model does not know: {', '.join(result.unknown_words)}")
-    payload = {"query": result.query, "unknown_words": result.unknown_words, "exact": result.exact,
-               "scores": result.scores,
-               "placed_words": [{"word": p.word, "near": p.near, "similarity": p.similarity}
-                                for p in result.placed_words]}
-    if result.reranked:
-        payload["reranked"] = {"top": result.reranked, "weight": RERANK_WEIGHT,
-                               "log_likelihood": [h.log_likelihood for h in result.hits],
-                               "alignment_score": [h.alignment_score for h in result.hits]}
-    if not args.json:
-        print(f"scores: {result.scores}")
-    print_ranking(args.json, payload, "image", [(h.name, h.score) for h in result.hits])
+    if args.json:  # the result's one JSON form, as the web API answers it
+        print_json(result)
+        return 0
+    print(f"scores: {result.scores}")
+    print_ranking(False, {}, "image", [(h.name, h.score) for h in result.hits])
     return 0
 
 

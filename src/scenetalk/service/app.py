@@ -182,7 +182,10 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
         yield
         service.scheduler.close()
 
-    app = FastAPI(title="scenetalk", version=_version(), lifespan=lifespan,
+    from fastapi_offline import FastAPIOffline
+
+    # FastAPI's own /docs page loads Swagger UI from a CDN; this one serves it from its wheel
+    app = FastAPIOffline(title="scenetalk", version=_version(), lifespan=lifespan,
                   description="Describe, search and ground photos with sentences. Every result is scenetalk's own "
                               "JSON form (the CLI's --json); every error is {\"error\": CODE, \"detail\": LINE}.")
     app.state.service = service

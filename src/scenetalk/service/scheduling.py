@@ -31,7 +31,7 @@ class Scheduler:
     def __init__(self, concurrency: int, queue: int, timeout_s: float):
         self.concurrency, self.limit, self.timeout_s = concurrency, concurrency + queue, timeout_s
         self.in_flight = 0
-        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="scenetalk-model")
+        self.pool: ThreadPoolExecutor | None = None  # made on first use, again after close (a restarted app)
 
     @contextlib.contextmanager
     def admitted(self):
@@ -56,10 +56,14 @@ class Scheduler:
 
     async def run(self, fn: Callable, *args, **kwargs) -> Any:
         """``fn(*args, **kwargs)`` on the model pool."""
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="scenetalk-model")
         return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: fn(*args, **kwargs))
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class CaptionBatcher:
