@@ -533,3 +533,37 @@ def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_schema(case):
 
     case.call_and_validate(checks=[not_a_server_error, status_code_conformance, content_type_conformance,
                                    response_schema_conformance])
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers_answers_from_both_processes(tmp_path):
+    """``scenetalk serve --workers 2``: uvicorn's processes share the port, each loads the
+    models from the settings the command passed on; interrupted, it stops."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    scenetalk = Path(sys.executable).parent / "scenetalk"
+    server = subprocess.Popen([str(scenetalk), "serve", "--workers", "2", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        answers = [httpx.post(f"http://127.0.0.1:{port}/v1/caption", files={"image": ("p.png", png(64, 48))},
+                              timeout=60) for _ in range(4)]
+        assert all(a.status_code == 200 and a.json()["captions"][0]["text"] for a in answers)
+    finally:
+        server.send_signal(signal.SIGINT)
+        out = server.communicate(timeout=60)[0].decode()
+    assert out.count("Started server process") == 2, out[-2000:]

@@ -149,3 +149,19 @@ def test_keyboard_and_phone_width(browser, server):
     page.keyboard.press("Enter")
     assert page.locator("#view-search").is_visible()
     context.close()
+
+
+@pytest.mark.parametrize("how", ["drop", "paste"])
+def test_a_photo_can_be_dropped_or_pasted(page, how):
+    page.evaluate("""async (how) => {
+        const blob = await (await fetch('/v1/indexes/samples/photos/coffee.png?size=256')).blob();
+        const data = new DataTransfer();
+        data.items.add(new File([blob], 'given.jpg', { type: 'image/jpeg' }));
+        const event = how === 'drop'
+            ? new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true })
+            : new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true });
+        (how === 'drop' ? document.getElementById('drop') : document).dispatchEvent(event);
+    }""", how)
+    page.wait_for_selector("#captions li", timeout=60_000)
+    assert page.locator("#photo-name").inner_text() == "given.jpg"
+    assert page.locator("#regions li").count() >= 1

@@ -312,10 +312,12 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
 
 def app_from_environment() -> FastAPI:
     """The app of ``scenetalk serve --workers N`` (N > 1): each worker process makes its own,
-    from the settings the command put in ``SETTINGS_VARIABLE`` as JSON."""
+    from the settings the command put in ``SETTINGS_VARIABLE`` as JSON, loading the models
+    before it takes a connection: the workers share one socket, so a worker still loading
+    would otherwise answer some clients 503 while the others are served."""
     import json
 
-    return create_app(ServiceSettings(**json.loads(os.environ[SETTINGS_VARIABLE])))
+    return create_app(ServiceSettings(**json.loads(os.environ[SETTINGS_VARIABLE])), load_in_background=False)
 
 
 SETTINGS_VARIABLE = "SCENETALK_SERVE_SETTINGS"
