@@ -7,8 +7,8 @@
     python benchmarks/bench_unseen_search.py test --root ../shared/data
     python benchmarks/bench_unseen_search.py pictures --root ../shared/data   # docs/images/unseen-search.png
 
-The model (``--checkpoint``, default stage 1, ``new-words-alignment.yaml``; stage 2 is
-``runs/new-words/alignment-hardest/best``) was trained on the training photos that mention none of the held-out concepts
+The model (``--checkpoint``, default stage 2, ``new-words-alignment-hardest.yaml``; stage 1 is
+``runs/new-words/alignment/best``) was trained on the training photos that mention none of the held-out concepts
 (``data/concepts.py``), so none of the concept words is in its vocabulary. Queries: the
 sentences of the split that use a concept word (every concept word of them is unseen), each
 ranked against all the split's photos (text → image R@K, med r, as ``scenetalk evaluate``),
@@ -255,7 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=("threshold", "tune", "test", "pictures"))
     parser.add_argument("--root", default=None)
-    parser.add_argument("--checkpoint", default=str(RUNS / "alignment" / "best"))
+    parser.add_argument("--checkpoint", default=str(RUNS / "alignment-hardest" / "best"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     {"threshold": threshold, "tune": tune, "test": test, "pictures": pictures}[args.step](args)
