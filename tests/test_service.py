@@ -42,6 +42,9 @@ class FakeSearcher:
         self.names = ["a.png", "sub/b.png"]
         self.meta = {"sentences": True, "folder": str(folder) if folder else None}
 
+    def row(self, name):
+        return self.names.index(name) if name in self.names else None
+
 
 class FakeModels:
     """The façade's methods the service calls. A photo 13 pixels wide makes ``caption`` fail

@@ -61,14 +61,11 @@ def print_json(result) -> None:
     sys.stdout.write(to_json(result) + "\n")
 
 
-def print_ranking(as_json: bool, payload: dict, key: str, hits: list[tuple[str, float]]) -> None:
-    """Ranked (item, score) pairs on stdout: numbered lines, or JSON (``payload`` plus the hits,
-    each item under ``key``); ``search`` and ``describe`` print their results with it."""
-    if as_json:
-        print_json({**payload, "hits": [{key: item, "score": score} for item, score in hits]})
-    else:
-        for rank, (item, score) in enumerate(hits, 1):
-            print(f"{rank:3d}. {score:9.3f}  {item}")
+def print_ranking(hits: list[tuple[str, float]]) -> None:
+    """Ranked (item, score) pairs on stdout as numbered lines: ``search`` and ``describe``
+    print their results with it (with ``--json``, ``print_json`` of the result)."""
+    for rank, (item, score) in enumerate(hits, 1):
+        print(f"{rank:3d}. {score:9.3f}  {item}")
 
 
 def warn(command: str, message: str) -> None:

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)  # image, hits (sentence, score), sentences: "index" or the file
     else:
-        print_ranking(False, {}, "sentence", [(h.sentence, h.score) for h in result.hits])
+        print_ranking([(h.sentence, h.score) for h in result.hits])
     return 0
 
 

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     print(f"scores: {result.scores}")
-    print_ranking(False, {}, "image", [(h.name, h.score) for h in result.hits])
+    print_ranking([(h.name, h.score) for h in result.hits])
     return 0
 
 

@@ -385,17 +385,21 @@ class Searcher:
                             placed)
 
     @torch.no_grad()
+    def row(self, name: str) -> int | None:
+        """The row of the photo named ``name`` in the index, or None when it holds no such photo."""
+        if self._row_of is None:
+            self._row_of = {n: i for i, n in enumerate(self.names)}
+        return self._row_of.get(name)
+
     def image_vectors(self, image) -> tuple[str, torch.Tensor]:
         """The region vectors (1, R, h) of a photo of the index (by name) or of an image (a
         path or a PIL image, through the index's feature extractor), and its name."""
         from PIL import Image
 
-        if self._row_of is None:
-            self._row_of = {name: i for i, name in enumerate(self.names)}
         if not isinstance(image, Image.Image):
             name = os.fspath(image)
-            if name in self._row_of:
-                row = self._row_of[name]
+            row = self.row(name)
+            if row is not None:
                 return name, torch.from_numpy(np.array(self.vectors[row:row + 1])).float()  # a copy: memmaps are read-only
             if not os.path.exists(name):
                 raise ScenetalkError(f"{name}: neither a photo of the index {self.path} nor an image file")

@@ -87,7 +87,7 @@ class Service:
         self.failed: str | None = None
         self.scheduler = Scheduler(settings.concurrency, settings.queue, settings.request_timeout_s)
         self.batcher = CaptionBatcher(self._caption_many, self.scheduler, settings.batch_wait_s, settings.max_batch)
-        self.searchers: dict = {}
+        self.indexes: list[str] = []  # the names of the indexes served, once they opened
 
     def _caption_many(self, images, beam_size: int, n_best: int):
         return self.models.caption(images, beam_size=beam_size, n_best=n_best)
@@ -103,7 +103,8 @@ class Service:
             if self.models is None:
                 self.models = load(self.settings.captioner, self.settings.alignment)
             for name, folder in self.settings.indexes.items():
-                self.searchers[name] = self.models.open_index(folder)
+                self.models.open_index(folder)  # kept open by the façade; a damaged index fails here
+                self.indexes.append(name)
             warm = Image.new("RGB", (64, 64), (128, 128, 128))
             self.models.caption([warm], beam_size=1)
             self.models.regions(warm, top=1, beam_size=1)
@@ -111,7 +112,7 @@ class Service:
             for folder in list(self.settings.indexes.values())[:1]:  # and the pretrained word vectors that
                 self.models.search(folder, "a photo of giraffes", k=1, warn=False)  # place unseen query words
             self.ready.set()
-            log.info("scenetalk serve: ready (%d indexes)", len(self.searchers))
+            log.info("scenetalk serve: ready (%d indexes)", len(self.indexes))
         except ScenetalkError as exc:
             self.failed = " ".join(str(exc).split())
             log.error("scenetalk serve: cannot start: %s", self.failed)
@@ -128,35 +129,40 @@ class Service:
             raise ServiceError(503, "not_ready", detail, headers={"Retry-After": "5"})
 
     def searcher(self, name: str | None):
+        """The index served as ``name`` (None: the only one) and its ``Searcher``, the one the
+        façade keeps open (opened again when the index was rebuilt)."""
         if name is None:
-            if len(self.searchers) == 1:
-                name = next(iter(self.searchers))
-            elif not self.searchers:
+            if len(self.indexes) == 1:
+                name = self.indexes[0]
+            elif not self.indexes:
                 raise ServiceError(404, "unknown_index", "no index is served (start the server with --index INDEX)")
             else:
-                raise ServiceError(422, "bad_parameter", f"index: name one of {', '.join(sorted(self.searchers))}")
-        if name not in self.searchers:
-            known = ", ".join(sorted(self.searchers)) or "none"
+                raise ServiceError(422, "bad_parameter", f"index: name one of {', '.join(sorted(self.indexes))}")
+        if name not in self.indexes:
+            known = ", ".join(sorted(self.indexes)) or "none"
             raise ServiceError(404, "unknown_index", f"no index named {name!r} is served (served: {known})")
-        return name, self.searchers[name]
+        try:
+            return name, self.models.open_index(self.settings.indexes[name])
+        except ScenetalkError as exc:
+            raise from_library(exc) from None
+
+    async def _answer(self, work):
+        """``work()``'s result, the request admitted and within the deadline; a library error
+        is its answer (``errors.from_library``)."""
+        self.check_ready()
+        with self.scheduler.admitted():
+            try:
+                return await self.scheduler.within_deadline(work())
+            except ScenetalkError as exc:
+                raise from_library(exc) from None
 
     async def call(self, fn, *args, **kwargs):
-        """``fn`` on the model pool, admitted and within the deadline; a library error is its
-        answer (``errors.from_library``)."""
-        self.check_ready()
-        with self.scheduler.admitted():
-            try:
-                return await self.scheduler.within_deadline(self.scheduler.run(fn, *args, **kwargs))
-            except ScenetalkError as exc:
-                raise from_library(exc) from None
+        """``fn`` on the model pool (``_answer``)."""
+        return await self._answer(lambda: self.scheduler.run(fn, *args, **kwargs))
 
     async def caption(self, photo, beam_size: int, n_best: int):
-        self.check_ready()
-        with self.scheduler.admitted():
-            try:
-                return await self.scheduler.within_deadline(self.batcher.caption(photo, beam_size, n_best))
-            except ScenetalkError as exc:
-                raise from_library(exc) from None
+        """A photo's captions through the dynamic batcher (``_answer``)."""
+        return await self._answer(lambda: self.batcher.caption(photo, beam_size, n_best))
 
 
 async def uploaded_photo(service: Service, image: UploadFile):
@@ -203,7 +209,7 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
     def readyz() -> dict:
         """Ready: the models and indexes are loaded (503 until then)."""
         service.check_ready()
-        return {"status": "ready", "indexes": sorted(service.searchers)}
+        return {"status": "ready", "indexes": sorted(service.indexes)}
 
     @app.post("/v1/caption", tags=["describe"], responses=_errors(400, 413, *COMMON))
     async def caption(image: Annotated[UploadFile, File(description="the photo")],
@@ -265,7 +271,7 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
             raise ServiceError(422, "bad_parameter", "give the photo as exactly one of image (an upload) "
                                                      "or photo (an id of the index)")
         if photo is not None:
-            if photo not in _names(searcher):
+            if searcher.row(photo) is None:
                 raise ServiceError(404, "unknown_photo", f"index {name!r} has no photo {photo!r}")
             return to_data(await service.call(service.models.describe, settings.indexes[name], photo, k=k))
         picture = await uploaded_photo(service, image)
@@ -277,7 +283,7 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
         """The indexes served, with how many photos each holds."""
         service.check_ready()
         return to_data([IndexInfo(n, len(s.names), bool(s.meta.get("sentences")), _photo_folder(s) is not None)
-                        for n, s in sorted(service.searchers.items())])
+                        for n, s in (service.searcher(n) for n in sorted(service.indexes))])
 
     @app.get("/v1/indexes/{name}/photos", tags=["search"], responses=_errors(404, 422, 503))
     def photos(name: str, offset: Annotated[int, Query(ge=0)] = 0,
@@ -294,7 +300,7 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
         """One photo of the index, by its id, as a JPEG of at most ``size`` pixels a side."""
         service.check_ready()
         name, searcher = service.searcher(name)
-        if photo not in _names(searcher):
+        if searcher.row(photo) is None:
             raise ServiceError(404, "unknown_photo", f"index {name!r} has no photo {photo!r}")
         folder = _photo_folder(searcher)
         if folder is None:
@@ -321,13 +327,6 @@ def app_from_environment() -> FastAPI:
 
 
 SETTINGS_VARIABLE = "SCENETALK_SERVE_SETTINGS"
-
-
-def _names(searcher) -> frozenset:
-    names = getattr(searcher, "_service_names", None)
-    if names is None:
-        names = searcher._service_names = frozenset(searcher.names)
-    return names
 
 
 def _photo_folder(searcher) -> str | None:

@@ -13,7 +13,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 
 from scenetalk.errors import ImageError
-from scenetalk.service.errors import ServiceError, body
+from scenetalk.service.errors import ServiceError, body, from_library
 from scenetalk.service.settings import UPLOAD_FORMATS
 from scenetalk.vision.images import load_image
 
@@ -22,8 +22,6 @@ def read_photo(data: bytes, name: str, max_pixels: int) -> Image.Image:
     """The photo in ``data`` (an upload named ``name``), upright, RGB; 400 when it is not an
     image of a format we read (or is empty, truncated or corrupt), 413 when it has more than
     ``max_pixels`` pixels."""
-    from scenetalk.service.errors import from_library
-
     label = f"upload {name!r}" if name else "upload"
     if not data:
         raise ServiceError(400, "bad_image", f"{label}: empty file")
