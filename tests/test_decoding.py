@@ -4,8 +4,8 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
-import torch
 
 from scenetalk.captioning.decoding import beam_search, constrained_beam_search, greedy, sample
 
@@ -18,10 +18,11 @@ class TableModel:
 
     def __init__(self, tables):
         # tables: (images, V, V) probabilities; row = previous word
-        self.log_table = torch.tensor(tables, dtype=torch.float).log()
+        with np.errstate(divide="ignore"):
+            self.log_table = np.log(np.asarray(tables, dtype=np.float32))
 
     def init_state(self, n):
-        return {"image": torch.arange(n) % self.log_table.size(0)}
+        return {"image": np.arange(n) % self.log_table.shape[0]}
 
     def step(self, tokens, state):
         return self.log_table[state["image"], tokens], state
@@ -77,7 +78,7 @@ def test_beams_that_never_end_return_incomplete_hypotheses():
     assert [h.tokens for h in hyps] == [[A, B], [B, A]]
     assert [h.log_prob for h in hyps] == pytest.approx([math.log(0.30), math.log(0.21)])
     assert not any(h.complete for h in hyps)
-    g = greedy(TableModel([NEVER_END]), {"image": torch.arange(1)}, 1, START, END, max_len=3)[0]
+    g = greedy(TableModel([NEVER_END]), {"image": np.arange(1)}, 1, START, END, max_len=3)[0]
     assert g.tokens == [A, B, A] and not g.complete
 
 
@@ -98,7 +99,7 @@ def test_batch_rows_keep_their_own_image():
 def test_min_len_blocks_early_end():
     hyps = run_beam([WITH_END], beam_size=2, min_len=2)[0]
     assert len(hyps[0].tokens) >= 2
-    g = greedy(TableModel([WITH_END]), {"image": torch.arange(1)}, 1, START, END, min_len=3)[0]
+    g = greedy(TableModel([WITH_END]), {"image": np.arange(1)}, 1, START, END, min_len=3)[0]
     assert len(g.tokens) >= 3
 
 
@@ -111,15 +112,15 @@ def test_length_penalty_prefers_longer_sentences():
 
 def random_table(seed):
     """A random next-word table, peaked (cubed uniform) so that beams differ."""
-    g = torch.Generator().manual_seed(seed)
-    probs = torch.rand(6, 6, generator=g) ** 3
+    probs = np.random.default_rng(seed).random((6, 6)) ** 3
     probs[:, [PAD, START]] = 0
-    return (probs / probs.sum(1, keepdim=True)).tolist()
+    return (probs / probs.sum(1, keepdims=True)).tolist()
 
 
 def exhaustive(t, max_len, n):
     """All complete sentences of 1..max_len-1 words (min_len=1) then <end>, best first."""
-    lt = torch.tensor(t).log()
+    with np.errstate(divide="ignore"):
+        lt = np.log(np.asarray(t, dtype=np.float32))
     found = []
     for length in range(1, max_len):
         for words in itertools.product([A, B, C], repeat=length):
@@ -144,20 +145,20 @@ def test_sampling_top1_is_greedy_and_seeded_sampling_repeats():
     m = TableModel([WITH_END])
     s = sample(m, m.init_state(1), 1, START, END, top_k=1)[0]
     assert s.tokens == [A, B]
-    draws1 = sample(m, m.init_state(64), 64, START, END, generator=torch.Generator().manual_seed(0))
-    draws2 = sample(m, m.init_state(64), 64, START, END, generator=torch.Generator().manual_seed(0))
+    draws1 = sample(m, m.init_state(64), 64, START, END, generator=np.random.default_rng(0))
+    draws2 = sample(m, m.init_state(64), 64, START, END, generator=np.random.default_rng(0))
     assert [d.tokens for d in draws1] == [d.tokens for d in draws2]
 
 
 def test_sampling_follows_the_distribution():
     m = TableModel([WITH_END])
     n = 4000
-    draws = sample(m, m.init_state(n), n, START, END, generator=torch.Generator().manual_seed(1))
-    first = torch.tensor([d.tokens[0] for d in draws])
-    freq = [(first == w).float().mean().item() for w in (A, B, C)]
+    draws = sample(m, m.init_state(n), n, START, END, generator=np.random.default_rng(1))
+    first = np.array([d.tokens[0] for d in draws])
+    freq = [float((first == w).mean()) for w in (A, B, C)]
     assert freq == pytest.approx([0.5, 0.3, 0.2], abs=0.03)
     # top_k=2 never draws the third most probable first word; the log-prob stays the model's
-    draws = sample(m, m.init_state(500), 500, START, END, top_k=2, generator=torch.Generator().manual_seed(2))
+    draws = sample(m, m.init_state(500), 500, START, END, top_k=2, generator=np.random.default_rng(2))
     assert all(d.tokens[0] in (A, B) for d in draws)
     d = next(d for d in draws if d.tokens == [A])
     assert d.log_prob == pytest.approx(math.log(0.2))
@@ -179,7 +180,7 @@ def test_banned_words_are_never_chosen():
     [[b1, b2]] = run_beam([WITH_END], beam_size=3, n_best=2, banned=(A,))
     assert b1.tokens == [B] and A not in b2.tokens
     for seed in range(5):
-        [s] = sample(m, m.init_state(1), 1, START, END, banned=(A,), generator=torch.Generator().manual_seed(seed))
+        [s] = sample(m, m.init_state(1), 1, START, END, banned=(A,), generator=np.random.default_rng(seed))
         assert A not in s.tokens
 
 

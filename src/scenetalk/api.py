@@ -27,16 +27,20 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from scenetalk import checks
 from scenetalk.captioning.captioner import Caption, Captioner
-from scenetalk.grounding.region_descriptions import RegionDescriptions
-from scenetalk.grounding.word_regions import ALIGN_BETA, LOW_SCORE, WordAlignment
-from scenetalk.retrieval.scoring import Aligner
+from scenetalk.grounding import ALIGN_BETA, LOW_SCORE
 from scenetalk.vision.images import ImageLike
 from scenetalk.weights import shipped_alignment, shipped_captioner
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from scenetalk.grounding.region_descriptions import RegionDescriptions
+    from scenetalk.grounding.word_regions import WordAlignment
+    from scenetalk.retrieval.scoring import Aligner
 
 #: The keyword arguments ``Scenetalk.caption`` passes on to ``Captioner.caption``.
 CAPTION_OPTIONS = ("max_len", "min_len", "length_penalty", "batch_size")
@@ -144,6 +148,8 @@ class Scenetalk:
 
     @property
     def aligner(self) -> Aligner:
+        from scenetalk.retrieval.scoring import Aligner
+
         if self._aligner is None:
             self._aligner = Aligner(self._paths["alignment"] or shipped_alignment())
         return self._aligner
@@ -278,7 +284,7 @@ class Scenetalk:
                  for s in ([snippets] if isinstance(snippets, str) else snippets)]
         return RegionRetrieval(os.fspath(index), len(searcher.names), searcher.meta.get("folder"), found)
 
-    def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str]) -> torch.Tensor:
+    def score(self, images: ImageLike | Iterable[ImageLike], sentences: str | Sequence[str]) -> np.ndarray:
         """See ``Aligner.score``: at least one image and one sentence, checked before the model
         is loaded."""
         images = checked_images("images", images)

@@ -13,18 +13,18 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
-
+from scenetalk import runtime
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import CheckpointError
 from scenetalk.io import atomic_folder, umask
-from scenetalk.models import build_alignment, build_generator
-from scenetalk.models.alignment import AlignmentModel
-from scenetalk.models.fields import FieldError
-from scenetalk.models.generator import CaptionGenerator
+
+if TYPE_CHECKING:
+    import torch
+
+    from scenetalk.models.alignment import AlignmentModel
+    from scenetalk.models.generator import CaptionGenerator
 
 WEIGHTS, META = "model.safetensors", "config.json"
 #: The layout of ``config.json`` and the tensor names, written into every checkpoint's
@@ -36,6 +36,8 @@ def save_checkpoint(folder: str | os.PathLike, tensors: dict[str, torch.Tensor],
                     half: bool = False) -> Path:
     """Write ``tensors`` and ``meta`` into ``folder`` atomically (replacing an old one);
     ``config.json`` also gets ``"format": CHECKPOINT_FORMAT``."""
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
         out = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
@@ -69,12 +71,11 @@ def read_meta(folder: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def load_model(folder: str | os.PathLike, kind: str, build: Callable[[dict], torch.nn.Module],
-               expect_extractor_id: str | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
-    """A model of ``kind`` ("caption_generator", "alignment") rebuilt by ``build(meta["model"])``
-    with the checkpoint's weights, in eval mode, with its vocabulary and metadata."""
-    from scenetalk.data.text import Vocabulary
-
+def checked_meta(folder: str | os.PathLike, kind: str, expect_extractor_id: str | None = None
+                 ) -> tuple[Vocabulary, dict[str, Any]]:
+    """A checkpoint of ``kind`` ("caption_generator", "alignment"): its vocabulary and metadata,
+    after checking the parts of ``config.json`` every engine reads (kind, model settings,
+    vocabulary, its size, and the feature-extractor id when ``expect_extractor_id`` is given)."""
     meta = read_meta(folder)
     if meta.get("kind") != kind:
         name = kind.replace("_", " ")
@@ -94,10 +95,24 @@ def load_model(folder: str | os.PathLike, kind: str, build: Callable[[dict], tor
     if meta["model"].get("vocab_size") != len(vocab):
         raise CheckpointError(f"{where}: model.vocab_size is {meta['model'].get('vocab_size')!r} but the "
                               f"vocabulary holds {len(vocab):,} words (specials included); the file is damaged")
+    have = meta.get("extractor_id")
+    if expect_extractor_id is not None and have != expect_extractor_id:
+        raise CheckpointError(f"{folder}: made for image features {have!r}, but the features given are "
+                              f"{expect_extractor_id!r}; extract features with the checkpoint's extractor")
+    return vocab, meta
+
+
+def load_model(folder: str | os.PathLike, kind: str, build: Callable[[dict], torch.nn.Module],
+               expect_extractor_id: str | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """A model of ``kind`` ("caption_generator", "alignment") rebuilt by ``build(meta["model"])``
+    with the checkpoint's weights, in eval mode, with its vocabulary and metadata (PyTorch)."""
+    from scenetalk.models.fields import FieldError
+
+    vocab, meta = checked_meta(folder, kind, expect_extractor_id)
     try:
         model = build(meta["model"])
     except FieldError as exc:
-        raise CheckpointError(f"{where}: {exc.within('model')}") from None
+        raise CheckpointError(f"{folder}: {META}: {exc.within('model')}") from None
     tensors, meta = load_checkpoint(folder, expect_extractor_id)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     for name, shape in expected.items():
@@ -116,6 +131,9 @@ def load_model(folder: str | os.PathLike, kind: str, build: Callable[[dict], tor
 def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None = None
                     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint; tensors come back as float32. Checks the feature-extractor id."""
+    runtime.need_torch(f"reading {folder} in PyTorch")
+    from safetensors.torch import load_file
+
     folder = Path(folder)
     meta = read_meta(folder)
     try:
@@ -130,10 +148,6 @@ def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None =
 
 
 
-
-
-
-
 def checkpoint_id(folder: str | os.PathLike) -> str:
     """Short hash of a checkpoint's weights: an index remembers which model embedded it."""
     h = hashlib.sha256()
@@ -144,20 +158,94 @@ def checkpoint_id(folder: str | os.PathLike) -> str:
 
 
 
-
-
-
-
 def load_alignment(folder: str | os.PathLike, expect_extractor_id: str | None = None
                    ) -> tuple[AlignmentModel, Vocabulary, dict]:
+    """The alignment model in PyTorch (training, export, the reference engine)."""
+    from scenetalk.models import build_alignment
+
+    runtime.need_torch(f"reading {folder} in PyTorch")
     return load_model(folder, "alignment", build_alignment, expect_extractor_id)
-
-
-
-
-
 
 
 def load_generator(folder: str | os.PathLike, expect_extractor_id: str | None = None
                    ) -> tuple[CaptionGenerator, Vocabulary, dict]:
+    """A caption generator in PyTorch (training, export, the reference engine)."""
+    from scenetalk.models import build_generator
+
+    runtime.need_torch(f"reading {folder} in PyTorch")
     return load_model(folder, "caption_generator", build_generator, expect_extractor_id)
+
+
+def exported_graphs(folder: str | os.PathLike, kind: str) -> dict[str, Any] | None:
+    """The checkpoint's ``onnx.json`` when its graphs were exported from these very weights
+    (its ``weights`` hash is the checkpoint's id) for a model of ``kind``, else None."""
+    onnx = runtime.read_onnx_meta(folder)
+    if onnx is None or onnx.get("kind") != kind or onnx.get("weights") != checkpoint_id(folder):
+        return None
+    return onnx
+
+
+def _no_graphs(folder: str | os.PathLike, kind: str) -> CheckpointError:
+    stale = runtime.read_onnx_meta(folder) is not None
+    why = "its ONNX graphs were exported from other weights" if stale else "it has no ONNX graphs"
+    return CheckpointError(f"{folder}: {why}, and this light install runs only those; run `scenetalk export "
+                           f"{folder}` where PyTorch is installed ({runtime.TRAIN_EXTRA})")
+
+
+def load_generator_steps(folder: str | os.PathLike, expect_extractor_id: str | None = None):
+    """A caption generator for inference, behind the NumPy step interface the decoders drive:
+    ``(steps, vocabulary, metadata)``; ``steps.image_input`` says what it reads ("global" or
+    "grid"). ONNX Runtime from the checkpoint's graphs, else PyTorch (see the module docstring)."""
+    vocab, meta = checked_meta(folder, "caption_generator", expect_extractor_id)
+    onnx = exported_graphs(folder, "caption_generator") if runtime.engine() == "onnxruntime" else None
+    if onnx is not None:
+        return runtime.OnnxGenerator(folder, onnx), vocab, meta
+    if not runtime.torch_installed():
+        raise _no_graphs(folder, "caption_generator")
+    from scenetalk.models.generator import TorchSteps
+
+    model, vocab, meta = load_generator(folder, expect_extractor_id)
+    return TorchSteps(model), vocab, meta
+
+
+def load_alignment_engine(folder: str | os.PathLike, expect_extractor_id: str | None = None):
+    """The alignment model for inference: ``(model, vocabulary, metadata)`` where ``model`` has
+    ``embed_regions``, ``embed_words`` and ``embed_word_vectors`` on NumPy arrays, in ONNX Runtime
+    from the checkpoint's graphs, else in PyTorch (``models.alignment.NumpyAlignment``)."""
+    vocab, meta = checked_meta(folder, "alignment", expect_extractor_id)
+    onnx = exported_graphs(folder, "alignment") if runtime.engine() == "onnxruntime" else None
+    if onnx is not None:
+        from safetensors.numpy import load_file
+
+        try:
+            table = load_file(str(Path(folder) / WEIGHTS))["W_w.weight"].astype("float32")
+        except Exception as exc:  # safetensors raises its own error types for damaged files
+            raise CheckpointError(f"{Path(folder) / WEIGHTS}: damaged: {exc}") from None
+        return runtime.OnnxAlignment(folder, onnx, table), vocab, meta
+    if not runtime.torch_installed():
+        raise _no_graphs(folder, "alignment")
+    from scenetalk.models.alignment import NumpyAlignment
+
+    model, vocab, meta = load_alignment(folder, expect_extractor_id)
+    return NumpyAlignment(model), vocab, meta
+
+
+def as_steps(model):
+    """A caption generator behind the decoders' NumPy step interface: a ``load_generator_steps``
+    model as it is, a PyTorch ``CaptionGenerator`` (a trainer's) wrapped in ``TorchSteps``."""
+    if hasattr(model, "step_logits"):
+        from scenetalk.models.generator import TorchSteps
+
+        return TorchSteps(model)
+    return model
+
+
+def as_alignment(model):
+    """An alignment model with NumPy arrays in and out (``embed_regions``, ``embed_words``,
+    ``embed_word_vectors``, ``word_table``): a ``load_alignment_engine`` model as it is, a
+    PyTorch ``AlignmentModel`` (a trainer's) wrapped in ``NumpyAlignment``."""
+    if hasattr(model, "W_w"):
+        from scenetalk.models.alignment import NumpyAlignment
+
+        return NumpyAlignment(model)
+    return model

@@ -15,7 +15,7 @@ from scenetalk import __version__
 from scenetalk.errors import ScenetalkError
 
 COMMANDS = ("demo", "caption", "index", "search", "align", "regions", "sheet", "describe", "data", "features", "train",
-            "learn_word", "evaluate", "snippets", "report", "serve")
+            "learn_word", "evaluate", "snippets", "report", "serve", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

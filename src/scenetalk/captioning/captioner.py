@@ -3,7 +3,9 @@
 ``Captioner`` is a generator checkpoint plus the backbone its features came from (rebuilt
 from the checkpoint's feature-extractor id, and refused if the installed weights differ);
 ``caption_features`` decodes captions for cached features with beam search or greedy
-decoding (``captioning.decoding``). Checkpoints are read by ``checkpoint.load_generator``.
+decoding (``captioning.decoding``). Checkpoints are read by ``checkpoint.load_generator_steps``:
+the generator runs in ONNX Runtime (or PyTorch, ``runtime``) behind the decoders' NumPy step
+interface, so nothing here needs torch.
 """
 
 from __future__ import annotations
@@ -14,16 +16,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 from PIL import Image
 
 from scenetalk.captioning.decoding import Hypothesis, beam_search, constrained_beam_search, greedy
 from scenetalk.captioning.detected_words import DetectorGate
-from scenetalk.checkpoint import CheckpointError, load_generator
+from scenetalk.checkpoint import CheckpointError, as_steps, load_generator_steps
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ImageError, ScenetalkError
 from scenetalk.features.extract import extractor_for
-from scenetalk.models.generator import CaptionGenerator
 from scenetalk.progress import progress_bar
 from scenetalk.vision.images import ImageLike, load_image, loaded_batches
 
@@ -76,7 +77,7 @@ def check_features(checkpoint: str | os.PathLike, meta: dict, store) -> None:
 def load_generator_for(checkpoint: str | os.PathLike, store, one_vector: bool = False):
     """A caption generator checked against the store (see ``check_features``); ``one_vector``:
     it must read one vector per image (so it can read one region's)."""
-    model, vocab, meta = load_generator(checkpoint)
+    model, vocab, meta = load_generator_steps(checkpoint)
     check_features(checkpoint, meta, store)
     if one_vector and model.image_input != "global":
         raise ScenetalkError(f"{checkpoint}: this generator reads a grid of cells, not one vector per region; "
@@ -88,24 +89,26 @@ def _to_caption(vocab: Vocabulary, h: Hypothesis) -> Caption:
     return Caption(" ".join(vocab.decode(h.tokens)), h.log_prob, h.score, h.complete)
 
 
-@torch.no_grad()
-def caption_features(model: CaptionGenerator, vocab: Vocabulary, features: torch.Tensor, beam_size: int = 7,
+def caption_features(model, vocab: Vocabulary, features, beam_size: int = 7,
                      n_best: int = 1, max_len: int = 20, min_len: int = 1, length_penalty: float = 0.0,
                      batch_size: int = 100, allow_unk: bool = False,
                      required: Sequence[Sequence[int]] | None = None,
                      forbidden: Sequence[Sequence[int]] | None = None) -> list[list[Caption]]:
-    """Captions for a batch of cached features ((N, D) vectors or (N, cells, D) grids).
+    """Captions for a batch of cached features ((N, D) vectors or (N, cells, D) grids, NumPy
+    or torch) by ``model`` (see ``as_steps``).
     ``<unk>`` is never generated unless ``allow_unk``: it says nothing to a reader.
     ``required``: per image, word ids one of which its caption must say (constrained beam
     search; ``captioning.detected_words``), with ``forbidden`` ids it may not say."""
     banned = () if allow_unk else (vocab.unk_id,)
+    model = as_steps(model)
+    features = np.asarray(features, dtype=np.float32)
     if required is not None:
         return _caption_constrained(model, vocab, features, required, forbidden, banned, beam_size=beam_size,
                                     n_best=n_best, max_len=max_len, min_len=min_len, length_penalty=length_penalty,
                                     batch_size=batch_size)
     out: list[list[Caption]] = []
     for start in range(0, len(features), batch_size):
-        chunk = features[start:start + batch_size].float()
+        chunk = features[start:start + batch_size]
         state = model.init_state(chunk)
         if beam_size == 1 and n_best == 1:
             hyps = [[h] for h in greedy(model, state, len(chunk), vocab.start_id, vocab.end_id, max_len, min_len,
@@ -116,11 +119,6 @@ def caption_features(model: CaptionGenerator, vocab: Vocabulary, features: torch
                                banned=banned)
         out.extend([_to_caption(vocab, h) for h in row] for row in hyps)
     return out
-
-
-
-
-
 
 
 def _caption_constrained(model, vocab, features, required, forbidden, banned, batch_size, **decoding):
@@ -139,7 +137,7 @@ def _caption_constrained(model, vocab, features, required, forbidden, banned, ba
     for rows_all, constrained in groups:
         for start in range(0, len(rows_all), batch_size):
             rows = rows_all[start:start + batch_size]
-            chunk = features[rows].float()
+            chunk = features[rows]
             state = model.init_state(chunk)
             if constrained:
                 hyps = constrained_beam_search(model, state, len(chunk), vocab.start_id, vocab.end_id,
@@ -158,7 +156,7 @@ class Captioner:
 
     def __init__(self, checkpoint: str | os.PathLike):
         self.checkpoint = Path(checkpoint)
-        self.generator, self.vocab, self.meta = load_generator(self.checkpoint)
+        self.generator, self.vocab, self.meta = load_generator_steps(self.checkpoint)
         self.extractor_id = self.meta.get("extractor_id") or ""
         self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid=self.generator.image_input == "grid")
         # a captioner given words by analogy (learn-word --from-detector) says them when the detector sees them
@@ -169,10 +167,10 @@ class Captioner:
                                   "`scenetalk learn-word --from-detector`")
         self.gate = DetectorGate(self.vocab, gate["words"], gate["threshold"]) if gate else None
 
-    def features(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
         """The generator's image input for RGB images: (N, D) vectors or (N, cells, D) grids."""
         arrays = self.extractor.features(list(images))
-        return torch.from_numpy(arrays[self.generator.image_input]).float()
+        return arrays[self.generator.image_input].astype(np.float32)
 
     def caption(self, images: ImageLike | Iterable[ImageLike], beam_size: int = 7, n_best: int = 1,
                 max_len: int = 20, min_len: int = 1, length_penalty: float | None = None,

@@ -2,13 +2,17 @@
 
 A generator takes part through a small step interface (as in self-critical.pytorch):
 
-    state = model.init_state(images)              # any tree of tensors, batch dim first
+    state = model.init_state(images)              # any tree of arrays, batch dim first
     log_probs, state = model.step(tokens, state)  # tokens (N,) -> log_probs (N, V)
 
 ``tokens`` is the previous word of each running sentence (``<start>`` on the first step).
-Decoders reorder and repeat the state with ``index_select`` along dim 0, so a state may
-hold anything with a batch dimension: hidden vectors, the image vector of m-RNN, an
-attention model's feature grid.
+Decoders reorder and repeat the state with ``take`` along axis 0, so a state may hold
+anything with a batch dimension: hidden vectors, the image vector of m-RNN, an attention
+model's feature grid.
+
+Everything here is NumPy: tokens, log-probabilities and state are ``np.ndarray``s, so one
+search drives a model in ONNX Runtime (``runtime``, the light install) and in PyTorch
+(``models.generator.TorchSteps``) alike.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import torch
+import numpy as np
 
-State = Any  # a tensor, or a tuple/list/dict of states, every tensor with the batch dim first
+State = Any  # an array, or a tuple/list/dict of states, every array with the batch dim first
 
 
 class StepModel(Protocol):
-    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]: ...
+    def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]: ...
 
 
 @dataclass
@@ -35,24 +39,24 @@ class Hypothesis:
     complete: bool          # False when max_len was reached before <end>
 
 
-def select_state(state: State, index: torch.Tensor) -> State:
-    """Rows ``index`` of every tensor in the state tree."""
-    if torch.is_tensor(state):
-        return state.index_select(0, index)
+def select_state(state: State, index: np.ndarray) -> State:
+    """Rows ``index`` of every array in the state tree."""
+    if isinstance(state, np.ndarray):
+        return state.take(index, axis=0)
     if isinstance(state, dict):
         return {k: select_state(v, index) for k, v in state.items()}
     if isinstance(state, (tuple, list)):
         return type(state)(select_state(v, index) for v in state)
     if state is None:
         return None
-    raise TypeError(f"decoder state must be tensors in tuples/lists/dicts, got {type(state).__name__}")
+    raise TypeError(f"decoder state must be arrays in tuples/lists/dicts, got {type(state).__name__}")
 
 
-def _mask(log_probs: torch.Tensor, step: int, min_len: int, end_id: int, banned: Sequence[int]) -> torch.Tensor:
+def _mask(log_probs: np.ndarray, step: int, min_len: int, end_id: int, banned: Sequence[int]) -> np.ndarray:
     """Words that may not come next: ``<end>`` before ``min_len``, and ``banned`` ids (such as
     ``<unk>``) always. Their log-probabilities become -inf; the others are left unnormalised."""
     if step < min_len or banned:
-        log_probs = log_probs.clone()
+        log_probs = log_probs.copy()
         if step < min_len:
             log_probs[:, end_id] = -math.inf
         if banned:
@@ -60,49 +64,52 @@ def _mask(log_probs: torch.Tensor, step: int, min_len: int, end_id: int, banned:
     return log_probs
 
 
-@torch.no_grad()
 def greedy(model: StepModel, state: State, batch_size: int, start_id: int, end_id: int,
            max_len: int = 20, min_len: int = 1, banned: Sequence[int] = ()) -> list[Hypothesis]:
     """Most probable word at every step (beam search with beam 1, but cheaper)."""
     return sample(model, state, batch_size, start_id, end_id, max_len, min_len, top_k=1, banned=banned)
 
 
-@torch.no_grad()
 def sample(model: StepModel, state: State, batch_size: int, start_id: int, end_id: int,
            max_len: int = 20, min_len: int = 1, temperature: float = 1.0, top_k: int = 0,
-           generator: torch.Generator | None = None, banned: Sequence[int] = ()) -> list[Hypothesis]:
+           generator: np.random.Generator | None = None, banned: Sequence[int] = ()) -> list[Hypothesis]:
     """Draw one sentence per image from softmax(logits / temperature), optionally only
     among the ``top_k`` most probable words. ``top_k=1`` is greedy decoding. The reported
     log-probability is under the model's own distribution (temperature 1)."""
     if temperature <= 0:
         raise ValueError("temperature must be positive")
-    tokens = torch.full((batch_size,), start_id, dtype=torch.long)
-    out = torch.zeros((batch_size, max_len), dtype=torch.long)
-    total = torch.zeros(batch_size)
-    finished = torch.zeros(batch_size, dtype=torch.bool)
-    lengths = torch.full((batch_size,), max_len, dtype=torch.long)
+    generator = generator if generator is not None else np.random.default_rng()
+    tokens = np.full(batch_size, start_id, dtype=np.int64)
+    out = np.zeros((batch_size, max_len), dtype=np.int64)
+    total = np.zeros(batch_size)
+    finished = np.zeros(batch_size, dtype=bool)
+    lengths = np.full(batch_size, max_len, dtype=np.int64)
+    rows = np.arange(batch_size)
     for t in range(max_len):
         log_probs, state = model.step(tokens, state)
-        log_probs = _mask(log_probs.float(), t, min_len, end_id, banned)
-        if bool(finished.any()):  # finished rows keep emitting <end>, whatever the model says
-            log_probs = log_probs.clone()
+        log_probs = _mask(np.asarray(log_probs, dtype=np.float32), t, min_len, end_id, banned)
+        if finished.any():  # finished rows keep emitting <end>, whatever the model says
+            log_probs = log_probs.copy()
             log_probs[finished] = -math.inf
             log_probs[finished, end_id] = 0.0
         if top_k == 1:
-            tokens = log_probs.argmax(dim=1)
+            tokens = log_probs.argmax(axis=1)
         else:
-            logits = log_probs / temperature
-            if top_k > 0:
-                kth = logits.topk(min(top_k, logits.size(1)), dim=1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, -math.inf)
-            tokens = torch.multinomial(logits.softmax(dim=1), 1, generator=generator).squeeze(1)
-        step_lp = log_probs.gather(1, tokens[:, None]).squeeze(1)
-        total += torch.where(finished, torch.zeros_like(step_lp), step_lp)
+            logits = log_probs.astype(np.float64) / temperature
+            if top_k > 0 and top_k < logits.shape[1]:
+                kth = -np.partition(-logits, top_k - 1, axis=1)[:, top_k - 1:top_k]
+                logits = np.where(logits < kth, -math.inf, logits)
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            cumulative = np.cumsum(probs, axis=1)
+            draws = generator.random(batch_size) * cumulative[:, -1]
+            tokens = np.minimum((cumulative <= draws[:, None]).sum(axis=1), logits.shape[1] - 1)
+        step_lp = log_probs[rows, tokens]
+        total += np.where(finished, 0.0, step_lp)
         out[:, t] = tokens
         newly = (tokens == end_id) & ~finished
         lengths[newly] = t
         finished |= newly
-        if bool(finished.all()):
+        if finished.all():
             break
     return [Hypothesis(out[i, : lengths[i]].tolist(), float(total[i]), float(total[i]), bool(finished[i]))
             for i in range(batch_size)]
@@ -112,7 +119,21 @@ def _score(log_prob: float, length: int, length_penalty: float) -> float:
     return log_prob / (max(length, 1) ** length_penalty) if length_penalty else log_prob
 
 
-def _continue_beams(cand_lp: torch.Tensor, cand: torch.Tensor, V: int, K: int, end_id: int, step: int,
+def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest values of each row of ``values``, largest first, and their column
+    indices; equal values come lowest index first. A partial sort: a beam step ranks K·V
+    continuations to keep 2K of them."""
+    k = min(k, values.shape[1])
+    if k < values.shape[1]:
+        index = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    else:
+        index = np.broadcast_to(np.arange(values.shape[1]), values.shape)
+    picked = np.take_along_axis(values, index, axis=1)
+    order = np.lexsort((index, -picked), axis=-1)
+    return np.take_along_axis(picked, order, axis=1), np.take_along_axis(index, order, axis=1)
+
+
+def _continue_beams(cand_lp: np.ndarray, cand: np.ndarray, V: int, K: int, end_id: int, step: int,
                     length_penalty: float, words_of, finished: list[Hypothesis]) -> list[tuple[float, int, int]]:
     """One image's continuations, best first (log-probs ``cand_lp`` of flat indices ``cand`` =
     beam·V + word) -> its next ``K`` live beams as (log-prob, beam, word). A continuation by
@@ -131,7 +152,6 @@ def _continue_beams(cand_lp: torch.Tensor, cand: torch.Tensor, V: int, K: int, e
     return live
 
 
-@torch.no_grad()
 def beam_search(model: StepModel, state: State, batch_size: int, start_id: int, end_id: int,
                 beam_size: int = 7, n_best: int = 1, max_len: int = 20, min_len: int = 1,
                 length_penalty: float = 0.0, banned: Sequence[int] = ()) -> list[list[Hypothesis]]:
@@ -151,24 +171,24 @@ def beam_search(model: StepModel, state: State, batch_size: int, start_id: int, 
     K = beam_size
     # Every image starts with K copies of its state; only the first copy is live, so the
     # first step does not pick the same word K times.
-    state = select_state(state, torch.arange(batch_size).repeat_interleave(K))
-    tokens = torch.full((batch_size * K,), start_id, dtype=torch.long)
-    beam_lp = torch.full((batch_size, K), -math.inf)
+    state = select_state(state, np.arange(batch_size).repeat(K))
+    tokens = np.full(batch_size * K, start_id, dtype=np.int64)
+    beam_lp = np.full((batch_size, K), -math.inf)
     beam_lp[:, 0] = 0.0
-    history = torch.zeros((batch_size, K, 0), dtype=torch.long)
+    history = np.zeros((batch_size, K, 0), dtype=np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
     done = [False] * batch_size
 
     for t in range(max_len):
         log_probs, state = model.step(tokens, state)
-        log_probs = _mask(log_probs.float(), t, min_len, end_id, banned)
-        V = log_probs.size(1)
-        total = (beam_lp[:, :, None] + log_probs.view(batch_size, K, V)).view(batch_size, K * V)
-        cand_lp, cand = total.topk(min(2 * K, K * V), dim=1)
+        log_probs = _mask(np.asarray(log_probs, dtype=np.float32), t, min_len, end_id, banned)
+        V = log_probs.shape[1]
+        total = (beam_lp[:, :, None] + log_probs.reshape(batch_size, K, V)).reshape(batch_size, K * V)
+        cand_lp, cand = _top(total, 2 * K)
 
-        new_lp = torch.full((batch_size, K), -math.inf)
-        new_beam = torch.zeros((batch_size, K), dtype=torch.long)
-        new_tok = torch.full((batch_size, K), end_id, dtype=torch.long)
+        new_lp = np.full((batch_size, K), -math.inf)
+        new_beam = np.zeros((batch_size, K), dtype=np.int64)
+        new_tok = np.full((batch_size, K), end_id, dtype=np.int64)
         for b in range(batch_size):
             if done[b]:
                 continue
@@ -185,11 +205,11 @@ def beam_search(model: StepModel, state: State, batch_size: int, start_id: int, 
                 new_lp[b] = -math.inf
         if all(done):
             break
-        flat = (torch.arange(batch_size)[:, None] * K + new_beam).view(-1)
-        history = torch.cat([history.view(batch_size * K, -1)[flat].view(batch_size, K, -1),
-                             new_tok[:, :, None]], dim=2)
+        flat = (np.arange(batch_size)[:, None] * K + new_beam).reshape(-1)
+        history = np.concatenate([history.reshape(batch_size * K, -1)[flat].reshape(batch_size, K, -1),
+                                  new_tok[:, :, None]], axis=2)
         beam_lp = new_lp
-        tokens = new_tok.view(-1)
+        tokens = new_tok.reshape(-1)
         state = select_state(state, flat)
 
     results = []
@@ -206,7 +226,6 @@ def beam_search(model: StepModel, state: State, batch_size: int, start_id: int, 
     return results
 
 
-@torch.no_grad()
 def constrained_beam_search(model: StepModel, state: State, batch_size: int, start_id: int, end_id: int,
                             required: Sequence[Sequence[int]], beam_size: int = 7, n_best: int = 1,
                             max_len: int = 20, min_len: int = 1, length_penalty: float = 0.0,
@@ -228,10 +247,10 @@ def constrained_beam_search(model: StepModel, state: State, batch_size: int, sta
     if len(required) != batch_size:
         raise ValueError("need one list of required word ids per image")
     K, B = beam_size, batch_size
-    state = select_state(state, torch.arange(B).repeat_interleave(2 * K))   # slots: K per state
-    tokens = torch.full((B * 2 * K,), start_id, dtype=torch.long)
-    beam_lp = torch.full((B, 2, K), -math.inf)
-    history = torch.zeros((B, 2, K, 0), dtype=torch.long)
+    state = select_state(state, np.arange(B).repeat(2 * K))   # slots: K per state
+    tokens = np.full(B * 2 * K, start_id, dtype=np.int64)
+    beam_lp = np.full((B, 2, K), -math.inf)
+    history = np.zeros((B, 2, K, 0), dtype=np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     done = [False] * B
     wanted = blocked = None
@@ -240,24 +259,24 @@ def constrained_beam_search(model: StepModel, state: State, batch_size: int, sta
 
     for t in range(max_len):
         log_probs, state = model.step(tokens, state)
-        log_probs = _mask(log_probs.float(), t, min_len, end_id, banned)
-        V = log_probs.size(1)
+        log_probs = _mask(np.asarray(log_probs, dtype=np.float32), t, min_len, end_id, banned)
+        V = log_probs.shape[1]
         if wanted is None:
-            wanted = torch.zeros((B, 1, V), dtype=torch.bool)
-            blocked = torch.zeros((B, 1, 1, V), dtype=torch.bool)
+            wanted = np.zeros((B, 1, V), dtype=bool)
+            blocked = np.zeros((B, 1, 1, V), dtype=bool)
             for b, ids in enumerate(required):
                 wanted[b, 0, list(ids)] = True
                 blocked[b, 0, 0, list(forbidden[b] if forbidden else ())] = True
-        total = (beam_lp[..., None] + log_probs.view(B, 2, K, V)).masked_fill(blocked, -math.inf)
-        stay = total[:, 0].masked_fill(wanted, -math.inf)
+        total = np.where(blocked, -math.inf, beam_lp[..., None] + log_probs.reshape(B, 2, K, V))
+        stay = np.where(wanted, -math.inf, total[:, 0])
         stay[..., end_id] = -math.inf                               # only a beam that said the word ends
-        said = torch.cat([total[:, 0].masked_fill(~wanted, -math.inf), total[:, 1]], dim=1)   # (B, 2K, V)
+        said = np.concatenate([np.where(wanted, total[:, 0], -math.inf), total[:, 1]], axis=1)   # (B, 2K, V)
 
-        new_lp = torch.full((B, 2, K), -math.inf)
-        new_slot = torch.zeros((B, 2, K), dtype=torch.long)
-        new_tok = torch.full((B, 2, K), end_id, dtype=torch.long)
+        new_lp = np.full((B, 2, K), -math.inf)
+        new_slot = np.zeros((B, 2, K), dtype=np.int64)
+        new_tok = np.full((B, 2, K), end_id, dtype=np.int64)
         for target, cands in ((0, stay.reshape(B, -1)), (1, said.reshape(B, -1))):
-            cand_lp, cand = cands.topk(min(2 * K, cands.size(1)), dim=1)
+            cand_lp, cand = _top(cands, 2 * K)
             for b in range(B):
                 if done[b]:
                     continue
@@ -276,10 +295,11 @@ def constrained_beam_search(model: StepModel, state: State, batch_size: int, sta
                 new_lp[b] = -math.inf
         if all(done):
             break
-        flat = (torch.arange(B)[:, None, None] * 2 * K + new_slot).view(-1)
-        history = torch.cat([history.view(B * 2 * K, -1)[flat].view(B, 2, K, -1), new_tok[..., None]], dim=3)
+        flat = (np.arange(B)[:, None, None] * 2 * K + new_slot).reshape(-1)
+        history = np.concatenate([history.reshape(B * 2 * K, -1)[flat].reshape(B, 2, K, -1), new_tok[..., None]],
+                                 axis=3)
         beam_lp = new_lp
-        tokens = new_tok.view(-1)
+        tokens = new_tok.reshape(-1)
         state = select_state(state, flat)
 
     results = []

@@ -46,7 +46,7 @@ def add_beta(p: argparse.ArgumentParser, default: float | None = None,
              chosen: str = "chosen on Flickr8K's dev photos") -> None:
     """``--beta``: the MRF's bonus for neighbouring words on one region (Karpathy & Fei-Fei eq. 10),
     by default the snippets' ``DEFAULT_BETA``; ``chosen`` says why the default is what it is."""
-    from scenetalk.grounding.word_regions import DEFAULT_BETA
+    from scenetalk.grounding import DEFAULT_BETA
 
     default = DEFAULT_BETA if default is None else default
     p.add_argument("--beta", type=float, default=default,

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from scenetalk.grounding.word_regions import ALIGN_BETA, LOW_SCORE
+    from scenetalk.grounding import ALIGN_BETA, LOW_SCORE
 
     p = sub.add_parser("align", help="show which region of a photo each word of a sentence describes",
                        description="Link the words of a sentence to the regions of a photo (the whole photo and "

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from scenetalk.presentation.demo import MIN_DETECTOR_SCORE
+    from scenetalk.presentation import MIN_DETECTOR_SCORE
 
     p = sub.add_parser("demo", help="run the pipeline on the bundled sample photos",
                        description=__doc__.splitlines()[0])

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from scenetalk.grounding.word_regions import ALIGN_BETA
+    from scenetalk.grounding import ALIGN_BETA
 
     p = sub.add_parser("report", help="HTML report of test photos: caption, nearest sentences, alignment, regions",
                        description="Write an HTML report (a folder: index.html and PNGs) of N photos of a split: "

@@ -18,7 +18,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-import torch
 
 from scenetalk.errors import ScenetalkError
 
@@ -140,7 +139,9 @@ class Vocabulary:
 
     def encode_batch(self, token_lists: Sequence[Sequence[str]], add_start: bool = True,
                      add_end: bool = True, max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pad a batch to a (B, T) LongTensor of ids and a (B,) tensor of lengths."""
+        """Pad a batch to a (B, T) LongTensor of ids and a (B,) tensor of lengths (PyTorch)."""
+        import torch
+
         seqs = [self.encode(t, add_start=add_start, add_end=add_end) for t in token_lists]
         if max_len is not None:
             seqs = [s[:max_len] for s in seqs]
@@ -150,7 +151,8 @@ class Vocabulary:
             out[row, : len(s)] = torch.tensor(s, dtype=torch.long)
         return out, lengths
 
-    def decode_batch(self, ids: torch.Tensor) -> list[list[str]]:
+    def decode_batch(self, ids) -> list[list[str]]:
+        """Rows of ids (a tensor or an array) -> their words."""
         return [self.decode(row.tolist()) for row in ids]
 
     def to_dict(self) -> dict:

@@ -10,7 +10,7 @@ image is done are the arrays moved into ``OUT/`` and ``index.json`` written, las
 never sees a half-written store.
 
 Images are decoded (and, with regions, detected and cropped) in a background thread while
-torch computes the previous batch.
+the backbone computes the previous batch.
 
 A bad image (missing, truncated, not an image) stops the run with an ``ImageError`` naming
 the file by default (fail fast: a wrong folder should not silently yield a store of zeros);
@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from PIL import Image
 
+from scenetalk import runtime
 from scenetalk.errors import CheckpointError, FeatureStoreError, ImageError, ScenetalkError
 from scenetalk.features.store import (
     ARRAY_NAMES,
@@ -65,7 +65,7 @@ PROGRESS_FILE = "progress.json"
 NAMES_FILE = "names.json"
 _ARRAY_FILES = tuple(array_file(name) for name in ARRAY_NAMES)
 DEFAULT_BATCH_SIZE = 16
-#: Decoded batches waiting for torch; two keep it busy without holding much memory.
+#: Decoded batches waiting for the backbone; two keep it busy without holding much memory.
 PREFETCH_BATCHES = 2
 
 
@@ -88,7 +88,7 @@ class Extractor:
             # The detector runs in the loader thread while the backbone computes: split the
             # cores between them rather than let both oversubscribe every core (faster on
             # 2 cores: BENCHMARKS.md "Feature extraction", the design measurements).
-            cores = torch.get_num_threads()
+            cores = runtime.cpu_threads()
             detector_threads = max(1, cores // 2)
             self.detector = detector or create_detector(threads=detector_threads)
             self.backbone.threads = max(1, cores - detector_threads)
@@ -118,7 +118,7 @@ class Extractor:
         return array_specs(count, self.backbone.feature_dim, side * side if self.grid else None,
                            NUM_REGIONS if self.regions else None)
 
-    # The two halves of a batch: pixel work (any thread) and torch work (the main thread).
+    # The two halves of a batch: pixel work (any thread) and network work (the main thread).
     def prepare(self, images: Sequence[Image.Image]) -> dict:
         prepared = {"global": to_uint8_batch(images, self.backbone.input_size)}
         if self.featurizer is not None and images:
@@ -133,13 +133,13 @@ class Extractor:
         if len(prepared["global"]) == 0:
             return {k: np.zeros(s.shape, s.dtype) for k, s in self.array_specs(0).items()}
         fmap = self.backbone.feature_map(self.backbone.normalize(prepared["global"]))
-        out = {"global": self.backbone.pooled(fmap).numpy().astype(np.float32)}
+        out = {"global": self.backbone.pooled(fmap).astype(np.float32)}
         if self.grid:
             # Row-major cells: cell y * w + x.
-            out["grid"] = fmap.flatten(2).transpose(1, 2).numpy().astype(np.float16)
+            out["grid"] = fmap.reshape(*fmap.shape[:2], -1).transpose(0, 2, 1).astype(np.float16)
         if self.featurizer is not None:
             feats = self.featurizer.compute(prepared["region_input"], prepared["boxes"], fmap)
-            out["regions"] = feats.numpy().astype(np.float16)
+            out["regions"] = feats.astype(np.float16)
             for key in ("boxes", "box_scores", "box_classes"):
                 out[key] = prepared[key]
         return out
@@ -509,7 +509,8 @@ def _finish(out: str, partial: str, ex: Extractor, names: list[str], specs: dict
         "bad": [name for name, _ in state["bad"]],
         "bad_reasons": {name: reason for name, reason in state["bad"]},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+        "engine": ex.backbone.engine,
+        "versions": _versions(),
     }
     if ex.regions:
         index["class_names"] = {str(k): v for k, v in region_class_names().items()}
@@ -565,3 +566,14 @@ def extractor_for(extractor_id: str, where: str | os.PathLike, grid: bool = True
                               f"gives {extractor.extractor_id!r} (other weights or settings); reinstall the "
                               "version it was trained with")
     return extractor
+
+
+def _versions() -> dict[str, str]:
+    """The versions of what computed the features, as ``index.json`` records them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"numpy": np.__version__}
+    for package in ("onnxruntime", "torch"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[package] = version(package)
+    return found

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -80,17 +81,8 @@ class AlignmentModel(nn.Module):
         """Eq. 3-6 from the word vectors x_t (L, T, word_dim) themselves, so a caller can give a
         word the model never saw a vector of its own (``retrieval.unseen_words``)."""
         e = torch.relu(self.W_e(self.dropout(x)))                                       # eq. 3
-        T = x.size(1)
-        forward, backward = [], [None] * T
-        h = e.new_zeros(e.size(0), self.config.hidden_dim)
-        for t in range(T):                                                              # eq. 4
-            h = torch.relu(e[:, t] + self.W_f(h))
-            forward.append(h)
-        h = e.new_zeros(e.size(0), self.config.hidden_dim)
-        for t in reversed(range(T)):                                                    # eq. 5
-            h = torch.relu(e[:, t] + self.W_b(h)) * mask[:, t, None]  # zero until the last word
-            backward[t] = h
-        hf, hb = torch.stack(forward, 1), torch.stack(backward, 1)
+        hf, hb = bidirectional_rnn(e, mask.to(e.dtype), self.W_f.weight, self.W_f.bias,
+                                   self.W_b.weight, self.W_b.bias)                      # eq. 4-5
         s = torch.relu(self.W_d(self.dropout(hf + hb)))                                 # eq. 6
         return s * mask[..., None]
 
@@ -102,6 +94,31 @@ class AlignmentModel(nn.Module):
         """Scores of every image in the batch against every sentence in the batch."""
         s, mask = self.embed_words(ids)
         return self.scores(self.embed_regions(regions), s, mask)
+
+
+def bidirectional_rnn(e: torch.Tensor, mask: torch.Tensor, w_f: torch.Tensor, b_f: torch.Tensor,
+                      w_b: torch.Tensor, b_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 4-5 over (L, T, hidden) inputs e_t with the (L, T) word mask (1 = a word): the forward
+    states h^f_t and the backward states h^b_t, which stay zero until each sentence's own last
+    word (the backward pass is the forward recurrence over the sentence reversed). Written for
+    ``torch.jit.script`` too, so the export keeps the loop over T (an ONNX Loop) instead of
+    unrolling it at one sentence length."""
+    forward = masked_recurrence(e, mask, w_f, b_f)                                      # eq. 4
+    backward = masked_recurrence(e.flip(1), mask.flip(1), w_b, b_b).flip(1)             # eq. 5
+    return forward, backward
+
+
+def masked_recurrence(e: torch.Tensor, mask: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """h_t = ReLU(e_t + W·h_{t-1} + b) ⊙ mask_t from h_0 = 0, for every t: (L, T, hidden).
+    Only padding is masked, so a real word's state is the paper's."""
+    h = torch.zeros(e.size(0), w.size(0), dtype=e.dtype)
+    states: list[torch.Tensor] = []
+    for t in range(e.size(1)):
+        h = torch.relu(e[:, t] + torch.nn.functional.linear(h, w, b)) * mask[:, t, None]
+        states.append(h)
+    if len(states) == 0:
+        return e.new_zeros(e.size(0), 0, w.size(0))
+    return torch.stack(states, 1)
 
 
 def image_sentence_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, score: str = "max") -> torch.Tensor:
@@ -141,3 +158,26 @@ def all_pairs_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, score
             per_word = dots.float().clamp(min=0).sum(dim=1)
         out.index_add_(1, owner[start:start + words_per_chunk], per_word)
     return out
+
+
+class NumpyAlignment:
+    """The alignment model's two sides with NumPy arrays in and out: what inference reads
+    (``runtime.OnnxAlignment`` is the same in ONNX Runtime)."""
+
+    def __init__(self, model: AlignmentModel):
+        self.model = model
+        self.word_table = model.W_w.weight.detach().float().numpy()
+
+    @torch.no_grad()
+    def embed_regions(self, regions: np.ndarray) -> np.ndarray:
+        return self.model.embed_regions(torch.from_numpy(np.asarray(regions, dtype=np.float32))).numpy()
+
+    def embed_words(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(ids, dtype=np.int64)
+        mask = ids != 0
+        return self.embed_word_vectors(self.word_table[ids], mask), mask
+
+    @torch.no_grad()
+    def embed_word_vectors(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.model.embed_word_vectors(torch.from_numpy(np.asarray(x, dtype=np.float32)),
+                                             torch.from_numpy(np.asarray(mask, dtype=bool))).numpy()

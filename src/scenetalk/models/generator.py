@@ -1,11 +1,13 @@
 """What every caption generator shares: the step interface of ``scenetalk.decoding`` and
 teacher-forced training through that same step, so training and decoding run one code path.
 
-A generator implements ``init_state(image)`` and ``step_logits(tokens, state)``.
+A generator implements ``init_state(image)`` and ``step_logits(tokens, state)``;
+``TorchSteps`` puts it behind the decoders' NumPy step interface.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -50,3 +52,29 @@ class CaptionGenerator(nn.Module):
             out, state = self.step_logits(inputs[:, t], state)
             logits.append(out)
         return torch.stack(logits, dim=1)
+
+
+class TorchSteps:
+    """A generator's ``init_state`` and ``step`` with NumPy arrays in and out, the interface
+    ``captioning.decoding`` drives (``runtime.OnnxGenerator`` is the same in ONNX Runtime).
+    The arrays share memory with the tensors, so a step costs no copy."""
+
+    def __init__(self, model: CaptionGenerator):
+        self.model = model
+        self.image_input = model.image_input
+
+    @torch.no_grad()
+    def init_state(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        state = self.model.init_state(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))
+        return {name: _array(value) for name, value in state.items()}
+
+    @torch.no_grad()
+    def step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in state.items()}
+        log_probs, new = self.model.step(torch.from_numpy(np.asarray(tokens, dtype=np.int64)), tensors)
+        return _array(log_probs), {name: _array(value) for name, value in new.items()}
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    # under bfloat16 autocast (training) a state comes out in bfloat16, which NumPy lacks
+    return (tensor.float() if tensor.is_floating_point() else tensor).numpy()

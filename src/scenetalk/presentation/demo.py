@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from scenetalk.captioning.captioner import Caption, Captioner
+from scenetalk.presentation import MIN_DETECTOR_SCORE
 
 #: Detections listed and drawn per photo, at most (the best first).
 MOST_DETECTIONS = 5
-#: Detector confidence a box needs to be listed and drawn: the detector's boxes below it are
-#: mostly wrong on everyday photos (a 0.06 "person" on a cup).
-MIN_DETECTOR_SCORE = 0.3
 
 
 def confident_detections(scores: np.ndarray, min_score: float, most: int = MOST_DETECTIONS) -> list[int]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from scenetalk.captioning.decoding import sample
@@ -25,7 +26,7 @@ from scenetalk.data.text import Vocabulary
 from scenetalk.limits import MAX_BEAM, MAX_CAPTION_WORDS, MAX_WORDS
 from scenetalk.models import build_generator, eval_mode
 from scenetalk.models.fields import Bounds
-from scenetalk.models.generator import CaptionGenerator
+from scenetalk.models.generator import CaptionGenerator, TorchSteps
 from scenetalk.training.loop import LoopConfig, Trainer, training_vocabulary
 from scenetalk.training.losses import caption_cross_entropy, self_critical_loss
 
@@ -171,11 +172,11 @@ class CaptionTrainer(Trainer):
         cfg, vocab, k = self.config, self.vocab, self.config.scst_samples
         rows = self.train_images[idx]
         image = self.features[rows].repeat_interleave(k, dim=0)
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        generator = np.random.default_rng(cfg.seed * 1_000_003 + self.step)
         with eval_mode(self.model):
-            with torch.no_grad():
-                samples = sample(self.model, self.model.init_state(image), len(image), vocab.start_id,
-                                 vocab.end_id, max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
+            steps = TorchSteps(self.model)
+            samples = sample(steps, steps.init_state(image.numpy()), len(image), vocab.start_id,
+                             vocab.end_id, max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
             texts = [" ".join(vocab.decode(h.tokens)) for h in samples]
             refs = [self.train.references[int(r)] for r in rows for _ in range(k)]
             rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k)

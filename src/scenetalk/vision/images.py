@@ -17,7 +17,6 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from scenetalk.errors import ImageError
@@ -226,16 +225,12 @@ def normalize(
     batch: np.ndarray,
     mean: Sequence[float] = (0.5, 0.5, 0.5),
     std: Sequence[float] = (0.5, 0.5, 0.5),
-) -> torch.Tensor:
-    """(B, S, S, 3) uint8 -> (B, 3, S, S) float32, ``(x / 255 - mean) / std`` per channel.
-
-    The result is a permuted view of the (B, S, S, 3) data, which is exactly the
-    channels_last memory layout the backbones run fastest in, so no copy is made.
-    """
-    x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1)
-    shift = torch.tensor([m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1)
-    return x.mul_(scale).sub_(shift)
+) -> np.ndarray:
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) float32, ``(x / 255 - mean) / std`` per channel."""
+    scale = np.array([1.0 / (255.0 * s) for s in std], np.float32)
+    shift = np.array([m / s for m, s in zip(mean, std)], np.float32)
+    x = np.asarray(batch, dtype=np.float32) * scale - shift
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def to_batch(
@@ -243,14 +238,9 @@ def to_batch(
     size: int,
     mean: Sequence[float] = (0.5, 0.5, 0.5),
     std: Sequence[float] = (0.5, 0.5, 0.5),
-) -> torch.Tensor:
-    """RGB images -> a normalised (B, 3, size, size) float32 tensor (channels_last layout)."""
+) -> np.ndarray:
+    """RGB images -> a normalised (B, 3, size, size) float32 array."""
     return normalize(to_uint8_batch(images, size), mean, std)
-
-
-
-
-
 
 
 ImageLike = str | os.PathLike | Image.Image

@@ -44,8 +44,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from scenetalk.vision import images as image_utils
@@ -127,28 +125,36 @@ def select_regions(detections: Detections, top_k: int = TOP_K, min_size: float =
     )
 
 
-def roi_align(feature_maps: torch.Tensor, boxes: torch.Tensor, samples: int | None = None) -> torch.Tensor:
+def roi_align(feature_maps: np.ndarray, boxes: np.ndarray, samples: int | None = None) -> np.ndarray:
     """Average feature inside each box: (B, C, h, w) maps, (B, R, 4) boxes -> (B, R, C).
 
     Boxes are normalised x1, y1, x2, y2 (0 = the image's left/top edge, 1 = right/bottom).
     Each box is sampled at ``samples`` x ``samples`` points (default: the map's side), the
     centres of an even grid over the box, read by bilinear interpolation and averaged, as
-    RoIAlign with one output bin. Points near the border read the edge cells.
+    RoIAlign with one output bin (torch's ``grid_sample``, bilinear, border padding,
+    align_corners=False). Points near the border read the edge cells. Bilinear weights are
+    products of one weight per row and one per column, so the mean over the k x k points is
+    one weighted sum with the rows' mean weights times the columns'.
     """
-    b, _, h, w = feature_maps.shape
+    b, c, h, w = feature_maps.shape
     k = samples or max(h, w)
-    boxes = boxes.to(feature_maps.dtype)
-    r = boxes.shape[1]
-    steps = (torch.arange(k, dtype=boxes.dtype, device=boxes.device) + 0.5) / k  # (k,)
-    x1, y1, x2, y2 = boxes.unbind(-1)  # each (B, R)
-    xs = x1[..., None] + (x2 - x1)[..., None] * steps  # (B, R, k)
-    ys = y1[..., None] + (y2 - y1)[..., None] * steps
-    # grid_sample's coordinates with align_corners=False: -1 and +1 are the outer edges.
-    gx = (2 * xs - 1)[:, :, None, :].expand(b, r, k, k)
-    gy = (2 * ys - 1)[:, :, :, None].expand(b, r, k, k)
-    grid = torch.stack([gx, gy], dim=-1).reshape(b, r * k, k, 2)
-    sampled = F.grid_sample(feature_maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return sampled.reshape(b, -1, r, k * k).mean(dim=-1).transpose(1, 2)
+    boxes = np.asarray(boxes, dtype=np.float32)
+    steps = (np.arange(k, dtype=np.float32) + 0.5) / k                      # (k,)
+
+    def axis_weights(lo: np.ndarray, hi: np.ndarray, size: int) -> np.ndarray:
+        # sample positions in cell coordinates (align_corners=False), clamped to the border
+        at = np.clip((lo[..., None] + (hi - lo)[..., None] * steps) * size - 0.5, 0, size - 1)   # (B, R, k)
+        low = np.floor(at).astype(np.int64)
+        frac = (at - low).astype(np.float32)
+        weights = np.zeros((*at.shape, size), np.float32)
+        np.put_along_axis(weights, low[..., None], (1 - frac)[..., None], axis=-1)
+        high = np.minimum(low + 1, size - 1)
+        np.add.at(weights, (*np.indices(at.shape), high), frac)
+        return weights.mean(axis=2)                                            # (B, R, size)
+
+    wy = axis_weights(boxes[..., 1], boxes[..., 3], h)
+    wx = axis_weights(boxes[..., 0], boxes[..., 2], w)
+    return np.einsum("bchw,brh,brw->brc", np.asarray(feature_maps, dtype=np.float32), wy, wx, optimize=True)
 
 
 def crop_box(image: Image.Image, box: Sequence[float], size: int) -> Image.Image:
@@ -200,18 +206,18 @@ class RegionFeaturizer:
         crops = [crop_box(im, box, size) for im, image_boxes in zip(images, boxes) for box in image_boxes[first:]]
         return image_utils.to_uint8_batch(crops, size)
 
-    def compute(self, prepared: np.ndarray | None, boxes: np.ndarray, global_map: torch.Tensor) -> torch.Tensor:
+    def compute(self, prepared: np.ndarray | None, boxes: np.ndarray, global_map: np.ndarray) -> np.ndarray:
         """(B, R, C) region features from ``prepare``'s output and the global (B, C, h, w) map."""
         boxes = np.asarray(boxes, dtype=np.float32)
         count, num_boxes = boxes.shape[:2]
         if self.method == "roi":
             fmap = global_map if prepared is None else self.backbone.feature_map(self.backbone.normalize(prepared))
-            return roi_align(fmap, torch.from_numpy(boxes))
+            return roi_align(fmap, boxes)
         pooled = self.backbone.pooled(self.backbone.feature_map(self.backbone.normalize(prepared)))
         if not self._reuses_global(boxes):
             return pooled.reshape(count, num_boxes, -1)
         pooled = pooled.reshape(count, num_boxes - 1, -1)
-        return torch.cat([self.backbone.pooled(global_map)[:, None], pooled], dim=1)
+        return np.concatenate([self.backbone.pooled(global_map)[:, None], pooled], axis=1)
 
     def _reuses_global(self, boxes: np.ndarray) -> bool:
         # A whole-image region cropped at the input size *is* the global input: skip its pass.
@@ -220,7 +226,7 @@ class RegionFeaturizer:
                 and len(boxes) > 0 and bool(np.all(boxes[:, 0] == np.array(WHOLE_IMAGE, np.float32))))
 
     def features(self, images: Sequence[Image.Image], boxes: np.ndarray,
-                 global_map: torch.Tensor | None = None) -> torch.Tensor:
+                 global_map: np.ndarray | None = None) -> np.ndarray:
         """(B, R, C) region features of ``boxes`` (B, R, 4; region 0 the whole image)."""
         if global_map is None:
             global_map = self.backbone.feature_map(self.backbone.preprocess(images))

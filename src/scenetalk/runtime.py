@@ -1,0 +1,156 @@
+"""Where inference runs: ONNX Runtime (the default, and all the light install has) or PyTorch.
+
+``SCENETALK_ENGINE=torch`` runs every model in PyTorch, the training engine and the reference
+implementation, for comparison; the default, ``onnxruntime``, runs the ONNX graphs a
+checkpoint holds beside its weights (``scenetalk export`` writes them; the shipped models
+come with theirs). A checkpoint without graphs runs in PyTorch where it is installed.
+
+``OnnxGenerator`` is a caption generator's two graphs behind the step interface of
+``captioning.decoding`` (NumPy in, NumPy out), so the same beam search drives either engine;
+``OnnxAlignment`` the alignment model's image side and sentence side.
+
+Nothing here imports torch: ``need_torch`` is the one place that says a feature needs the
+``train`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scenetalk.errors import CheckpointError, ScenetalkError
+
+ENGINES = ("onnxruntime", "torch")
+#: what a checkpoint folder holds besides its weights once exported (``scenetalk export``)
+ONNX_META = "onnx.json"
+#: the pip route to PyTorch, as every message that needs it says it
+TRAIN_EXTRA = 'pip install "scenetalk[train]"'
+
+
+def engine() -> str:
+    """The inference engine ``SCENETALK_ENGINE`` asks for (default ``onnxruntime``)."""
+    name = os.environ.get("SCENETALK_ENGINE", "onnxruntime") or "onnxruntime"
+    if name not in ENGINES:
+        raise ScenetalkError(f"SCENETALK_ENGINE={name!r}; expected one of {', '.join(ENGINES)}")
+    return name
+
+
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def need_torch(what: str):
+    """``torch``, or a ``ScenetalkError`` saying that ``what`` needs the ``train`` extra."""
+    if not torch_installed():
+        raise ScenetalkError(f"{what} needs PyTorch, which this light install leaves out: {TRAIN_EXTRA}")
+    import torch
+
+    return torch
+
+
+def cpu_threads() -> int:
+    """Threads a model may use: ``OMP_NUM_THREADS`` when set (as PyTorch reads it), else every core."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return max(1, os.cpu_count() or 1)
+
+
+def session(path: str | os.PathLike, threads: int | None = None):
+    """An ONNX Runtime CPU session for the graph at ``path``."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or cpu_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # ONNX Runtime's threads otherwise spin for a while after each run, taking the cores from
+    # whatever comes next (beam search after the features): with spinning, captioning one
+    # image took about twice as long (BENCHMARKS.md "Captioning speed").
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return onnxruntime.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own error types for a damaged graph
+        raise CheckpointError(f"{path}: damaged ONNX graph ({str(exc).splitlines()[0][:200]}); "
+                              "export it again with `scenetalk export`") from None
+
+
+def read_onnx_meta(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """A checkpoint's ``onnx.json`` (which graphs, their inputs and outputs, and the hash of the
+    weights they were exported from), or None when it has none."""
+    path = Path(folder) / ONNX_META
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: damaged: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("graphs"), dict):
+        raise CheckpointError(f"{path}: damaged: expected an object with 'graphs'; export it again")
+    return meta
+
+
+class OnnxGenerator:
+    """A caption generator exported as two graphs: ``init_state`` (image features -> state)
+    and ``step`` (previous words and state -> log-probabilities and the state that changes).
+    The parts of the state a step never changes (m-RNN's V_I·I, an attention model's grid)
+    are kept here and fed back, not copied out of the graph every step."""
+
+    def __init__(self, folder: str | os.PathLike, meta: dict[str, Any], threads: int | None = None):
+        self.folder = Path(folder)
+        graphs = meta["graphs"]
+        self.image_input = meta.get("image_input", "global")
+        self.state_names: list[str] = list(meta["state"])
+        self.changing: list[str] = list(meta["changing"])
+        self._init = session(self.folder / graphs["init_state"], threads)
+        self._step = session(self.folder / graphs["step"], threads)
+
+    def init_state(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        values = self._init.run(self.state_names, {"image": np.ascontiguousarray(image, dtype=np.float32)})
+        return dict(zip(self.state_names, values))
+
+    def step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        feed = {"tokens": np.ascontiguousarray(tokens, dtype=np.int64)}
+        feed.update((name, state[name]) for name in self.state_names)
+        log_probs, *changed = self._step.run(["log_probs", *(f"next_{n}" for n in self.changing)], feed)
+        new = dict(state)
+        new.update(zip(self.changing, changed))
+        return log_probs, new
+
+
+class OnnxAlignment:
+    """The alignment model's two sides as graphs: ``regions`` ((B, R, D) CNN features -> the
+    region vectors v_i of eq. 1) and ``words`` (word vectors x_t (L, T, word_dim) and the word
+    mask -> the words in context s_t of eq. 3-6). The word table W_w of eq. 2 is read from the
+    checkpoint's weights, so a caller can give a word the model never saw a vector of its own."""
+
+    def __init__(self, folder: str | os.PathLike, meta: dict[str, Any], word_table: np.ndarray,
+                 threads: int | None = None):
+        self.folder = Path(folder)
+        self.word_table = word_table
+        self._regions = session(self.folder / meta["graphs"]["regions"], threads)
+        self._words = session(self.folder / meta["graphs"]["words"], threads)
+
+    def embed_regions(self, regions: np.ndarray) -> np.ndarray:
+        return self._regions.run(None, {"regions": np.ascontiguousarray(regions, dtype=np.float32)})[0]
+
+    def embed_words(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(L, T) word ids, 0-padded -> (L, T, h) words in context and the (L, T) mask."""
+        ids = np.asarray(ids, dtype=np.int64)
+        mask = ids != 0
+        return self.embed_word_vectors(self.word_table[ids], mask), mask
+
+    def embed_word_vectors(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if x.shape[1] == 0:
+            return np.zeros((*x.shape[:2], self.embed_dim), dtype=np.float32)
+        return self._words.run(None, {"words": np.ascontiguousarray(x, dtype=np.float32),
+                                      "mask": np.ascontiguousarray(mask, dtype=np.float32)})[0]
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self._regions.get_outputs()[0].shape[-1])
