@@ -65,11 +65,11 @@ def with_placed(model, vocab, words, method, setting):
     if method == "unk" or not words:
         return model, vocab, {}
     kw = {"ridge": setting} if method == "map" else {"k": setting}
-    placed = UnseenWords(model.W_w.weight, vocab, method=method, min_similarity=-1.0, **kw).place(sorted(words))
+    placed = UnseenWords(model.W_w.weight.detach().numpy(), vocab, method=method, min_similarity=-1.0, **kw).place(sorted(words))
     bigger = Vocabulary(vocab.itos[len(Vocabulary.SPECIALS):] + [p.word for p in placed], vocab.counts,
                         vocab.min_count, vocab.language)
     m = copy.deepcopy(model)
-    weight = torch.cat([model.W_w.weight.detach(), torch.stack([p.vector for p in placed])])
+    weight = torch.cat([model.W_w.weight.detach(), torch.stack([torch.from_numpy(p.vector) for p in placed])])
     m.W_w = torch.nn.Embedding.from_pretrained(weight, freeze=True, padding_idx=0)
     m.config.vocab_size = len(bigger)
     return m.eval(), bigger, {p.word: {"near": p.near, "similarity": p.similarity} for p in placed}
@@ -93,7 +93,7 @@ def t2i(model, vocab, store, images, queries):
     rows = torch.tensor([store.row(im.relpath) for im in images])
     with torch.no_grad():
         v = model.embed_regions(store.model_input("regions")[rows].float())
-        ids, _ = vocab.encode_batch([t for _, t in queries], add_start=False, add_end=False)
+        ids = torch.from_numpy(vocab.encode_batch([t for _, t in queries], add_start=False, add_end=False)[0])
         s, mask = model.embed_words(ids)
         scores = all_pairs_scores(v, s, mask, model.config.score)        # (images, queries)
     truth = torch.tensor([k for k, _ in queries])
@@ -143,7 +143,7 @@ def precision_at_5(model, vocab, store, images, placed_words, method, setting):
             if head not in v.stoi:
                 out[head] = None     # refused: the model does not know it
                 continue
-            ids, _ = v.encode_batch([[head]], add_start=False, add_end=False)
+            ids = torch.from_numpy(v.encode_batch([[head]], add_start=False, add_end=False)[0])
             s, mask = m.embed_words(ids)
             top = all_pairs_scores(regions, s, mask, m.config.score)[:, 0].argsort(descending=True)[:5]
             out[head] = sum(image_mentions(images[int(i)], HELD_OUT_CONCEPTS[head]) for i in top) / 5
@@ -189,7 +189,7 @@ def top_photos(model, vocab, store, images, word, k=5):
     rows = torch.tensor([store.row(im.relpath) for im in images])
     with torch.no_grad():
         regions = model.embed_regions(store.model_input("regions")[rows].float())
-        ids, _ = vocab.encode_batch([[word]], add_start=False, add_end=False)
+        ids = torch.from_numpy(vocab.encode_batch([[word]], add_start=False, add_end=False)[0])
         s, mask = model.embed_words(ids)
         scores = all_pairs_scores(regions, s, mask, model.config.score)[:, 0]
     top = scores.argsort(descending=True)[:k]
@@ -239,7 +239,7 @@ def threshold(args) -> None:
     from scenetalk.weights import shipped_alignment
 
     model, vocab, _ = load_alignment(shipped_alignment())
-    placer = UnseenWords(model.W_w.weight, vocab)
+    placer = UnseenWords(model.W_w.weight.detach().numpy(), vocab)
     rng = random.Random(0)
     junk = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9))) for _ in range(30)]
     real = sorted({w for w in COCO_LABELS.values() if " " not in w and w not in vocab.stoi})

@@ -76,7 +76,7 @@ def main() -> None:
     aligner, a_vocab, _ = load_alignment(args.alignment, expect_extractor_id=regions.extractor_id)
     sentences = sentence_set(dataset, args.split, a_vocab, regions.row_index, max_words=10_000)
     started = time.time()
-    S = score_split(aligner, regions.model_input("regions"), sentences)          # (N, L), float32
+    S = torch.from_numpy(score_split(aligner, regions.model_input("regions"), sentences))   # (N, L), float32
     print(f"alignment S_kl of all pairs: {time.time() - started:.0f} s")
 
     glob = FeatureStore.open(args.global_features)

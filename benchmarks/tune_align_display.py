@@ -26,7 +26,7 @@ import json
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from scenetalk.checkpoint import load_alignment
 from scenetalk.data.registry import load_dataset
@@ -80,8 +80,8 @@ def main() -> None:
           f"left out), {sum(map(len, tokens))} words scored in {time.time() - started:.1f} s")
     is_function = [[t in FUNCTION_WORDS for t in toks] for toks in tokens]
     scores = [unary[i, :len(toks)] for i, toks in enumerate(tokens)]
-    best_score = torch.cat([u.max(dim=1).values[torch.tensor(k)] for u, k in zip(scores, known)])
-    q50, q90 = (float(best_score.quantile(q)) for q in (0.5, 0.9))
+    best_score = np.concatenate([u.max(axis=1)[np.array(k)] for u, k in zip(scores, known)])
+    q50, q90 = (float(np.quantile(best_score, q)) for q in (0.5, 0.9))
     print(f"best region's score of a known word: median {q50:.3f}, 90th percentile {q90:.3f}")
 
     results = {"split": args.split, "photos": len(images), "sentences": len(tokens),
@@ -92,7 +92,7 @@ def main() -> None:
     for th in THRESHOLDS:
         fn = [0, 0]
         other = [0, 0]
-        best_links[th] = [links(u, u.argmax(dim=1), per_word=True, min_score=th, known=k)
+        best_links[th] = [links(u, u.argmax(axis=1), per_word=True, min_score=th, known=k)
                           for u, k in zip(scores, known)]
         for sentence, flags in zip(best_links[th], is_function):
             for link, f in zip(sentence, flags):

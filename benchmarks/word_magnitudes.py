@@ -35,7 +35,7 @@ def main() -> None:
     with torch.no_grad():
         for start in range(0, len(sentences), 500):
             batch = sentences[start:start + 500]
-            ids, _ = vocab.encode_batch(batch, add_start=False, add_end=False)
+            ids = torch.from_numpy(vocab.encode_batch(batch, add_start=False, add_end=False)[0])
             s, mask = model.embed_words(ids)
             norms = s.norm(dim=-1)
             for row, tokens in enumerate(batch):

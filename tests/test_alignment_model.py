@@ -1,7 +1,8 @@
 """The alignment model: eq. 8 and eq. 7 against loops, and padding that changes nothing."""
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
 

@@ -1,7 +1,8 @@
 """The alignment model learns on synthetic regions and sentences, and its checkpoint loads."""
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.checkpoint import CheckpointError, load_alignment
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence

@@ -9,8 +9,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
+
 from safetensors.torch import load_file
 
 import scenetalk

@@ -2,8 +2,9 @@
 and the evaluation report, on the synthetic colour/animal data of test_training."""
 
 import pytest
-import torch
 from test_training import config, synthetic
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.captioning.captioner import caption_features
 from scenetalk.captioning.evaluation import caption_report, nearest_neighbour_captions

@@ -3,7 +3,8 @@
 import math
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.models.mrnn import MRNN, MRNNConfig
 from scenetalk.models.multimodal_rnn import MultimodalRNN, MultimodalRNNConfig
@@ -91,7 +92,7 @@ def test_rank_split_scores_every_image_of_the_split_against_every_sentence_of_it
     assert ranking.sentence_image.tolist() == [k for k in range(4) for _ in range(3)]
     # text -> image scores are log P(s | I) of each sentence under each val image
     val = data.split("val")
-    ids, _ = vocab.encode_batch([s.tokens for im in val for s in im.sentences])
+    ids = torch.from_numpy(vocab.encode_batch([s.tokens for im in val for s in im.sentences])[0])
     lik = sentence_log_likelihoods(model, feats[[rows[im.relpath] for im in val]], ids, vocab.pad_id)
     assert torch.allclose(ranking.to_image, lik, atol=1e-4)
     # image -> text: against the prior of the 5 seeded training images, per word (<end> included)

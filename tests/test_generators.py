@@ -1,7 +1,8 @@
 """The paper generators: shapes, the step interface, and where the image enters."""
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.models.attention_lstm import AttentionLSTM, AttentionLSTMConfig
 from scenetalk.models.mrnn import MRNN, MRNNConfig, scaled_tanh

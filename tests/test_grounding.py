@@ -3,7 +3,6 @@ region-snippet corpus and the region dataset built from it."""
 
 import numpy as np
 import pytest
-import torch
 
 from scenetalk.data.entities import EntityImage, EntityPhrase, EntitySentence
 from scenetalk.grounding.localisation import (
@@ -14,6 +13,7 @@ from scenetalk.grounding.localisation import (
     snippet_agreement,
 )
 from scenetalk.grounding.snippets import flat_region_rows, informative, phrase_like, region_dataset, snippets_of
+from scenetalk.grounding.word_regions import align_sentences, word_region_scores
 
 # Three candidate regions: 0 the whole image, 1 the left half, 2 a small box at the top right.
 BOXES = np.array([[[0, 0, 1, 1], [0, 0, 0.5, 1], [0.7, 0, 1, 0.3]]], dtype=np.float32)
@@ -29,20 +29,20 @@ def scored_example():
     phrases = [phrase("a man", 0, ["people"], [[0, 0, 0.5, 1]]),
                phrase("a red shirt", 3, ["clothing"], [[0.7, 0, 1, 0.3]])]
     image = EntityImage("p.jpg", 100, 100, [EntitySentence(" ".join(tokens), tokens, phrases)], {})
-    unary = torch.tensor([[0.0, 0.1, 0.0],    # a
-                          [1.0, 2.0, 0.0],    # man     -> left half
-                          [0.2, 0.0, 0.0],    # in
-                          [0.0, 0.0, 0.1],    # a
-                          [0.5, 0.0, 1.0],    # red     -> small box
-                          [0.9, 0.0, 1.0]])[None]  # shirt -> small box
-    return ScoredSentences({"p.jpg": image}, [("p.jpg", 0)], unary, torch.ones(1, 6, dtype=torch.bool))
+    unary = np.array([[0.0, 0.1, 0.0],    # a
+                      [1.0, 2.0, 0.0],    # man     -> left half
+                      [0.2, 0.0, 0.0],    # in
+                      [0.0, 0.0, 0.1],    # a
+                      [0.5, 0.0, 1.0],    # red     -> small box
+                      [0.9, 0.0, 1.0]], dtype=np.float32)[None]  # shirt -> small box
+    return ScoredSentences({"p.jpg": image}, [("p.jpg", 0)], unary, np.ones((1, 6), dtype=bool))
 
 
 def test_phrase_regions_sum_and_mrf():
     unary = scored_example().unary[0]
     assert phrase_regions(unary, [(0, 2), (3, 6)], "sum") == [1, 2]
     # The MRF put every word on region 0: its choice is limited to what the words got.
-    assert phrase_regions(unary, [(0, 2)], "mrf", torch.zeros(6, dtype=torch.long)) == [0]
+    assert phrase_regions(unary, [(0, 2)], "mrf", np.zeros(6, dtype=np.int64)) == [0]
     with pytest.raises(ValueError):
         phrase_regions(unary, [(0, 2)], "nearest")
 
@@ -87,7 +87,7 @@ def test_snippet_agreement_counts_exact_grounded_phrases():
 def test_snippets_and_region_dataset():
     scored = scored_example()
     snips = snippets_of("p.jpg", 0, "a man in a red shirt".split(), scored.unary[0],
-                        torch.tensor([1, 1, 0, 2, 2, 2]), BOXES[0])
+                        np.array([1, 1, 0, 2, 2, 2]), BOXES[0])
     assert [(s.region, s.text, s.score) for s in snips] == [(1, "a man", 2.1), (0, "in", 0.2),
                                                              (2, "a red shirt", 2.1)]
     assert snips[2].box == [0.7, 0.0, 1.0, 0.3]
@@ -109,11 +109,57 @@ def test_flat_region_rows():
 
         def model_input(self, kind):
             assert kind == "regions"
-            return torch.arange(2 * 3 * 2, dtype=torch.float32).view(2, 3, 2)
+            return np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
 
     feats, rows = flat_region_rows(Store())
     assert feats.shape == (6, 2)
     assert feats[rows["b.jpg#2"]].tolist() == [10.0, 11.0]
+
+
+def test_encode_batch_pads_numpy_ids():
+    from scenetalk.data.text import Vocabulary
+
+    vocab = Vocabulary.build([["a", "dog"], ["a", "cat"]], min_count=1)
+    ids, lengths = vocab.encode_batch([["a", "dog", "runs"], ["cat"], []], add_start=False, add_end=False)
+    assert ids.dtype == np.int64 and lengths.dtype == np.int64 and lengths.tolist() == [3, 1, 0]
+    assert ids.tolist() == [[vocab.stoi["a"], vocab.stoi["dog"], vocab.unk_id], [vocab.stoi["cat"], 0, 0], [0, 0, 0]]
+    assert vocab.encode_batch([], add_start=False, add_end=False)[0].shape == (0, 0)
+
+
+def test_word_region_scores_and_mrf_match_the_pytorch_code_they_replaced():
+    """NumPy scores of a PyTorch model (a trainer's, in training mode with dropout) equal what
+    the PyTorch code computed: v_iᵀ s_t in eval mode, the mode given back afterwards."""
+    torch = pytest.importorskip("torch")
+    from scenetalk.data.text import Vocabulary
+    from scenetalk.models.alignment import AlignmentConfig, AlignmentModel
+
+    torch.manual_seed(0)
+    sentences = [["a", "dog", "on", "the", "grass"], ["a", "red", "ball"], ["dog"], [], ["a", "zebra", "dog", "a"]]
+    vocab = Vocabulary.build(sentences[:3], min_count=1)
+    model = AlignmentModel(AlignmentConfig(vocab_size=len(vocab), region_dim=6, embed_dim=5, word_dim=4,
+                                           hidden_dim=7, dropout=0.5)).train()
+    regions = torch.randn(3, 4, 6)
+    image_of = [0, 2, 1, 0, 2]
+    unary, mask = word_region_scores(model, vocab, regions.numpy(), sentences, image_of, batch_size=2)
+    assert model.training and all(m.training for m in model.modules())
+    assert unary.dtype == np.float32 and unary.shape == (5, 5, 4) and mask.dtype == bool
+    assert mask.sum(axis=1).tolist() == [5, 3, 1, 1, 4]          # an empty sentence is one <unk>
+    with torch.no_grad():
+        model.eval()
+        ids, _ = vocab.encode_batch([t or ["<unk>"] for t in sentences], add_start=False, add_end=False)
+        s, want_mask = model.embed_words(torch.from_numpy(ids))
+        v = model.embed_regions(regions)[torch.tensor(image_of)]
+        want = torch.einsum("lth,lmh->ltm", s, v)
+    np.testing.assert_allclose(unary, want.numpy(), rtol=1e-6, atol=1e-6)
+    assert np.array_equal(mask, want_mask.numpy())
+    # A CPU tensor of regions reads the same, and so does the NumPy engine wrapping the model.
+    from scenetalk.models.alignment import NumpyAlignment
+
+    again, _ = word_region_scores(NumpyAlignment(model), vocab, regions, sentences, image_of, batch_size=2)
+    assert np.array_equal(again, unary)
+    assignment = align_sentences(unary, mask, 0.5, batch_size=2)
+    assert assignment.dtype == np.int64 and (assignment[~mask] == -1).all() and (assignment[mask] >= 0).all()
+    assert np.array_equal(assignment, align_sentences(torch.from_numpy(unary), torch.from_numpy(mask), 0.5))
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ words' probabilities on old captions stay the base model's; fine-tuning does cha
 every bad request is one ScenetalkError line."""
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.checkpoint import load_generator, save_checkpoint
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
@@ -120,7 +121,7 @@ def test_nvcl_learns_the_word_and_freezes_everything_else(base, horses):
     assert torch.equal(model.output_bias()[horse], old_model.output_bias().mean())  # fixed, never trained
     # the old words' probabilities on old captions (renormalised over the old words) are unchanged
     data, feats, rows = dataset(photos("val", ["dog", "cat"], 8))
-    ids, _ = old_vocab.encode_batch([s.tokens for s in data.sentences()])
+    ids = torch.from_numpy(old_vocab.encode_batch([s.tokens for s in data.sentences()])[0])
     image = feats[[rows[im.file_name] for im in data.images for _ in im.sentences]]
     with eval_mode(old_model), eval_mode(model), torch.no_grad():
         before = torch.log_softmax(old_model(image, ids[:, :-1]), -1)

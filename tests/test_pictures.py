@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from conftest import copy_sample_photos
 from PIL import Image, ImageDraw
 
@@ -125,12 +124,12 @@ def test_pictures_without_models():
     """The drawing functions alone: labels stay inside the picture, hidden links are grey."""
     image = Image.new("RGB", (224, 224), (90, 140, 200))
     tokens = ["a", "dog", "on", "the", "grass"]
-    unary = torch.full((5, 3), -1.0)
+    unary = np.full((5, 3), -1.0, dtype=np.float32)
     unary[1, 2], unary[4, 1], unary[0, 2] = 2.0, 1.0, 0.05
     boxes = np.array([[0, 0, 1, 1], [0, 0.6, 1, 1], [0.9, 0.0, 1.0, 0.1]], dtype=np.float32)
-    best = links(unary, unary.argmax(dim=1), per_word=True)
+    best = links(unary, unary.argmax(axis=1), per_word=True)
     assert [link.shown for link in best] == [False, True, False, False, True]
-    picture = alignment_picture(image, tokens, unary, boxes, unary.argmax(dim=1), beta=0.5)
+    picture = alignment_picture(image, tokens, unary, boxes, unary.argmax(axis=1), beta=0.5)
     assert picture.width == 2 * (DISPLAY_SIZE + 2 * MARGIN)
     # A label wider than its box in the photo's top right corner is pulled inside the photo,
     # and a second label of the same box goes where it covers none of the first.

@@ -5,7 +5,8 @@ import random
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.metrics.retrieval import coco_1k, retrieval_metrics, rsum
 from scenetalk.training.losses import ranking_loss

@@ -7,7 +7,8 @@ import json
 import os
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_generator, read_meta, save_checkpoint
 from scenetalk.errors import CheckpointError

@@ -4,7 +4,8 @@ resumed from its last checkpoint ends exactly where an uninterrupted run ends.""
 import json
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.checkpoint import CheckpointError, load_checkpoint
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence

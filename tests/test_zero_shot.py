@@ -4,7 +4,8 @@ constrained decoding says it there and nowhere else."""
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
 from scenetalk.captioning.captioner import caption_features
 from scenetalk.captioning.detected_words import DETECTOR_WORDS, banned_unless_required, detector_words, required_words

@@ -221,7 +221,7 @@ def load_alignment_engine(folder: str | os.PathLike, expect_extractor_id: str | 
             table = load_file(str(Path(folder) / WEIGHTS))["W_w.weight"].astype("float32")
         except Exception as exc:  # safetensors raises its own error types for damaged files
             raise CheckpointError(f"{Path(folder) / WEIGHTS}: damaged: {exc}") from None
-        return runtime.OnnxAlignment(folder, onnx, table), vocab, meta
+        return runtime.OnnxAlignment(folder, onnx, table, score=meta["model"].get("score", "max")), vocab, meta
     if not runtime.torch_installed():
         raise _no_graphs(folder, "alignment")
     from scenetalk.models.alignment import NumpyAlignment

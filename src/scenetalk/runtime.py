@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,10 @@ def engine() -> str:
 
 
 def torch_installed() -> bool:
+    """Whether PyTorch can be imported (``sys.modules["torch"] = None`` blocks it, as the light
+    install's tests do in a full install)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
     return importlib.util.find_spec("torch") is not None
 
 
@@ -53,8 +58,25 @@ def need_torch(what: str):
     return torch
 
 
+_threads: int | None = None
+
+
+def set_threads(threads: int) -> None:
+    """The threads every model made from now on may use (``scenetalk serve --threads``), in
+    either engine."""
+    global _threads
+    _threads = max(1, int(threads))
+    if "torch" in sys.modules or (engine() == "torch" and torch_installed()):
+        import torch
+
+        torch.set_num_threads(_threads)
+
+
 def cpu_threads() -> int:
-    """Threads a model may use: ``OMP_NUM_THREADS`` when set (as PyTorch reads it), else every core."""
+    """Threads a model may use: ``set_threads``'s, else ``OMP_NUM_THREADS`` when set (as PyTorch
+    reads it), else every core."""
+    if _threads is not None:
+        return _threads
     try:
         return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
     except ValueError:
@@ -130,9 +152,11 @@ class OnnxAlignment:
     checkpoint's weights, so a caller can give a word the model never saw a vector of its own."""
 
     def __init__(self, folder: str | os.PathLike, meta: dict[str, Any], word_table: np.ndarray,
-                 threads: int | None = None):
+                 threads: int | None = None, score: str = "max"):
         self.folder = Path(folder)
         self.word_table = word_table
+        #: the image–sentence score the model was trained with: eq. 8 ("max") or eq. 7 ("fragment")
+        self.score = score
         self._regions = session(self.folder / meta["graphs"]["regions"], threads)
         self._words = session(self.folder / meta["graphs"]["words"], threads)
 

@@ -36,4 +36,4 @@ def build_examples(dataset: CaptionDataset, split: str, vocab: Vocabulary, row_o
     if not seqs:
         raise ScenetalkError(f"dataset {dataset.name!r} has no sentences in split {split!r}")
     ids, _ = vocab.encode_batch(seqs)
-    return CaptionExamples(torch.tensor(rows), ids, refs)
+    return CaptionExamples(torch.tensor(rows), torch.from_numpy(ids), refs)

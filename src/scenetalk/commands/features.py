@@ -11,7 +11,7 @@ import argparse
 
 from scenetalk.commands import add_quiet, add_root
 
-#: kept here, not imported from scenetalk.vision (which loads torch), so the CLI starts fast
+#: kept here, not imported from scenetalk.vision (which loads OpenCV), so the CLI starts fast
 BACKBONE_NAMES = ("efficientnet-lite0", "efficientnet-lite2")
 
 

@@ -1,13 +1,12 @@
-"""Built-in sample photos: freely licensed pictures that ship inside scikit-image's wheel.
-
-They let ``scenetalk demo`` and the tests run on a fresh machine with no dataset and no
-network. Licences are scikit-image's own notes for each file.
+"""Built-in sample photos: four freely licensed pictures from scikit-image's data, copied into
+the package (``data/photos``, with their licences in its README), so that ``scenetalk demo``
+and the tests run on a fresh machine, in the light install too, with no dataset and no network.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from scenetalk.errors import ScenetalkError
@@ -29,13 +28,10 @@ SAMPLE_PHOTOS = (
 
 
 def sample_photo_paths() -> list[Path]:
-    """Paths of the sample photos, found without importing scikit-image (which is slow)."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise ScenetalkError("the sample photos come with scikit-image; install it with `pip install scikit-image`")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    """Paths of the sample photos inside the package."""
+    folder = Path(str(resources.files("scenetalk") / "data" / "photos"))
     paths = [folder / p.file for p in SAMPLE_PHOTOS]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise ScenetalkError(f"sample photo missing from the scikit-image install: {missing[0]}")
+        raise ScenetalkError(f"sample photo missing from this install: {missing[0]}; reinstall scenetalk")
     return paths

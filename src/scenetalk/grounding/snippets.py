@@ -13,12 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from scenetalk.checks import finite_number
 from scenetalk.data.text import Vocabulary
 from scenetalk.grounding.word_regions import align_sentences, word_region_scores
-from scenetalk.models.alignment import AlignmentModel
 from scenetalk.models.mrf import segments
 
 
@@ -35,9 +33,10 @@ class Snippet:
     score: float            # Σ_t v_iᵀ s_t over the snippet's words
 
 
-def snippets_of(image: str, sentence: int, tokens: Sequence[str], unary: torch.Tensor,
-                assignment: torch.Tensor, boxes: np.ndarray) -> list[Snippet]:
-    """The snippets of one aligned sentence: runs of consecutive words on one region."""
+def snippets_of(image: str, sentence: int, tokens: Sequence[str], unary: np.ndarray,
+                assignment: np.ndarray, boxes: np.ndarray) -> list[Snippet]:
+    """The snippets of one aligned sentence: runs of consecutive words on one region;
+    unary (T, M), assignment (T,) (arrays, or anything ``models.mrf.segments`` reads)."""
     return [Snippet(image, sentence, seg.region, [round(float(x), 5) for x in boxes[seg.region]],
                     seg.start, seg.end, " ".join(tokens[seg.start:seg.end]), round(seg.score, 4))
             for seg in segments(assignment[:len(tokens)], unary[:len(tokens)])]
@@ -71,15 +70,16 @@ def phrase_like(tokens: Sequence[str]) -> bool:
             and any(t not in FUNCTION_WORDS and t not in NUMBER_WORDS for t in tokens))
 
 
-def region_corpus(model: AlignmentModel, vocab: Vocabulary, dataset, store, splits: Sequence[str], beta: float,
+def region_corpus(model, vocab: Vocabulary, dataset, store, splits: Sequence[str], beta: float,
                   max_words: int = 40, progress: bool = True) -> list[dict]:
     """Align every sentence of the given splits to its image's regions with the MRF at ``beta``
-    and return the snippets (dicts of ``Snippet``'s fields plus the split)."""
+    and return the snippets (dicts of ``Snippet``'s fields plus the split). ``model`` is an
+    alignment engine or a PyTorch ``AlignmentModel`` (``word_region_scores``)."""
     from dataclasses import asdict
 
     from scenetalk.progress import progress_bar
 
-    regions, boxes, row_of = store.model_input("regions"), store.boxes, store.row_index
+    regions, boxes, row_of = store.regions, store.boxes, store.row_index   # memmaps: rows read as needed
     out: list[dict] = []
     for split in splits:
         images = dataset.split(split)
@@ -92,7 +92,7 @@ def region_corpus(model: AlignmentModel, vocab: Vocabulary, dataset, store, spli
                     tokens.append(s.tokens[:max_words])
                     image_of.append(k)
                     keys.append((im.relpath, j))
-            rows = torch.tensor([row_of[im.relpath] for im in chunk])
+            rows = [row_of[im.relpath] for im in chunk]
             unary, mask = word_region_scores(model, vocab, regions[rows], tokens, image_of)
             assignment = align_sentences(unary, mask, beta)
             for l, (name, j) in enumerate(keys):
@@ -190,8 +190,10 @@ def region_dataset(corpus: dict, name: str = "region-snippets", min_score: float
     return CaptionDataset(name, list(items.values()))
 
 
-def flat_region_rows(store) -> tuple[torch.Tensor, dict[str, int]]:
-    """Every region of every photo as one row: features (N·M, D) and ``region_key`` -> row."""
+def flat_region_rows(store):
+    """Every region of every photo as one row: features (N·M, D), in the form
+    ``store.model_input`` gives (the region generator's trainer reads them), and
+    ``region_key`` -> row."""
     regions = store.model_input("regions")
     n, m = regions.shape[:2]
     rows = {region_key(name, i): r * m + i for name, r in store.row_index.items() for i in range(m)}

@@ -20,48 +20,61 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from PIL import Image
 
 from scenetalk.data.text import Vocabulary, sentence_tokens
 from scenetalk.errors import ScenetalkError
 from scenetalk.grounding import ALIGN_BETA, DEFAULT_BETA, LOW_SCORE  # noqa: F401 (their home is here)
 from scenetalk.grounding.photo_regions import image_name, photo_regions, region_record
-from scenetalk.models import eval_mode
-from scenetalk.models.alignment import AlignmentModel
 from scenetalk.models.mrf import chain_alignment, segments
 from scenetalk.vision.images import ImageLike
 
 
-
-@torch.no_grad()
-def word_region_scores(model: AlignmentModel, vocab: Vocabulary, regions: torch.Tensor,
-                       tokens: Sequence[Sequence[str]], image_of: Sequence[int], batch_size: int = 256
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def word_region_scores(model, vocab: Vocabulary, regions, tokens: Sequence[Sequence[str]],
+                       image_of: Sequence[int], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """v_iᵀ s_t for every word of every sentence against every region of its own image.
 
-    regions: (K, M, D) region features of K images; tokens: L sentences; image_of: (L,) the
-    image (0..K-1) of each sentence. Returns unary (L, T, M) float32 and the (L, T) mask."""
-    with eval_mode(model):
-        ids, lengths = vocab.encode_batch([list(t) or ["<unk>"] for t in tokens], add_start=False, add_end=False)
-        image_of = torch.as_tensor(image_of, dtype=torch.long)
-        unary = torch.zeros(len(ids), ids.size(1), regions.size(1))
-        # Each image's regions once (an image has several sentences), in batches.
-        v_all = torch.cat([model.embed_regions(regions[a:a + batch_size]).float()
-                           for a in range(0, len(regions), batch_size)])
-        order = lengths.argsort()  # batches of similar length: the recurrence runs only as long as needed
-        for start in range(0, len(ids), batch_size):
-            rows = order[start:start + batch_size]
-            n = int(lengths[rows].max())
-            s, _ = model.embed_words(ids[rows, :n])
-            unary[rows, :n] = torch.einsum("lth,lmh->ltm", s.float(), v_all[image_of[rows]])
+    model: an alignment engine (``checkpoint.load_alignment_engine``) or a PyTorch
+    ``AlignmentModel`` (a trainer's: scored in eval mode, see ``checkpoint.as_alignment``).
+    regions: (K, M, D) region features of K images (an array, a memmap or a CPU tensor);
+    tokens: L sentences; image_of: (L,) the image (0..K-1) of each sentence. Returns unary
+    (L, T, M) float32 and the (L, T) bool mask of real words."""
+    from scenetalk.checkpoint import as_alignment
+
+    if hasattr(model, "W_w"):   # a PyTorch model, maybe a trainer's in training mode: dropout off
+        from scenetalk.models import eval_mode
+
+        with eval_mode(model):
+            return _word_region_scores(as_alignment(model), vocab, regions, tokens, image_of, batch_size)
+    return _word_region_scores(as_alignment(model), vocab, regions, tokens, image_of, batch_size)
+
+
+def _word_region_scores(model, vocab: Vocabulary, regions, tokens: Sequence[Sequence[str]],
+                        image_of: Sequence[int], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    ids, lengths = vocab.encode_batch([list(t) or ["<unk>"] for t in tokens], add_start=False, add_end=False)
+    image_of = np.asarray(image_of, dtype=np.int64)
+    unary = np.zeros((len(ids), ids.shape[1], regions.shape[1]), dtype=np.float32)
+    if len(ids) == 0:
         return unary, ids != 0
+    # Each image's regions once (an image has several sentences), in batches.
+    v_all = np.concatenate([np.asarray(model.embed_regions(np.asarray(regions[a:a + batch_size], dtype=np.float32)),
+                                       dtype=np.float32)
+                            for a in range(0, len(regions), batch_size)])
+    order = np.argsort(lengths, kind="stable")  # batches of similar length: the recurrence runs only as long as needed
+    for start in range(0, len(ids), batch_size):
+        rows = order[start:start + batch_size]
+        n = int(lengths[rows].max())
+        s, _ = model.embed_words(ids[rows, :n])
+        # Σ_h s_th v_ih (eq. 11's unary): a batched (T, h) @ (h, M) per sentence
+        unary[rows, :n] = np.matmul(np.asarray(s, dtype=np.float32), v_all[image_of[rows]].transpose(0, 2, 1))
+    return unary, ids != 0
 
 
-def align_sentences(unary: torch.Tensor, mask: torch.Tensor, beta: float, batch_size: int = 1024
-                    ) -> torch.Tensor:
-    """MRF assignments (L, T) of many sentences, in batches (eq. 10-12)."""
-    out = torch.full(mask.shape, -1, dtype=torch.long)
+def align_sentences(unary, mask, beta: float, batch_size: int = 1024) -> np.ndarray:
+    """MRF assignments (L, T) int64 of many sentences, -1 on padding, in batches (eq. 10-12);
+    unary (L, T, M), mask (L, T) (arrays, or anything ``np.asarray`` reads)."""
+    unary, mask = np.asarray(unary), np.asarray(mask, dtype=bool)
+    out = np.full(mask.shape, -1, dtype=np.int64)
     for start in range(0, len(unary), batch_size):
         rows = slice(start, start + batch_size)
         out[rows], _ = chain_alignment(unary[rows], beta, mask[rows])
@@ -83,14 +96,14 @@ class Link:
         return " ".join(tokens[self.start:self.end])
 
 
-def links(unary: torch.Tensor, assignment: Sequence[int] | torch.Tensor, per_word: bool = False,
+def links(unary, assignment: Sequence[int] | np.ndarray, per_word: bool = False,
           min_score: float = LOW_SCORE, known: Sequence[bool] | None = None) -> list[Link]:
     """The words of one sentence on their regions: one link per word (``per_word``) or per
     run of words on one region (the MRF's segments, ``models.mrf.segments``). unary (T, M),
-    assignment (T,). A link is shown when its summed score is above ``min_score`` and it has a
-    word the model knows. Summed, not per word: the MRF joins function words, which score about
-    0 on every region, to their neighbours, and per word "a cup" (0.12) would hide the link
-    that "cup" (0.37) has alone."""
+    assignment (T,): arrays, or anything indexed ``unary[t, i]``. A link is shown when its
+    summed score is above ``min_score`` and it has a word the model knows. Summed, not per
+    word: the MRF joins function words, which score about 0 on every region, to their
+    neighbours, and per word "a cup" (0.12) would hide the link that "cup" (0.37) has alone."""
     a = [int(x) for x in assignment][:len(unary)]
     if per_word:
         runs = [(t, t + 1, r, float(unary[t, r])) for t, r in enumerate(a)]
@@ -142,7 +155,7 @@ class WordAlignment:
     regions: list[dict]
     unknown_words: list[str]
     photo: Image.Image = field(repr=False, metadata={"json": False})
-    unary: torch.Tensor = field(repr=False, metadata={"json": False})
+    unary: np.ndarray = field(repr=False, metadata={"json": False})
     boxes: np.ndarray = field(repr=False, metadata={"json": False})
 
     @property
@@ -154,25 +167,26 @@ class WordAlignment:
         return next(r for r in self.regions if r["region"] == k)
 
 
-def align_words(model: AlignmentModel, vocab: Vocabulary, extractor, image: ImageLike, sentence: str,
+def align_words(model, vocab: Vocabulary, extractor, image: ImageLike, sentence: str,
                 beta: float = ALIGN_BETA, min_score: float = LOW_SCORE, checkpoint: str = "") -> WordAlignment:
     """Align the words of ``sentence`` with the regions of ``image`` (a path or a PIL image):
     v_iᵀ s_t for every word and region (``word_region_scores``), each word's best region and
     the MRF's assignment with ``beta`` (``align_sentences``); links scoring at most
     ``min_score`` are not shown (``links``). ``extractor`` gives the 20 regions the model was
     trained on; ``checkpoint`` names the model in the result. A sentence with no word the model
-    knows is refused (``ScenetalkError``)."""
+    knows is refused (``ScenetalkError``). ``model`` is an alignment engine or a PyTorch
+    ``AlignmentModel`` (``word_region_scores``)."""
     [tokens] = sentence_tokens([sentence], vocab)
     known = [t in vocab.stoi for t in tokens]
     if not any(known):
         raise ScenetalkError(f"none of the words of {sentence!r} is known to the model "
                              f"(its vocabulary has {len(vocab)} words from its training sentences)")
     photo, arrays = photo_regions(image, extractor)
-    regions = torch.from_numpy(arrays["regions"]).float()[None]
+    regions = np.asarray(arrays["regions"], dtype=np.float32)[None]
     unary, mask = word_region_scores(model, vocab, regions, [tokens], [0])
     unary = unary[0, :len(tokens)]
     assignment = align_sentences(unary[None], mask[:, :len(tokens)], beta)[0]
-    best = links(unary, unary.argmax(dim=1), per_word=True, min_score=min_score, known=known)
+    best = links(unary, unary.argmax(axis=1), per_word=True, min_score=min_score, known=known)
     runs = links(unary, assignment, min_score=min_score, known=known)
     words = [WordLink(w, k, b.region, b.score, int(a), float(unary[t, int(a)]), b.shown)
              for t, (w, k, b, a) in enumerate(zip(tokens, known, best, assignment))]

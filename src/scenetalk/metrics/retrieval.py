@@ -20,46 +20,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 KS = (1, 5, 10)
 
 
-def ranks_image_to_text(scores: torch.Tensor, sentence_image: torch.Tensor) -> torch.Tensor:
+def ranks_image_to_text(scores: np.ndarray, sentence_image: np.ndarray) -> np.ndarray:
     """(n_images,) 1-based rank of each image's best-ranked correct sentence."""
-    correct = sentence_image[None, :] == torch.arange(scores.size(0))[:, None]          # (I, S)
-    best_correct = scores.masked_fill(~correct, float("-inf")).max(dim=1).values          # (I,)
-    wrong_above = ((scores >= best_correct[:, None]) & ~correct).sum(dim=1)
+    correct = sentence_image[None, :] == np.arange(scores.shape[0])[:, None]            # (I, S)
+    best_correct = np.where(correct, scores, -np.inf).max(axis=1)                        # (I,)
+    wrong_above = ((scores >= best_correct[:, None]) & ~correct).sum(axis=1)
     return wrong_above + 1
 
 
-def ranks_text_to_image(scores: torch.Tensor, sentence_image: torch.Tensor) -> torch.Tensor:
+def ranks_text_to_image(scores: np.ndarray, sentence_image: np.ndarray) -> np.ndarray:
     """(n_sentences,) 1-based rank of each sentence's image among all images."""
-    own = scores.gather(0, sentence_image[None, :]).squeeze(0)                            # (S,)
-    others_above = (scores >= own[None, :]).sum(dim=0) - 1                                # minus itself
+    own = scores[sentence_image, np.arange(scores.shape[1])]                              # (S,)
+    others_above = (scores >= own[None, :]).sum(axis=0) - 1                               # minus itself
     return others_above + 1
 
 
-def summarize(ranks: torch.Tensor, ks: Sequence[int] = KS) -> dict[str, float]:
-    r = ranks.double()
-    out = {f"R@{k}": float((r <= k).double().mean() * 100) for k in ks}
-    out["median_rank"] = float(np.median(r.numpy()))
+def summarize(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
+    r = np.asarray(ranks, dtype=np.float64)
+    out = {f"R@{k}": float((r <= k).mean() * 100) for k in ks}
+    out["median_rank"] = float(np.median(r))
     out["mean_rank"] = float(r.mean())
     return out
 
 
-def retrieval_metrics(scores: torch.Tensor, sentence_image: torch.Tensor, ks: Sequence[int] = KS) -> dict:
+def retrieval_metrics(scores, sentence_image, ks: Sequence[int] = KS) -> dict:
     """``scores`` (n_images, n_sentences); ``sentence_image`` (n_sentences,) image index of each
-    sentence. Every image needs at least one sentence."""
-    scores = scores.float()
-    sentence_image = torch.as_tensor(sentence_image, dtype=torch.long)
+    sentence (arrays, or anything ``np.asarray`` reads: CPU tensors too). Every image needs at
+    least one sentence."""
+    scores = np.asarray(scores, dtype=np.float32)
+    sentence_image = np.asarray(sentence_image, dtype=np.int64)
     if scores.shape[1] != len(sentence_image):
         raise ValueError(f"{scores.shape[1]} sentence columns but {len(sentence_image)} sentence labels")
-    if torch.bincount(sentence_image, minlength=scores.size(0)).min() == 0:
+    if np.bincount(sentence_image, minlength=scores.shape[0]).min() == 0:
         raise ValueError("every image needs at least one sentence")
     return {"image_to_text": summarize(ranks_image_to_text(scores, sentence_image), ks),
             "text_to_image": summarize(ranks_text_to_image(scores, sentence_image), ks),
-            "images": int(scores.size(0)), "sentences": int(scores.size(1))}
+            "images": int(scores.shape[0]), "sentences": int(scores.shape[1])}
 
 
 def rsum(metrics: dict) -> float:
@@ -67,15 +67,17 @@ def rsum(metrics: dict) -> float:
     return sum(metrics[d][f"R@{k}"] for d in ("image_to_text", "text_to_image") for k in KS)
 
 
-def coco_1k(scores: torch.Tensor, sentence_image: torch.Tensor, folds: int = 5) -> dict:
+def coco_1k(scores, sentence_image, folds: int = 5) -> dict:
     """The COCO 1K protocol: the mean over ``folds`` consecutive blocks of images (with
     their own sentences) of each metric."""
-    n = scores.size(0)
+    scores = np.asarray(scores, dtype=np.float32)
+    sentence_image = np.asarray(sentence_image, dtype=np.int64)
+    n = scores.shape[0]
     size = n // folds
     parts = []
     for f in range(folds):
-        images = torch.arange(f * size, (f + 1) * size)
-        cols = torch.nonzero((sentence_image >= f * size) & (sentence_image < (f + 1) * size)).squeeze(1)
+        images = np.arange(f * size, (f + 1) * size)
+        cols = np.flatnonzero((sentence_image >= f * size) & (sentence_image < (f + 1) * size))
         parts.append(retrieval_metrics(scores[images][:, cols], sentence_image[cols] - f * size))
     return {d: {k: float(np.mean([p[d][k] for p in parts])) for k in parts[0][d]}
             for d in ("image_to_text", "text_to_image")} | {"folds": folds, "images_per_fold": size}

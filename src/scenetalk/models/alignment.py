@@ -167,6 +167,8 @@ class NumpyAlignment:
     def __init__(self, model: AlignmentModel):
         self.model = model
         self.word_table = model.W_w.weight.detach().float().numpy()
+        self.score = model.config.score
+        self.embed_dim = model.config.embed_dim
 
     @torch.no_grad()
     def embed_regions(self, regions: np.ndarray) -> np.ndarray:

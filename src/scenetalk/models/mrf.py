@@ -22,41 +22,45 @@ D_{j-1}(i) + β beats D_{j-1}(i) whenever β >= 0, so the max is right for β >=
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 
-def chain_alignment(unary: torch.Tensor, beta: float, mask: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def chain_alignment(unary, beta: float, mask=None) -> tuple[np.ndarray, np.ndarray]:
     """Best word-to-region assignments for a batch of sentences.
 
-    unary: (B, N, M) scores v_iᵀ s_j; mask: (B, N) True on real words (padding at the end).
-    Returns (assignment (B, N) long, -1 on padding; best total (B,) float)."""
+    unary: (B, N, M) scores v_iᵀ s_j; mask: (B, N) True on real words (padding at the end);
+    anything ``np.asarray`` reads (a CPU tensor too). Returns (assignment (B, N) int64, -1 on
+    padding; best total (B,), float64 for float64 scores, else float32)."""
     if beta < 0:
         raise ValueError(f"beta must be >= 0 (got {beta})")
-    unary = unary if unary.dtype == torch.float64 else unary.float()
+    unary = np.asarray(unary)
+    unary = unary if unary.dtype == np.float64 else unary.astype(np.float32)
     b, n, m = unary.shape
-    if mask is None:
-        mask = torch.ones(b, n, dtype=torch.bool)
-    rows = torch.arange(b)
-    best = unary[:, 0].clone()                                   # D_1(i)
-    came_from = torch.zeros(b, n, m, dtype=torch.long)           # argmax predecessor of (j, i)
+    mask = np.ones((b, n), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    rows = np.arange(b)
+    regions = np.broadcast_to(np.arange(m), (b, m))
+    best = unary[:, 0].copy()                                     # D_1(i)
+    came_from = np.zeros((b, n, m), dtype=np.int64)               # argmax predecessor of (j, i)
     for j in range(1, n):
-        prev_value, prev_region = best.max(dim=1)                # max_i' D_{j-1}(i')
-        stay = best + beta                                        # D_{j-1}(i) + β
+        prev_region = best.argmax(axis=1)                         # argmax_i' D_{j-1}(i')
+        prev_value = best[rows, prev_region]                      # max_i' D_{j-1}(i')
+        stay = best + unary.dtype.type(beta)                      # D_{j-1}(i) + β
         stays = stay >= prev_value[:, None]
-        came_from[:, j] = torch.where(stays, torch.arange(m).expand(b, m), prev_region[:, None].expand(b, m))
-        step = unary[:, j] + torch.where(stays, stay, prev_value[:, None])
-        best = torch.where(mask[:, j, None], step, best)         # padding leaves D unchanged
-    total, last = best.max(dim=1)
-    lengths = mask.sum(dim=1)
-    assignment = torch.full((b, n), -1, dtype=torch.long)
+        came_from[:, j] = np.where(stays, regions, prev_region[:, None])
+        step = unary[:, j] + np.where(stays, stay, prev_value[:, None])
+        best = np.where(mask[:, j, None], step, best)             # padding leaves D unchanged
+    last = best.argmax(axis=1)
+    total = best[rows, last]
+    lengths = mask.sum(axis=1)
+    assignment = np.full((b, n), -1, dtype=np.int64)
     region = last
-    for j in range(n - 1, -1, -1):                               # trace back along the chain
+    for j in range(n - 1, -1, -1):                                # trace back along the chain
         real = j < lengths
-        assignment[:, j] = torch.where(real, region, assignment[:, j])
-        region = torch.where(real & (j > 0), came_from[rows, j, region.clamp(min=0)], region)
+        assignment[:, j] = np.where(real, region, assignment[:, j])
+        region = np.where(real & (j > 0), came_from[rows, j, np.maximum(region, 0)], region)
     return assignment, total
 
 
@@ -69,8 +73,9 @@ class Segment:
     score: float
 
 
-def segments(assignment: list[int] | torch.Tensor, unary: torch.Tensor) -> list[Segment]:
-    """Split one sentence's assignment (N,) into contiguous snippets; unary (N, M)."""
+def segments(assignment: Sequence[int] | np.ndarray, unary) -> list[Segment]:
+    """Split one sentence's assignment (N,) into contiguous snippets; unary (N, M) (an array,
+    or anything indexed ``unary[j, i]``)."""
     a = [int(x) for x in assignment if int(x) >= 0]
     out: list[Segment] = []
     for j, region in enumerate(a):

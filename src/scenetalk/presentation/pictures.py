@@ -20,7 +20,6 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from scenetalk.grounding.region_descriptions import RegionDescriptions
@@ -43,11 +42,10 @@ MARGIN = 12
 
 @functools.cache
 def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans, which ships with matplotlib (a dependency), so pictures look the same on
-    every machine; Pillow's built-in font if it is somehow missing."""
-    import matplotlib
-
-    path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", f"DejaVuSans{'-Bold' if bold else ''}.ttf")
+    """DejaVu Sans, which ships inside the package (``presentation/fonts``, copied from
+    matplotlib with its licence), so pictures look the same on every machine; Pillow's built-in
+    font if it is somehow missing."""
+    path = os.path.join(os.path.dirname(__file__), "fonts", f"DejaVuSans{'-Bold' if bold else ''}.ttf")
     try:
         return ImageFont.truetype(path, size)
     except OSError:
@@ -253,16 +251,17 @@ def side_by_side(panels: Sequence[Image.Image]) -> Image.Image:
     return out
 
 
-def alignment_picture(image: Image.Image, tokens: Sequence[str], unary: torch.Tensor, boxes: np.ndarray,
-                      assignment: Sequence[int] | torch.Tensor, beta: float | None = None,
+def alignment_picture(image: Image.Image, tokens: Sequence[str], unary: np.ndarray, boxes: np.ndarray,
+                      assignment: Sequence[int] | np.ndarray, beta: float | None = None,
                       min_score: float = LOW_SCORE, known: Sequence[bool] | None = None) -> Image.Image:
     """Figure 5 before and after MRF smoothing, side by side: left, every word on its
     highest-scoring region (β = 0); right, the runs of words that ``assignment`` (the MRF's,
     with ``beta``) puts on one region, with their summed scores. unary (T, M) = v_iᵀ s_t,
-    boxes (M, 4) normalised; ``known[t]`` False marks words the model does not know
-    (scored as ``<unk>``), which are never linked. A region has one colour in both panels."""
-    unary = torch.as_tensor(unary)[:len(tokens)]
-    best = links(unary, unary.argmax(dim=1), per_word=True, min_score=min_score, known=known)
+    boxes (M, 4) normalised (arrays, or anything ``np.asarray`` reads); ``known[t]`` False
+    marks words the model does not know (scored as ``<unk>``), which are never linked. A
+    region has one colour in both panels."""
+    unary, boxes = np.asarray(unary)[:len(tokens)], np.asarray(boxes)
+    best = links(unary, unary.argmax(axis=1), per_word=True, min_score=min_score, known=known)
     mrf = links(unary, assignment, min_score=min_score, known=known)
     colours = region_colours([link.region for link in best + mrf if link.shown])
     right = "MRF segments" + ("" if beta is None else f" (β = {beta:g})")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from scenetalk.checks import finite_number
 from scenetalk.data.schema import CaptionDataset, ImageRecord
@@ -179,7 +178,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
                  header: dict[str, str], progress: bool = True) -> list[PhotoReport]:
     """Compute everything shown for ``images`` and write the report folder ``out``."""
     from scenetalk.captioning.captioner import caption_features, default_length_penalty, load_generator_for
-    from scenetalk.checkpoint import load_alignment
+    from scenetalk.checkpoint import load_alignment_engine
     from scenetalk.grounding.word_regions import align_sentences, word_region_scores
     from scenetalk.presentation.pictures import PALETTE, alignment_picture
     from scenetalk.progress import progress_bar
@@ -193,7 +192,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
     if missing:
         raise ScenetalkError(f"{Path(dataset.image_dir) / missing[0]}: photo not found "
                              f"({len(missing)} of the report's {len(images)} are missing)")
-    aligner, a_vocab, a_meta = load_alignment(models.alignment, expect_extractor_id=store.extractor_id)
+    aligner, a_vocab, a_meta = load_alignment_engine(models.alignment, expect_extractor_id=store.extractor_id)
     captioner, c_vocab, c_meta = load_generator_for(models.captioner, store)
     describer, d_vocab, d_meta = load_generator_for(models.region_generator, store, one_vector=True)
     max_words = int(a_meta.get("train_config", {}).get("max_words", 40))
@@ -201,7 +200,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
     with report_folder(out) as folder:
         # Only the report's photos' regions are read from the memory map: the whole store as
         # float32 (``model_input``) would be 800 MB for Flickr8K.
-        regions = torch.from_numpy(np.asarray(store.regions[rows], dtype=np.float32))
+        regions = np.asarray(store.regions[rows], dtype=np.float32)
         boxes, box_scores, box_classes = store.boxes[rows], store.box_scores[rows], store.box_classes[rows]
 
         # Every human sentence of the split against the report's photos only: the sentence
@@ -213,18 +212,17 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
         if progress:
             print(f"scenetalk report: ranking the {len(texts):,} {split} sentences for {len(images)} photos",
                   file=sys.stderr)
-        scores = score_split(aligner, regions, replace(sentences, images=torch.arange(len(images))))
+        scores = score_split(aligner, regions, replace(sentences, images=np.arange(len(images))))
 
         # The best-scoring own sentence of each photo, aligned to its regions (eq. 10-12).
-        own = [torch.nonzero(sentences.image_of == position[im.relpath]).flatten() for im in images]
+        own = [np.flatnonzero(sentences.image_of == position[im.relpath]) for im in images]
         best_own = [int(o[scores[i, o].argmax()]) if len(o) else None for i, o in enumerate(own)]
         tokens = [texts[j].tokens[:max_words] if j is not None else [] for j in best_own]
         unary, mask = word_region_scores(aligner, a_vocab, regions, tokens, list(range(len(images))))
         assignment = align_sentences(unary, mask, beta)
 
         captions = caption_features(captioner, c_vocab,
-                                    torch.from_numpy(np.asarray(store.array(captioner.image_input)[rows],
-                                                                dtype=np.float32)),
+                                    np.asarray(store.array(captioner.image_input)[rows], dtype=np.float32),
                                     beam_size=BEAM, length_penalty=default_length_penalty(c_meta))
         # Regions 1-19 by detector score, as ``scenetalk regions`` picks them (stable, so equal
         # scores keep the detector's order; grid fillers, score 0, come last).
@@ -235,7 +233,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
         for i, im in enumerate(images):
             photo = load_image(Path(dataset.image_dir) / im.relpath)
             stem = f"{i + 1:02d}"
-            ranking = scores[i].argsort(descending=True)
+            ranking = np.argsort(-scores[i], kind="stable")
             rank_of = {int(j): r + 1 for r, j in enumerate(ranking.tolist())}
             own_set = set(own[i].tolist())
             rep = PhotoReport(
@@ -251,7 +249,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
                                             beta=beta, known=known)
                 rep.pictures["alignment"] = _save(picture, folder, f"{stem}-alignment.png")
 
-            feats = torch.from_numpy(np.asarray(store.regions[rows[i]][chosen[i]], dtype=np.float32))
+            feats = np.asarray(store.regions[rows[i]][chosen[i]], dtype=np.float32)
             phrases = caption_features(describer, d_vocab, feats, beam_size=BEAM, max_len=PHRASE_MAX_LEN,
                                        length_penalty=default_length_penalty(d_meta))
             rep.regions = [{"region": int(k), "class": store.class_name(box_classes[i, k]),

@@ -23,9 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
-from scenetalk.models.alignment import image_sentence_scores
+from scenetalk.retrieval.similarity import alignment_scores, top_k
 
 #: Each FAISS index scans about this many photos per candidate asked for (and at least 1/16 of
 #: its lists): on 1M synthetic photos, 64 (nprobe 66 of 1,024 lists for 1,000 candidates) put
@@ -105,18 +104,17 @@ def faiss_candidates(bound_index, whole_index, queries: np.ndarray, c: int) -> l
                                                       faiss_rankings(whole_index, queries, c))]
 
 
-def bound_candidates(bounds: torch.Tensor, whole: torch.Tensor, query: torch.Tensor, c: int
+def bound_candidates(bounds: np.ndarray, whole: np.ndarray, query: np.ndarray, c: int
                      ) -> tuple[np.ndarray, float]:
     """The ``c`` candidate rows (sorted, the order of the memory-mapped vectors) by the upper
     bounds uᵀquery and the lower bounds v_0ᵀquery (``merge_candidates``), and the largest upper
     bound of a photo left out (-inf when none is)."""
-    top = (bounds @ query).topk(min(len(bounds), c + 1))
-    by_bound = top.indices.numpy()
-    rows = merge_candidates(by_bound[:c], (whole @ query).topk(min(len(whole), c)).indices.numpy(), c)
+    top_values, by_bound = top_k(bounds @ query, c + 1)
+    rows = merge_candidates(by_bound[:c], top_k(whole @ query, c)[1], c)
     # The candidates are c rows, so one of the c + 1 best bounds is left out, and the first one
     # is the largest bound of all photos left out.
     out = ~np.isin(by_bound, rows)
-    left_out = float(top.values[int(np.argmax(out))]) if out.any() else float("-inf")
+    left_out = float(top_values[int(np.argmax(out))]) if out.any() else float("-inf")
     return rows, left_out
 
 
@@ -128,13 +126,13 @@ def proves_exact(kth_score: float, left_out: float) -> bool:
     return kth_score >= left_out + PROOF_SLACK * abs(left_out)
 
 
-def rescore(vectors: np.ndarray, rows: np.ndarray, s: torch.Tensor, k: int, score: str,
-            block: int = RESCORE_BLOCK) -> tuple[torch.Tensor, np.ndarray]:
+def rescore(vectors: np.ndarray, rows: np.ndarray, s: np.ndarray, k: int, score: str,
+            block: int = RESCORE_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """Exact S_kl of the photos ``rows`` of ``vectors`` (N, R, h; memory-mapped: only these
     rows are read) for the word vectors ``s`` (T, h): the ``k`` best scores and their rows."""
-    mask = torch.ones(1, len(s), dtype=torch.bool)
-    exact_scores = torch.cat([
-        image_sentence_scores(torch.from_numpy(np.asarray(vectors[rows[a:a + block]])).float(), s[None], mask, score)[:, 0]
+    mask = np.ones((1, len(s)), dtype=bool)
+    exact_scores = np.concatenate([np.zeros(0, np.float32)] + [
+        alignment_scores(np.asarray(vectors[rows[a:a + block]], dtype=np.float32), s[None], mask, score)[:, 0]
         for a in range(0, len(rows), block)])
-    best, pos = exact_scores.topk(min(k, len(rows)))
-    return best, rows[pos.numpy()]
+    best, pos = top_k(exact_scores, k)
+    return best, rows[pos]

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from scenetalk.checkpoint import checkpoint_id, load_alignment
+from scenetalk.checkpoint import as_alignment, checkpoint_id, load_alignment_engine
 from scenetalk.data.text import sentence_tokens, tokenize
 from scenetalk.errors import DataError, ScenetalkError, SearchIndexError
 from scenetalk.io import atomic_path, atomic_write_text
@@ -88,14 +87,13 @@ def unknown_words(texts: Sequence[str], tokens: Sequence[Sequence[str]], vocab,
 
 
 def embed_sentences(model, vocab, texts: Sequence[str], batch_size: int = 256
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Word vectors s_t (eq. 6) of ``texts``, batch by batch: (B, T, h) and the (B, T) mask."""
+    model = as_alignment(model)
     tokens = sentence_tokens(texts, vocab)
     for start in range(0, len(tokens), batch_size):
         ids, _ = vocab.encode_batch(tokens[start:start + batch_size], add_start=False, add_end=False)
-        with torch.no_grad():  # not around the yield: the caller would run without gradients too
-            s, mask = model.embed_words(ids)
-        yield s, mask
+        yield model.embed_words(ids)
 
 
 class SentenceCollection:
@@ -108,23 +106,23 @@ class SentenceCollection:
 
     def __init__(self, texts: list[str], arrays: dict[str, np.ndarray], dim: int):
         self.texts, self.dim = texts, dim
-        self.words_per_sentence = torch.from_numpy(arrays["words_per_sentence"].astype(np.int64))
-        self.nonzeros_per_word = torch.from_numpy(arrays["nonzeros_per_word"].astype(np.int64))
-        self.word_start = torch.cat([torch.zeros(1, dtype=torch.int64), self.words_per_sentence.cumsum(0)])
-        self.nonzero_start = torch.cat([torch.zeros(1, dtype=torch.int64), self.nonzeros_per_word.cumsum(0)])
-        self.dims = torch.from_numpy(arrays["dim"].astype(np.int64))
-        self.values = torch.from_numpy(arrays["value"])
+        self.words_per_sentence = arrays["words_per_sentence"].astype(np.int64)
+        self.nonzeros_per_word = arrays["nonzeros_per_word"].astype(np.int64)
+        self.word_start = np.concatenate([[0], self.words_per_sentence.cumsum()]).astype(np.int64)
+        self.nonzero_start = np.concatenate([[0], self.nonzeros_per_word.cumsum()]).astype(np.int64)
+        self.dims = arrays["dim"].astype(np.int64)
+        self.values = arrays["value"]
 
     @staticmethod
-    def write(path: str | os.PathLike, texts: Sequence[str], batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def write(path: str | os.PathLike, texts: Sequence[str], batches: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
         parts: dict[str, list[np.ndarray]] = {k: [] for k in SentenceCollection.KEYS[2:]}
         for s, mask in batches:
-            words = s[mask]                                    # (W, h): real words, in sentence order
-            nz = words.nonzero()                               # row-major: word by word
-            parts["words_per_sentence"].append(mask.sum(dim=1).numpy().astype(np.int32))
-            parts["nonzeros_per_word"].append((words != 0).sum(dim=1).numpy().astype(np.int32))
-            parts["dim"].append(nz[:, 1].numpy().astype(np.uint16))
-            parts["value"].append(words[nz[:, 0], nz[:, 1]].numpy().astype(np.float32))
+            words = np.asarray(s, dtype=np.float32)[np.asarray(mask, dtype=bool)]   # (W, h): in sentence order
+            word, dim = np.nonzero(words)                      # row-major: word by word
+            parts["words_per_sentence"].append(np.asarray(mask).sum(axis=1).astype(np.int32))
+            parts["nonzeros_per_word"].append((words != 0).sum(axis=1).astype(np.int32))
+            parts["dim"].append(dim.astype(np.uint16))
+            parts["value"].append(words[word, dim].astype(np.float32))
         encoded = [t.encode("utf-8") for t in texts]
         text = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -157,18 +155,18 @@ class SentenceCollection:
             raise SearchIndexError(damaged)
         return collection
 
-    def batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The word vectors as ``embed_sentences`` gives them: (B, T, h) and the (B, T) mask."""
         for a in range(0, len(self.texts), batch_size):
             b = min(a + batch_size, len(self.texts))
             w0, w1 = int(self.word_start[a]), int(self.word_start[b])
             z0, z1 = int(self.nonzero_start[w0]), int(self.nonzero_start[w1])
-            words = torch.zeros(w1 - w0, self.dim)
-            owner = torch.arange(w1 - w0).repeat_interleave(self.nonzeros_per_word[w0:w1])
+            words = np.zeros((w1 - w0, self.dim), np.float32)
+            owner = np.repeat(np.arange(w1 - w0), self.nonzeros_per_word[w0:w1])
             words[owner, self.dims[z0:z1]] = self.values[z0:z1]
             lengths = self.words_per_sentence[a:b]
-            mask = torch.arange(int(lengths.max()))[None] < lengths[:, None]
-            s = torch.zeros(b - a, mask.size(1), self.dim)
+            mask = np.arange(int(lengths.max()))[None] < lengths[:, None]
+            s = np.zeros((b - a, mask.shape[1], self.dim), np.float32)
             s[mask] = words                                    # the order ``s[mask]`` was packed in
             yield s, mask
 
@@ -251,7 +249,7 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
     result = extract(images, out / FEATURES_DIR, extractor=extractor, progress=progress, skip_bad=True,
                      overwrite=overwrite)
     store = FeatureStore.open(out / FEATURES_DIR)
-    model, _, _ = load_alignment(checkpoint, expect_extractor_id=store.extractor_id)
+    model, _, _ = load_alignment_engine(checkpoint, expect_extractor_id=store.extractor_id)
     bad = set(result.bad)  # unreadable files: reported by extract, left out of the index
     keep = np.array([i for i, name in enumerate(store.names) if name not in bad], dtype=np.int64)
     if not len(keep):
@@ -262,33 +260,36 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
 
 
 def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BUILD_BLOCK,
-                   progress: bool = False) -> Iterator[torch.Tensor]:
+                   progress: bool = False) -> Iterator[np.ndarray]:
     """Region vectors v_i (eq. 1), (B, R, h), of the photos ``rows`` of ``regions`` (N, R, D;
     a feature store's memory map, read ``block`` rows at a time), block by block. With
     ``progress``, a bar: at 1M photos this is ~50 TFLOP, minutes on a laptop."""
     from scenetalk.progress import progress_bar
 
+    model = as_alignment(model)
     with progress_bar(total=len(rows), disable=not progress, unit="photo", desc="embedding regions") as bar:
         for a in range(0, len(rows), block):
-            x = torch.from_numpy(np.asarray(regions[rows[a:a + block]], dtype=np.float32))
-            with torch.no_grad():  # not around the yield: the caller would run without gradients too
-                v = model.embed_regions(x)
-            yield v
+            x = np.asarray(regions[rows[a:a + block]], dtype=np.float32)
+            yield model.embed_regions(x)
             bar.update(len(x))
 
 
-def write_index(out: str | os.PathLike, v: torch.Tensor | Iterable[torch.Tensor], names: list[str],
+def write_index(out: str | os.PathLike, v: np.ndarray | Iterable[np.ndarray], names: list[str],
                 checkpoint: str | os.PathLike, extractor_id: str, bad: Sequence[str] = (),
                 sentences: Sequence[str] | None = None, faiss_min: int = FAISS_MIN_PHOTOS,
                 folder: str | os.PathLike | None = None) -> Path:
     """The searchable part of an index from the region vectors of the photos ``names``: ``v``
-    is an (N, R, h) tensor, or an iterable of (B, R, h) tensors, consecutive blocks of the
+    is an (N, R, h) array, or an iterable of (B, R, h) arrays, consecutive blocks of the
     photos in the order of ``names`` (only one block is in memory at a time). Written: the
     vectors in float16, their bounds u_k and whole-image vectors v_0, a FAISS index of each for
     ``faiss_min`` photos or more, the word vectors of ``sentences``, and ``index.json`` (with
     ``folder``, the absolute path of the photos' folder)."""
     out, n = Path(out), len(names)
-    blocks = v.split(BUILD_BLOCK) if isinstance(v, torch.Tensor) else v
+    if hasattr(v, "shape"):   # one array (or tensor) of every photo
+        v = np.asarray(v)
+        blocks = (v[a:a + BUILD_BLOCK] for a in range(0, len(v), BUILD_BLOCK))
+    else:
+        blocks = v
     meta = {"format": INDEX_FORMAT, "names": list(names), "extractor_id": extractor_id,
             "checkpoint_id": checkpoint_id(checkpoint), "checkpoint": str(checkpoint), "bad": list(bad)}
     if folder is not None:
@@ -300,7 +301,7 @@ def write_index(out: str | os.PathLike, v: torch.Tensor | Iterable[torch.Tensor]
         arrays: dict[str, np.memmap] = {}
         done = 0
         for block in blocks:
-            v16 = block.detach().half()
+            v16 = np.asarray(block, dtype=np.float16)
             if done + len(v16) > n:
                 raise ValueError(f"write_index: the blocks of region vectors hold more than the {n} photos named")
             if not arrays:
@@ -309,10 +310,10 @@ def write_index(out: str | os.PathLike, v: torch.Tensor | Iterable[torch.Tensor]
                           BOUNDS_FILE: np.lib.format.open_memmap(tmp[BOUNDS_FILE], "w+", np.float32, (n, h)),
                           WHOLE_FILE: np.lib.format.open_memmap(tmp[WHOLE_FILE], "w+", np.float32, (n, h))}
             rows = slice(done, done + len(v16))
-            arrays[VECTORS_FILE][rows] = v16.numpy()
+            arrays[VECTORS_FILE][rows] = v16
             # Both bounds of the vectors as stored (rounded to float16), so that they bound their scores.
-            arrays[BOUNDS_FILE][rows] = v16.max(dim=1).values.float().numpy()
-            arrays[WHOLE_FILE][rows] = v16[:, 0].float().numpy()
+            arrays[BOUNDS_FILE][rows] = v16.max(axis=1).astype(np.float32)
+            arrays[WHOLE_FILE][rows] = v16[:, 0].astype(np.float32)
             done += len(v16)
         if done != n:
             raise ValueError(f"write_index: the blocks of region vectors hold {done} photos, but {n} are named")
@@ -334,7 +335,7 @@ def write_index(out: str | os.PathLike, v: torch.Tensor | Iterable[torch.Tensor]
                 os.unlink(out / f)
     old = _old_meta(out)
     if sentences is not None:
-        model, vocab, _ = load_alignment(checkpoint)
+        model, vocab, _ = load_alignment_engine(checkpoint)
         SentenceCollection.write(out / SENTENCES_FILE, sentences, embed_sentences(model, vocab, sentences))
         meta["sentences"] = {"file": SENTENCES_FILE, "count": len(sentences)}
     elif old.get("sentences") and old.get("checkpoint_id") == meta["checkpoint_id"]:

@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from scenetalk.checkpoint import checkpoint_id, load_alignment
+from scenetalk.checkpoint import checkpoint_id, load_alignment_engine
 from scenetalk.data.text import sentence_tokens, tokenize
 from scenetalk.errors import ScenetalkError, SearchIndexError
 from scenetalk.features.store import first_non_finite
-from scenetalk.models.alignment import all_pairs_scores
 from scenetalk.retrieval.candidates import bound_candidates, faiss_candidates, proves_exact, rescore
 from scenetalk.retrieval.index import (
     BOUNDS_FILE,
@@ -44,6 +42,7 @@ from scenetalk.retrieval.index import (
     read_sentence_file,
     unknown_words,
 )
+from scenetalk.retrieval.similarity import alignment_scores, top_k
 from scenetalk.retrieval.unseen_words import PlacedWord, UnseenWords
 
 #: Re-ranking (``Searcher.search(rerank=K)``): how many of the best photos by S_kl are ranked
@@ -210,7 +209,10 @@ class Searcher:
         for f in needed:
             if not (self.path / f).is_file():
                 raise SearchIndexError(f"{self.path}: missing {f}; rebuild the index")
-        self.model, self.vocab, model_meta = load_alignment(checkpoint, expect_extractor_id=self.meta["extractor_id"])
+        self.model, self.vocab, model_meta = load_alignment_engine(checkpoint,
+                                                                   expect_extractor_id=self.meta["extractor_id"])
+        self.score_kind = model_meta["model"].get("score", "max")
+        embed_dim = int(model_meta["model"].get("embed_dim", 0))
         have = checkpoint_id(checkpoint)
         if have != self.meta["checkpoint_id"]:
             raise SearchIndexError(f"{self.path}: built with alignment model {self.meta['checkpoint_id']}, but the model "
@@ -229,9 +231,9 @@ class Searcher:
             raise SearchIndexError(f"{self.path}: damaged index arrays (their shapes disagree); rebuild the index")
         if len(self.vectors) != len(self.names):
             raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
-        if self.vectors.shape[2] != self.model.config.embed_dim:
+        if self.vectors.shape[2] != embed_dim:
             raise SearchIndexError(f"{self.path}: damaged index arrays (vectors of {self.vectors.shape[2]} "
-                                   f"dimensions for a model of {self.model.config.embed_dim}); rebuild the index")
+                                   f"dimensions for a model of {embed_dim}); rebuild the index")
         # Once at open, the region vectors a block at a time: NaN or garbled bytes would otherwise
         # be searched silently, every score NaN.
         for file, array in ((BOUNDS_FILE, bounds), (WHOLE_FILE, whole), (VECTORS_FILE, self.vectors)):
@@ -243,7 +245,7 @@ class Searcher:
             self.candidate_index, self.whole_index = (self._read_faiss(f) for f in (FAISS_FILE, WHOLE_FAISS_FILE))
         # The FAISS indexes replace the bounds and whole-image vectors in memory (4 GB each at 1M photos).
         if self.candidate_index is None:
-            self.bounds, self.whole = torch.from_numpy(np.array(bounds)), torch.from_numpy(np.array(whole))
+            self.bounds, self.whole = np.array(bounds, dtype=np.float32), np.array(whole, dtype=np.float32)
         else:
             self.bounds = self.whole = None
         self._row_of: dict[str, int] | None = None
@@ -269,11 +271,10 @@ class Searcher:
     def unseen_words(self) -> UnseenWords:
         """Places the query words the model never saw (``retrieval.unseen_words``)."""
         if self._unseen is None:
-            self._unseen = UnseenWords(self.model.W_w.weight, self.vocab)
+            self._unseen = UnseenWords(self.model.word_table, self.vocab)
         return self._unseen
 
-    @torch.no_grad()
-    def embed_query(self, query: str) -> tuple[torch.Tensor, list[str], list[PlacedWord]]:
+    def embed_query(self, query: str) -> tuple[np.ndarray, list[str], list[PlacedWord]]:
         """The query's word vectors s_t (eq. 6), the words left out (unknown to every source) and
         the words the model never saw that were placed through pretrained word vectors."""
         [tokens] = sentence_tokens([query], self.vocab, what="empty query:")
@@ -286,7 +287,7 @@ class Searcher:
                                  "nor near enough to one in pretrained word vectors")
         # a word no source knows reads as <unk>, as in describe and score
         ids, _ = self.vocab.encode_batch([tokens], add_start=False, add_end=False)
-        x = self.model.W_w(ids)
+        x = self.model.word_table[ids]                                       # eq. 2
         for t, token in enumerate(tokens):
             if token in placed:
                 x[0, t] = placed[token].vector
@@ -303,8 +304,9 @@ class Searcher:
         return self._store
 
     def _load_reranker(self, captioner: str | os.PathLike | None):
-        """The m-RNN captioner (model, vocabulary) that re-ranks, loaded once: a captioner that
-        cannot re-rank this index is refused again without being loaded again."""
+        """The captioner (model, vocabulary) that re-ranks, loaded once: one that reads one global
+        vector per photo, as the index holds; a captioner that cannot re-rank this index is
+        refused again without being loaded again."""
         from scenetalk.captioning.captioner import load_generator_for
         from scenetalk.weights import shipped_captioner
 
@@ -315,9 +317,6 @@ class Searcher:
                 shared = (key, store.extractor_id)  # the check against the store is the same for every index of it
                 if shared not in self._generators:
                     model, vocab, _ = load_generator_for(key, store, one_vector=True)
-                    if not hasattr(model, "text_term"):
-                        raise ScenetalkError(f"{key}: re-ranking needs an m-RNN captioner (one whose recurrent "
-                                             f"layer does not read the image), not {model.__class__.__name__}")
                     self._generators[shared] = (model, vocab)
                 self._rerankers[key] = self._generators[shared]
             except ScenetalkError as exc:
@@ -327,21 +326,18 @@ class Searcher:
             raise found.with_traceback(None)
         return found
 
-    @torch.no_grad()
     def query_log_likelihoods(self, query: str, rows: np.ndarray, captioner: str | os.PathLike | None = None
-                              ) -> torch.Tensor:
-        """log P(query | photo) of the photos ``rows`` by an m-RNN captioner (by default the
-        shipped one) reading their global features from the index, as m-RNN ranks images."""
-        from scenetalk.retrieval.generative_ranking import pair_log_likelihoods
+                              ) -> np.ndarray:
+        """log P(query | photo) of the photos ``rows`` by a captioner (by default the shipped
+        m-RNN) reading their global features from the index, as m-RNN ranks images."""
+        from scenetalk.captioning.likelihood import step_log_likelihoods
 
         model, vocab = self._load_reranker(captioner)
         store = self.feature_store
         ids, _ = vocab.encode_batch([tokenize(query, vocab.language)])       # <start> words <end>
         features = np.asarray(store.array("global")[store.rows([self.names[int(r)] for r in rows])], dtype=np.float32)
-        pairs = torch.stack([torch.arange(len(rows)), torch.zeros(len(rows), dtype=torch.long)], 1)
-        return pair_log_likelihoods(model, torch.from_numpy(features), ids, pairs, vocab.pad_id)
+        return step_log_likelihoods(model, features, ids, vocab.pad_id)
 
-    @torch.no_grad()
     def search(self, query: str, k: int = 10, candidates: int = 1000, rerank: int | bool | None = 0,
                rerank_weight: float = RERANK_WEIGHT, captioner: str | os.PathLike | None = None) -> SearchResult:
         """The ``k`` photos with the best S_kl among ``candidates`` (see the module). With
@@ -362,21 +358,21 @@ class Searcher:
         rerank = RERANK_TOP if rerank is True else int(rerank)
         n = len(self.names)
         c = min(n, max(k, candidates))
-        q = s.sum(dim=0)  # Σ_t s_t: the bounds are u_kᵀq and v_0ᵀq
+        q = s.sum(axis=0)  # Σ_t s_t: the bounds are u_kᵀq and v_0ᵀq
         if c == n:  # every photo is a candidate: no bound needed
             rows, left_out = np.arange(n), float("-inf")
         elif self.candidate_index is not None:  # approximate: the best bound left out is unknown
-            [rows], left_out = faiss_candidates(self.candidate_index, self.whole_index, q[None].numpy(), c), float("inf")
+            [rows], left_out = faiss_candidates(self.candidate_index, self.whole_index, q[None], c), float("inf")
         else:
             rows, left_out = bound_candidates(self.bounds, self.whole, q, c)
-        best, best_rows = rescore(self.vectors, rows, s, max(k, rerank), self.model.config.score)
+        best, best_rows = rescore(self.vectors, rows, s, max(k, rerank), self.score_kind)
         # The bound holds for eq. 8 only (eq. 7 sums over regions instead of taking the max).
-        proved = self.model.config.score == "max" and len(best) > 0 and proves_exact(float(best[-1]), left_out)
+        proved = self.score_kind == "max" and len(best) > 0 and proves_exact(float(best[-1]), left_out)
         if rerank and len(best):
             log_p = self.query_log_likelihoods(query, best_rows, captioner)
             fused = best + rerank_weight * log_p
             hits = [Hit(self.names[int(best_rows[i])], float(fused[i]), float(log_p[i]), float(best[i]))
-                    for i in fused.argsort(descending=True)[:k].tolist()]
+                    for i in top_k(fused, k)[1].tolist()]
             meaning = RERANKED_MEANING.format(weight=rerank_weight, top=len(best))
         else:
             hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
@@ -384,14 +380,13 @@ class Searcher:
         return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked, rerank, meaning,
                             placed)
 
-    @torch.no_grad()
     def row(self, name: str) -> int | None:
         """The row of the photo named ``name`` in the index, or None when it holds no such photo."""
         if self._row_of is None:
             self._row_of = {n: i for i, n in enumerate(self.names)}
         return self._row_of.get(name)
 
-    def image_vectors(self, image) -> tuple[str, torch.Tensor]:
+    def image_vectors(self, image) -> tuple[str, np.ndarray]:
         """The region vectors (1, R, h) of a photo of the index (by name) or of an image (a
         path or a PIL image, through the index's feature extractor), and its name."""
         from PIL import Image
@@ -400,7 +395,7 @@ class Searcher:
             name = os.fspath(image)
             row = self.row(name)
             if row is not None:
-                return name, torch.from_numpy(np.array(self.vectors[row:row + 1])).float()  # a copy: memmaps are read-only
+                return name, np.array(self.vectors[row:row + 1], dtype=np.float32)  # a copy: memmaps are read-only
             if not os.path.exists(name):
                 raise ScenetalkError(f"{name}: neither a photo of the index {self.path} nor an image file")
         else:
@@ -411,7 +406,7 @@ class Searcher:
         if self._extractor is None:
             self._extractor = extractor_for(self.meta["extractor_id"], self.path, grid=False)
         regions = self._extractor.features([load_image(image)])["regions"]
-        return name, self.model.embed_regions(torch.from_numpy(regions).float())
+        return name, self.model.embed_regions(regions.astype(np.float32))
 
     def sentence_collection(self) -> "SentenceCollection":
         if not self.meta.get("sentences"):
@@ -426,10 +421,9 @@ class Searcher:
             stamp = None  # load reports the missing file
         # Kept while the file is unchanged: it is rewritten (renamed into place) when the index is rebuilt.
         if stamp is None or self._sentences is None or self._sentences[0] != stamp:
-            self._sentences = (stamp, SentenceCollection.load(path, self.model.config.embed_dim))
+            self._sentences = (stamp, SentenceCollection.load(path, self.vectors.shape[2]))
         return self._sentences[1]
 
-    @torch.no_grad()
     def describe(self, image, k: int = 5, sentences: Sequence[str] | None = None,
                  sentence_file: str | os.PathLike | None = None) -> Description:
         """The ``k`` sentences that best match a photo, by S_kl (eq. 8), every sentence scored:
@@ -452,14 +446,13 @@ class Searcher:
             # As search refuses a query: a sentence of unknown words only is refused, before any scoring.
             unknown_words(texts, sentence_tokens(texts, self.vocab), self.vocab, where=sentence_file)
             batches = embed_sentences(self.model, self.vocab, texts)
-        scores = torch.cat([all_pairs_scores(v, s, mask, self.model.config.score)[0] for s, mask in batches])
-        best, pos = scores.topk(min(k, len(texts)))
+        scores = np.concatenate([alignment_scores(v, s, mask, self.score_kind)[0] for s, mask in batches])
+        best, pos = top_k(scores, k)
         chosen = [texts[int(p)] for p in pos]
         unknown = [[w for w in words if w not in self.vocab.stoi] for words in sentence_tokens(chosen, self.vocab)]
         return Description(name, [SentenceHit(t, float(b)) for t, b in zip(chosen, best)], source, blank,
                            {t: u for t, u in zip(chosen, unknown) if u})
 
-    @torch.no_grad()
     def best_regions(self, snippet: str, top: int = 8, per_photo: int = 1, include_whole: bool = False
                      ) -> SnippetRegions:
         """The ``top`` regions of the index's photos that best match a text snippet, by
@@ -470,7 +463,7 @@ class Searcher:
         s, unknown, _ = self.embed_query(snippet)
         store = self.feature_store
         found = []
-        for row, region, score in best_regions(self.vectors, s.sum(dim=0).numpy(), top, include_whole, per_photo):
+        for row, region, score in best_regions(self.vectors, s.sum(axis=0), top, include_whole, per_photo):
             name = self.names[row]
             at = store.row(name)
             found.append(RegionHit(name, region, store.class_name(store.box_classes[at, region]),

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from scenetalk.data.text import Vocabulary
 
@@ -48,7 +47,7 @@ class PlacedWord:
     word: str
     near: list[str]        # nearest first
     similarity: float      # the nearest one's cosine similarity
-    vector: torch.Tensor | None = field(default=None, metadata={"json": False})   # its x_t (eq. 2); None: refused
+    vector: np.ndarray | None = field(default=None, metadata={"json": False})   # its x_t (eq. 2); None: refused
 
     @property
     def placed(self) -> bool:
@@ -58,11 +57,11 @@ class PlacedWord:
 class UnseenWords:
     """Places words outside ``vocab`` in the word space ``embedding`` (the model's W_w, (V, d))."""
 
-    def __init__(self, embedding: torch.Tensor, vocab: Vocabulary, method: str = METHOD, ridge: float = RIDGE,
+    def __init__(self, embedding: np.ndarray, vocab: Vocabulary, method: str = METHOD, ridge: float = RIDGE,
                  k: int = NEAREST, min_similarity: float = MIN_SIMILARITY):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-        self.embedding = embedding.detach().float()
+        self.embedding = np.asarray(embedding, dtype=np.float32)
         self.vocab, self.method, self.ridge, self.k, self.min_similarity = vocab, method, ridge, k, min_similarity
         self.known = [w for w in vocab.itos[len(Vocabulary.SPECIALS):] if w.isalpha() and w in vocab.stoi]
         self._known_vectors: np.ndarray | None = None
@@ -76,7 +75,7 @@ class UnseenWords:
     def _fit(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._map is None:
             p = self._known()
-            x = self.embedding[[self.vocab.stoi[w] for w in self.known]].numpy().astype(np.float64)
+            x = self.embedding[[self.vocab.stoi[w] for w in self.known]].astype(np.float64)
             p_mean, x_mean = p.mean(0), x.mean(0)
             pc = p.astype(np.float64) - p_mean
             w = np.linalg.solve(pc.T @ pc + self.ridge * np.eye(pc.shape[1]), pc.T @ (x - x_mean))
@@ -89,8 +88,11 @@ class UnseenWords:
         return self._known_vectors
 
     def place(self, words: Sequence[str]) -> list[PlacedWord]:
-        """Each word with its nearest known words and, unless refused, its vector x_t."""
-        if not words:
+        """Each word with its nearest known words and, unless refused, its vector x_t. Without
+        the pretrained word vectors (the light install leaves them out) none is placed."""
+        from scenetalk.data.word_vectors import available
+
+        if not words or not available():
             return []
         known, vectors = self._known(), self._pretrained(words)
         out = []
@@ -102,9 +104,9 @@ class UnseenWords:
             if best >= self.min_similarity:
                 if self.method == "map":
                     w, p_mean, x_mean = self._fit()
-                    vector = torch.from_numpy(((p - p_mean) @ w + x_mean).astype(np.float32))
+                    vector = ((p - p_mean) @ w + x_mean).astype(np.float32)
                 else:
                     rows = [self.vocab.stoi[self.known[i]] for i in order[: self.k]]
-                    vector = self.embedding[rows].mean(0)
+                    vector = self.embedding[rows].mean(axis=0)
             out.append(PlacedWord(word, near[:3], round(best, 4), vector))
         return out

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 
+from scenetalk import runtime
 from scenetalk.errors import ScenetalkError
 from scenetalk.service.settings import ServiceSettings
 
@@ -38,9 +39,7 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000, 
         uvicorn.run("scenetalk.service.app:app_from_environment", factory=True, host=host, port=port,
                     workers=workers, log_level="info")
         return 0
-    import torch
-
-    torch.set_num_threads(threads)
+    runtime.set_threads(threads)
     failure: list[str] = []
     server: uvicorn.Server | None = None
 

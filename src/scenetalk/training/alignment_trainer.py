@@ -70,6 +70,8 @@ class AlignmentTrainer(Trainer):
             self.model = build_alignment(self.model_config)
         self.train = sentence_set(dataset, "train", self.vocab, row_of, config.max_words)
         self.val = sentence_set(dataset, "val", self.vocab, row_of, config.max_words)
+        # the training sentences as tensors, indexed by the loop's batches of positions
+        self.train_ids, self.train_rows = torch.from_numpy(self.train.ids), torch.from_numpy(self.train.image_rows)
         self.make_optimizer()
 
     @property
@@ -77,9 +79,9 @@ class AlignmentTrainer(Trainer):
         return len(self.train.ids)
 
     def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
-        ids = self.train.ids[idx]
+        ids = self.train_ids[idx]
         ids = ids[:, : int((ids != 0).sum(1).max())]
-        rows = self.train.image_rows[idx]
+        rows = self.train_rows[idx]
         scores = self.model(self.regions[rows], ids)
         loss = ranking_loss(scores, image_ids=rows, margin=self.config.margin, hardest=self.config.hardest)
         return loss, int((ids != 0).sum()), {}

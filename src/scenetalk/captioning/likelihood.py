@@ -1,0 +1,36 @@
+"""The likelihood of a sentence given a photo, log P(s | I), by any caption generator, through
+the decoders' NumPy step interface (so ONNX Runtime and PyTorch alike): what search re-ranks
+with (m-RNN §6, ``retrieval.search``). Teacher forcing: the step is fed each word of the
+sentence in turn, and the log-probability of the next word is summed, <end> included.
+
+``retrieval.generative_ranking`` computes the same for every pair of a whole split in PyTorch,
+faster for the m-RNN (its image-free part once per sentence), for evaluation and training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def step_log_likelihoods(steps, images: np.ndarray, ids: np.ndarray, pad_id: int = 0) -> np.ndarray:
+    """log P(s_p | I_p) of each image p with its sentence (``ids`` (P, T): <start> w.. <end>
+    <pad>..; one row is every image's sentence), as a (P,) float32 array."""
+    images = np.asarray(images, dtype=np.float32)
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) == 1 and len(images) != 1:
+        ids = np.repeat(ids, len(images), axis=0)
+    if len(ids) != len(images):
+        raise ValueError(f"{len(images)} images but {len(ids)} sentences")
+    total = np.zeros(len(images), np.float64)
+    if len(images) == 0:
+        return total.astype(np.float32)
+    state = steps.init_state(images)
+    rows = np.arange(len(images))
+    for t in range(ids.shape[1] - 1):
+        targets = ids[:, t + 1]
+        real = targets != pad_id
+        if not real.any():
+            break
+        log_probs, state = steps.step(ids[:, t], state)
+        total += np.where(real, log_probs[rows, targets], 0.0)
+    return total.astype(np.float32)
