@@ -81,15 +81,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    import torch
-
     import scenetalk
+    from scenetalk import runtime
 
     start = time.perf_counter()
     model = scenetalk.load(args.checkpoint).captioner
     load_s = time.perf_counter() - start
     print(f"captioner      {model.checkpoint} ({model.meta['model']['type']}, features {model.extractor_id})")
-    print(f"threads        {torch.get_num_threads()} (torch), backbone engine {model.extractor.backbone.engine}")
+    print(f"engine         {runtime.engine()} ({type(model.generator).__name__}), {runtime.cpu_threads()} threads, "
+          f"backbone engine {model.extractor.backbone.engine}")
     with tempfile.TemporaryDirectory() as tmp:
         samples = sample_jpegs(tmp)
         start = time.perf_counter()

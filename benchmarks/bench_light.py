@@ -13,7 +13,8 @@ machine, one run each, nothing else running:
    the 1,000 Flickr8K test photos (how many are the same, and their coco-caption scores, here in
    the full venv) and R@1/5/10 through the public API in both directions.
 
-Prints the BENCHMARKS.md section. ``--skip-install`` reuses the venvs of an earlier run.
+Prints the BENCHMARKS.md section. ``--skip-install`` reuses the venvs of an earlier run;
+``--only STEP`` and ``--venv NAME`` re-run a part, keeping the other figures (``results.json``).
 """
 
 from __future__ import annotations
@@ -58,14 +59,20 @@ def make_venv(where: Path, source: Path, full: bool) -> dict:
     return {"seconds": seconds, "mb": du_mb(where), "empty_venv_mb": empty}
 
 
-def probe(py: str, what: str, args, env: dict | None = None, pythonpath: Path | None = None) -> dict:
+def probe(py: str, what: str, args, env: dict | None = None, pythonpath: Path | None = None,
+          split: str = "test") -> dict:
     environment = {**os.environ, **(env or {})}
     environment.pop("PYTHONPATH", None)
     if pythonpath is not None:
         environment["PYTHONPATH"] = str(pythonpath)
-    work = Path(args.work) / f"probe-{what}-{Path(py).parents[1].name}-{(env or {}).get('SCENETALK_ENGINE', 'default')}"
+    work = Path(args.work) / (f"probe-{what}-{Path(py).parents[1].name}-{(env or {}).get('SCENETALK_ENGINE', 'default')}"
+                              + ("" if split == "test" else f"-{split}"))
     out = subprocess.run([py, str(REPO / "benchmarks" / "light_probe.py"), what, "--root", args.root, "--work",
-                          str(work)], check=True, capture_output=True, text=True, env=environment, cwd=args.work)
+                          str(work), "--split", split], capture_output=True, text=True, env=environment,
+                         cwd=args.work)
+    (work.parent / f"{work.name}.out").write_text(out.stdout)
+    if out.returncode != 0:
+        raise SystemExit(f"{py} light_probe.py {what} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout)
 
 
@@ -87,7 +94,9 @@ def main() -> None:
     p.add_argument("--work", required=True)
     p.add_argument("--before", required=True, help="checkout of the code before the light install")
     p.add_argument("--skip-install", action="store_true")
-    p.add_argument("--only", choices=("install", "speed", "quality"), action="append")
+    p.add_argument("--only", choices=("install", "speed", "quality", "quality-val"), action="append")
+    p.add_argument("--venv", choices=("light", "full", "before"), action="append",
+                   help="only these installs (default all three); the others' figures are kept from earlier runs")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -97,20 +106,28 @@ def main() -> None:
     sources = {"light": REPO, "full": REPO, "before": Path(args.before)}
     results_path = work / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    which = args.venv or list(venvs)
     if "install" in steps and not args.skip_install:
-        results["install"] = {name: make_venv(path, sources[name], full=name != "light")
-                              for name, path in venvs.items()}
-        results_path.write_text(json.dumps(results))
+        for name in which:
+            results.setdefault("install", {})[name] = make_venv(venvs[name], sources[name], full=name != "light")
+            results_path.write_text(json.dumps(results))
     py = {name: str(path / "bin" / "python") for name, path in venvs.items()}
     if "speed" in steps:
-        results["speed"] = {"light": probe(py["light"], "speed", args),
-                            "torch": probe(py["full"], "speed", args, {"SCENETALK_ENGINE": "torch"}),
-                            "before": probe(py["before"], "speed", args)}
-        results_path.write_text(json.dumps(results))
+        for name, key, env in (("light", "light", None), ("full", "torch", {"SCENETALK_ENGINE": "torch"}),
+                               ("before", "before", None)):
+            if name in which:
+                results.setdefault("speed", {})[key] = probe(py[name], "speed", args, env)
+                results_path.write_text(json.dumps(results))
     if "quality" in steps:
-        results["quality"] = {"light": probe(py["light"], "quality", args),
-                              "before": probe(py["before"], "quality", args)}
-        results_path.write_text(json.dumps(results))
+        for name in ("light", "before"):
+            if name in which:
+                results.setdefault("quality", {})[name] = probe(py[name], "quality", args)
+                results_path.write_text(json.dumps(results))
+    if "quality-val" in steps:    # the same on val: is a difference on test the engines' or chance's?
+        for name in ("light", "before"):
+            if name in which:
+                results.setdefault("quality_val", {})[name] = probe(py[name], "quality", args, split="val")
+                results_path.write_text(json.dumps(results))
     report(results, args)
 
 
@@ -170,6 +187,17 @@ def report(results: dict, args) -> None:
             i2t, t2i = q[name]["i2t_ranks"], q[name]["t2i_ranks"]
             print(f"| {name} | " + " / ".join(f"{recall(i2t, k):.1f}" for k in (1, 5, 10)) + " | "
                   + " / ".join(f"{recall(t2i, k):.1f}" for k in (1, 5, 10)) + " |")
+        print()
+    if "quality_val" in results:
+        q = results["quality_val"]
+        print("| retrieval through the public API (Flickr8K **val**) | image→text R@1 / R@5 / R@10 | "
+              "text→image R@1 / R@5 / R@10 (re-ranked) |")
+        print("|---|---|---|")
+        for name in ("before", "light"):
+            if name in q:
+                i2t, t2i = q[name]["i2t_ranks"], q[name]["t2i_ranks"]
+                print(f"| {name} | " + " / ".join(f"{recall(i2t, k):.1f}" for k in (1, 5, 10)) + " | "
+                      + " / ".join(f"{recall(t2i, k):.1f}" for k in (1, 5, 10)) + " |")
         print()
 
 

@@ -20,17 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 
-def test_split(root: str):
+def test_split(root: str, split: str = "test"):
     from scenetalk.data.registry import load_dataset
 
     dataset = load_dataset("flickr8k", root=root)
-    return dataset, dataset.split("test")
+    return dataset, dataset.split(split)
 
 
 def wall(args: list[str], runs: int) -> list[float]:
@@ -69,6 +70,7 @@ def speed(args) -> dict:
         if not target.exists():
             os.symlink(path, target)
     index = work / "speed-index"
+    shutil.rmtree(index, ignore_errors=True)          # built from scratch: features, regions and all
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "scenetalk.cli", "index", "build", str(folder), "--out", str(index),
                     "--quiet", "--overwrite"], check=True, capture_output=True)
@@ -88,7 +90,7 @@ def speed(args) -> dict:
 def quality(args) -> dict:
     import scenetalk
 
-    dataset, test = test_split(args.root)
+    dataset, test = test_split(args.root, args.split)
     paths = [os.path.join(dataset.image_dir, im.relpath) for im in test]
     m = scenetalk.load()
     captions = {im.relpath: caps[0].text for im, caps in zip(test, m.caption(paths, beam_size=7, batch_size=32))}
@@ -104,8 +106,10 @@ def quality(args) -> dict:
     owner = [k for k, im in enumerate(test) for _ in im.sentences]
     (work / "test-sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
     index = work / "test-index"
+    shutil.rmtree(index, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "scenetalk.cli", "index", "build", str(folder), "--out", str(index),
-                    "--sentences", str(work / "test-sentences.txt"), "--quiet", "--overwrite"], check=True)
+                    "--sentences", str(work / "test-sentences.txt"), "--quiet", "--overwrite"], check=True,
+                   capture_output=True)
     position = {s: i for i, s in enumerate(sentences)}
     i2t = []
     for k, im in enumerate(test):
@@ -129,6 +133,7 @@ def main() -> None:
     p.add_argument("--work", required=True)
     p.add_argument("--index-photos", type=int, default=200)
     p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--split", default="test", choices=("val", "test"), help="quality: the split (default test)")
     args = p.parse_args()
     out = speed(args) if args.what == "speed" else quality(args)
     import scenetalk

@@ -69,7 +69,8 @@ CASES = [(kind, i) for kind in TINY for i in range(len(TINY[kind]))]
 def test_exported_generator_decodes_as_pytorch_does(tmp_path, monkeypatch, kind, i, half):
     folder = generator_checkpoint(tmp_path / "ckpt", kind, TINY[kind][i], half=half)
     result = export_checkpoint(folder)
-    assert result.max_difference <= TOLERANCE and result.half == half
+    assert result.max_difference <= TOLERANCE and result.weights == ("float16" if half else "float32")
+    assert result.bytes < 200_000    # the graphs read the weights from model.safetensors: no copies
     onnx_meta = json.loads((folder / runtime.ONNX_META).read_text())
     assert onnx_meta["kind"] == "caption_generator" and set(onnx_meta["graphs"].values()) <= {
         p.name for p in folder.iterdir()}
@@ -193,3 +194,29 @@ def test_need_torch_says_which_extra(monkeypatch):
     monkeypatch.setattr(runtime, "torch_installed", lambda: False)
     with pytest.raises(ScenetalkError, match=r'export needs PyTorch.*pip install "scenetalk\[train\]"'):
         runtime.need_torch("export")
+
+
+@pytest.mark.parametrize("i", range(len(TINY["mrnn"])), ids=["relu", "lstm", "transposed"])
+def test_the_mrnn_likelihood_graphs_equal_stepping_through_the_sentence(tmp_path, i):
+    # ranking by log P(s | I) computes the m-RNN's recurrence once per sentence (the text term);
+    # it must give what feeding the sentence word by word through the step gives
+    from scenetalk.captioning.likelihood import step_log_likelihoods
+
+    folder = generator_checkpoint(tmp_path / "ckpt", "mrnn", TINY["mrnn"][i])
+    export_checkpoint(folder)
+    graphs, v, _ = load_generator_steps(folder)
+    assert graphs.ranks_by_text_term
+    images = image_for(graphs, 4)
+    ids = np.array([[v.start_id, 5, 6, 7, v.end_id, 0, 0], [v.start_id, 8, v.end_id, 0, 0, 0, 0],
+                    [v.start_id, 5, 6, 7, v.end_id, 0, 0], [v.start_id, 9, 10, 11, 12, 13, v.end_id]])
+    by_steps = np.zeros(4)
+    state = graphs.init_state(images)
+    for t in range(ids.shape[1] - 1):
+        lp, state = graphs.step(ids[:, t], state)
+        by_steps += np.where(ids[:, t + 1] != 0, lp[np.arange(4), ids[:, t + 1]], 0.0)
+    assert np.allclose(step_log_likelihoods(graphs, images, ids), by_steps, atol=1e-4)
+    reference, _, _ = load_generator(folder)
+    assert np.allclose(TorchSteps(reference).pair_log_likelihoods(images, ids), by_steps, atol=1e-4)
+    one = step_log_likelihoods(graphs, images, ids[:1])          # one sentence against every photo
+    assert np.allclose(one, [step_log_likelihoods(graphs, images[k:k + 1], ids[:1])[0] for k in range(4)], atol=1e-4)
+

@@ -122,3 +122,14 @@ with TestClient(create_app(ServiceSettings())) as client:
 def test_the_light_route_is_in_the_readme():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert 'pip install "scenetalk[train]"' in readme and "bootstrap.sh --light" in readme
+
+
+def test_the_package_stays_within_80_mb():
+    # the shipped graphs read their checkpoints' weights in place: nothing is on disk twice
+    from pathlib import Path
+
+    import scenetalk
+
+    package = Path(scenetalk.__file__).parent
+    size = sum(p.stat().st_size for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert size <= 80 * 2**20, f"{size / 2**20:.1f} MB"

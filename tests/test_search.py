@@ -713,3 +713,20 @@ def test_the_ridge_map_puts_a_synonym_next_to_its_word():
     known = [vocab.stoi[w] for w in placer.known]
     sims = torch.nn.functional.cosine_similarity(embedding[known], torch.from_numpy(mug.vector)[None])
     assert placer.known[int(sims.argmax())] == "cup"
+
+
+def test_a_large_index_is_read_from_its_memory_map_with_the_same_answers(index, monkeypatch):
+    import scenetalk.retrieval.search as search_module
+
+    path, ckpt, _ = index
+    small = Searcher(path, ckpt)
+    assert small._vectors32 is not None                        # a small index: float32 in memory
+    monkeypatch.setattr(search_module, "IN_MEMORY_VALUES", 0)
+    large = Searcher(path, ckpt)
+    assert large._vectors32 is None                            # read from the memory map
+    for query in ("a cat sits on the table", "a red rocket in space"):
+        a, b = small.search(query, k=4, rerank=0), large.search(query, k=4, rerank=0)
+        assert [h.name for h in a.hits] == [h.name for h in b.hits]
+        assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], rel=1e-6)
+        assert ([(r.image, r.region) for r in small.best_regions(query, top=3).regions]
+                == [(r.image, r.region) for r in large.best_regions(query, top=3).regions])

@@ -26,6 +26,9 @@ def train(config, **kwargs):
 
         result = scenetalk.train("mrnn_lstm_flickr8k", features="features/flickr8k", out="runs/x")
     """
+    from scenetalk import runtime
+
+    runtime.need_torch("scenetalk.train")
     from scenetalk.training.config import train as _train
 
     return _train(config, **kwargs)
@@ -41,6 +44,9 @@ def evaluate(checkpoint=None, **kwargs):
         result = scenetalk.evaluate("runs/x/best", features="features/flickr8k", split="val")
         result.scores["CIDEr-D"]
     """
+    from scenetalk import runtime
+
+    runtime.need_torch("scenetalk.evaluate")
     from scenetalk.training.evaluation import evaluate as _evaluate
 
     return _evaluate(checkpoint, **kwargs)

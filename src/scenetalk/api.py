@@ -354,7 +354,10 @@ class Scenetalk:
         ``from_detector``: start from the nearest known words and let the detector decide where
         its classes' words are said; with ``images`` and ``captions`` None, without photos).
         ``base`` defaults to this object's captioner. Returns a ``LearnWordsResult``; caption
-        with the result through ``scenetalk.load(captioner=out)``."""
+        with the result through ``scenetalk.load(captioner=out)``. Needs PyTorch (the train extra)."""
+        from scenetalk import runtime
+
+        runtime.need_torch("learning new words")
         from scenetalk.training.new_words import learn_words_from_files
 
         known = ("method", "steps", "relearn", "overwrite", "progress", "from_detector")

@@ -131,6 +131,25 @@ class OnnxGenerator:
         self.changing: list[str] = list(meta["changing"])
         self._init = session(self.folder / graphs["init_state"], threads)
         self._step = session(self.folder / graphs["step"], threads)
+        # the m-RNN family also ranks sentences by log P(s | I) with the recurrence once per sentence
+        self._text = session(self.folder / graphs["text_term"], threads) if "text_term" in graphs else None
+        self._pairs = session(self.folder / graphs["pair_log_likelihoods"], threads) if self._text else None
+
+    @property
+    def ranks_by_text_term(self) -> bool:
+        """Whether it has the m-RNN's likelihood graphs (``pair_log_likelihoods``)."""
+        return self._text is not None
+
+    def pair_log_likelihoods(self, images: np.ndarray, ids: np.ndarray, pad_id: int = 0) -> np.ndarray:
+        """log P(s_p | I_p) (``captioning.likelihood``): the image-free text term once per distinct
+        sentence, then the multimodal and softmax layers of every pair."""
+        distinct, which = np.unique(ids, axis=0, return_inverse=True)
+        text = self._text.run(None, {"inputs": np.ascontiguousarray(distinct[:, :-1])})[0]
+        targets = ids[:, 1:]
+        return self._pairs.run(None, {"text": np.ascontiguousarray(text[which.reshape(-1)]),
+                                      "image": np.ascontiguousarray(images, dtype=np.float32),
+                                      "targets": np.ascontiguousarray(targets),
+                                      "mask": (targets != pad_id).astype(np.float32)})[0]
 
     def init_state(self, image: np.ndarray) -> dict[str, np.ndarray]:
         values = self._init.run(self.state_names, {"image": np.ascontiguousarray(image, dtype=np.float32)})

@@ -32,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print(f"{result.folder}: {', '.join(result.graphs.values())} ({result.bytes / 1e6:.1f} MB, "
-          f"{'float16' if result.half else 'float32'} weights; largest difference from PyTorch "
-          f"{result.max_difference:.1g})")
+    print(f"{result.folder}: {', '.join(result.graphs.values())} ({result.bytes / 1e6:.1f} MB of graphs reading the "
+          f"checkpoint's {result.weights} weights in place; largest difference from PyTorch {result.max_difference:.1g})")
     return 0
 
 

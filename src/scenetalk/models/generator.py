@@ -63,6 +63,22 @@ class TorchSteps:
         self.model = model
         self.image_input = model.image_input
 
+    @property
+    def ranks_by_text_term(self) -> bool:
+        """Whether its recurrence never reads the image (the m-RNN: ``text_term``)."""
+        return hasattr(self.model, "text_term")
+
+    @torch.no_grad()
+    def pair_log_likelihoods(self, images: np.ndarray, ids: np.ndarray, pad_id: int = 0) -> np.ndarray:
+        """log P(s_p | I_p) as ``runtime.OnnxGenerator.pair_log_likelihoods``, in float32."""
+        ids_t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+        distinct, which = torch.unique(ids_t, dim=0, return_inverse=True)
+        text = self.model.text_term(distinct[:, :-1])[which]
+        targets = ids_t[:, 1:]
+        logits = self.model.multimodal_logits(text, torch.from_numpy(np.asarray(images, dtype=np.float32)))
+        lp = logits.gather(2, targets[..., None]).squeeze(2) - torch.logsumexp(logits, dim=-1)
+        return (lp * (targets != pad_id)).sum(dim=1).numpy()
+
     @torch.no_grad()
     def init_state(self, image: np.ndarray) -> dict[str, np.ndarray]:
         state = self.model.init_state(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))

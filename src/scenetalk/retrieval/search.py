@@ -64,6 +64,12 @@ RERANKED_MEANING = ("match score + {weight:g} × the captioner's log-likelihood 
                     "higher is better; re-ranked: the best {top} photos by match score ordered again by it")
 
 
+#: Region vectors (photos x regions x h) of an index kept in memory as float32 when it opens:
+#: 2^26 values are 256 MB, an index of about 3,300 photos at h = 1,000 (larger ones are read
+#: from their memory map, a query's candidates at a time).
+IN_MEMORY_VALUES = 2 ** 26
+
+
 #: Index photos scored per step by ``best_regions``, so a large memory-mapped index is read in pieces.
 REGION_CHUNK = 4096
 
@@ -243,6 +249,11 @@ class Searcher:
                                        f"{row}; rebuild the index")
         if self.meta.get("candidate_index"):
             self.candidate_index, self.whole_index = (self._read_faiss(f) for f in (FAISS_FILE, WHOLE_FAISS_FILE))
+        # A small index's region vectors in float32, in memory: NumPy turns float16 into float32
+        # at ~0.5 GB/s, which would be most of a query's time; a large one is read from its
+        # memory map, only the candidates' rows.
+        self._vectors32 = (np.array(self.vectors, dtype=np.float32) if self.vectors.size <= IN_MEMORY_VALUES
+                           else None)
         # The FAISS indexes replace the bounds and whole-image vectors in memory (4 GB each at 1M photos).
         if self.candidate_index is None:
             self.bounds, self.whole = np.array(bounds, dtype=np.float32), np.array(whole, dtype=np.float32)
@@ -365,7 +376,8 @@ class Searcher:
             [rows], left_out = faiss_candidates(self.candidate_index, self.whole_index, q[None], c), float("inf")
         else:
             rows, left_out = bound_candidates(self.bounds, self.whole, q, c)
-        best, best_rows = rescore(self.vectors, rows, s, max(k, rerank), self.score_kind)
+        vectors = self.vectors if self._vectors32 is None else self._vectors32
+        best, best_rows = rescore(vectors, rows, s, max(k, rerank), self.score_kind)
         # The bound holds for eq. 8 only (eq. 7 sums over regions instead of taking the max).
         proved = self.score_kind == "max" and len(best) > 0 and proves_exact(float(best[-1]), left_out)
         if rerank and len(best):
@@ -463,7 +475,8 @@ class Searcher:
         s, unknown, _ = self.embed_query(snippet)
         store = self.feature_store
         found = []
-        for row, region, score in best_regions(self.vectors, s.sum(axis=0), top, include_whole, per_photo):
+        vectors = self.vectors if self._vectors32 is None else self._vectors32
+        for row, region, score in best_regions(vectors, s.sum(axis=0), top, include_whole, per_photo):
             name = self.names[row]
             at = store.row(name)
             found.append(RegionHit(name, region, store.class_name(store.box_classes[at, region]),

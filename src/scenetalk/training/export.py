@@ -5,14 +5,17 @@ A caption generator becomes two graphs, the step interface of ``captioning.decod
     init_state.onnx   image (B, D) or (B, cells, D)          -> every part of the state
     step.onnx         tokens (B,), every part of the state    -> log_probs (B, V), the parts that change
 
-so the same beam search drives it in ONNX Runtime (``runtime.OnnxGenerator``). The alignment
+so the same beam search drives it in ONNX Runtime (``runtime.OnnxGenerator``); an m-RNN also
+gets ``text_term.onnx`` and ``pair_log_likelihoods.onnx``, to rank sentences by log P(s | I)
+with its recurrence once per sentence (``captioning.likelihood``). The alignment
 model becomes its image side (``regions.onnx``: eq. 1) and its sentence side (``words.onnx``:
 eq. 3-6 from the word vectors, the loop over words kept as an ONNX Loop, so any sentence
 length runs). The graphs go into the checkpoint's own folder with ``onnx.json``, which names
 them and records the hash of the weights they came from (``checkpoint.exported_graphs``
-refuses graphs of other weights). Weights stored in float16 in the checkpoint are stored in
-float16 in the graphs too, with a Cast that ONNX Runtime folds away when it loads the graph:
-the numbers are the checkpoint's, the files half the size.
+refuses graphs of other weights). The graphs hold no weights of their own: they read the
+checkpoint's ``model.safetensors`` in place (ONNX external data, ``share_checkpoint_weights``),
+float16 weights behind a Cast that ONNX Runtime folds away when it loads the graph, so the
+numbers are the checkpoint's and the weights are on disk once.
 
 ``check_exported`` runs both engines on the same random inputs and gives the largest
 difference; ``export_checkpoint`` refuses graphs that differ by more than ``TOLERANCE``.
@@ -38,15 +41,14 @@ from scenetalk import runtime
 from scenetalk.checkpoint import WEIGHTS, checkpoint_id, load_alignment, load_generator, read_meta
 from scenetalk.errors import CheckpointError, ScenetalkError
 from scenetalk.io import atomic_write_text
-from scenetalk.models.alignment import AlignmentModel, NumpyAlignment, bidirectional_rnn
+from scenetalk.models.alignment import AlignmentModel, NumpyAlignment, bidirectional_rnn, masked_recurrence
 from scenetalk.models.generator import CaptionGenerator, TorchSteps
+from scenetalk.models.mrnn import scaled_tanh
 
 OPSET = 17
 #: the largest difference allowed between ONNX Runtime's and PyTorch's outputs (log-probabilities,
 #: state, embeddings) on the same inputs: float32 rounding of the same products, in another order
 TOLERANCE = 1e-4
-#: float initializers smaller than this stay float32 (biases: no size to save)
-HALF_MIN_ELEMENTS = 1024
 
 
 @dataclass
@@ -56,7 +58,7 @@ class ExportResult:
     graphs: dict[str, str]
     bytes: int
     max_difference: float
-    half: bool
+    weights: str          # the checkpoint's weight type the graphs read ("float16" or "float32")
 
 
 def _export(module: torch.nn.Module, inputs: tuple, path: Path, input_names: list[str], output_names: list[str],
@@ -66,31 +68,69 @@ def _export(module: torch.nn.Module, inputs: tuple, path: Path, input_names: lis
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # no constant folding: the weights stay the parameters themselves (a transposed copy
+        # would not be the checkpoint's), which ``share_checkpoint_weights`` points at
         torch.onnx.export(module, inputs, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False, do_constant_folding=False)
 
 
-def halve_weights(path: Path) -> None:
-    """Store the graph's large float32 weights as float16, each behind a Cast to float32 (folded
-    by ONNX Runtime at load). Only for weights that were float16 in the checkpoint: lossless."""
+def safetensors_layout(path: Path) -> dict[str, tuple[str, tuple[int, ...], int, int]]:
+    """Each tensor of a safetensors file: (dtype, shape, byte offset in the file, byte length).
+    The format: an 8-byte little-endian header size, a JSON header, then the raw tensors."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    start = 8 + size
+    return {name: (entry["dtype"], tuple(entry["shape"]), start + entry["data_offsets"][0],
+                   entry["data_offsets"][1] - entry["data_offsets"][0])
+            for name, entry in header.items() if name != "__metadata__"}
+
+
+def share_checkpoint_weights(path: Path, weights: Path) -> int:
+    """Point the graph's weights at the checkpoint's own ``model.safetensors`` (ONNX external
+    data: file, offset, length) instead of holding copies: every graph of a checkpoint reads the
+    one file, which the PyTorch engine reads too. A weight is found by its values (the
+    exporter renames some), and one stored in float16 is read as float16 behind a Cast to
+    float32 that ONNX Runtime folds when it loads the graph. Returns how many were pointed."""
+    stored = load_numpy(str(weights))
+    layout = safetensors_layout(weights)
+    by_values: dict[tuple, str] = {}
+    for name, array in stored.items():
+        if array.dtype.kind == "f" and array.size >= 16:
+            by_values.setdefault((array.shape, array.astype(np.float32).tobytes()), name)
     model = onnx.load(str(path))
     graph = model.graph
-    casts, kept = [], []
+    casts, kept, pointed = [], [], 0
     for init in graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= HALF_MIN_ELEMENTS:
+        found = None
+        if init.data_type == onnx.TensorProto.FLOAT:
             values = numpy_helper.to_array(init)
-            half = numpy_helper.from_array(values.astype(np.float16), init.name + "__half")
-            kept.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
-                                          name=init.name + "__cast"))
-        else:
+            found = by_values.get((values.shape, values.tobytes()))
+        if found is None:
             kept.append(init)
+            continue
+        dtype, shape, offset, length = layout[found]
+        onnx_type = {"F16": onnx.TensorProto.FLOAT16, "F32": onnx.TensorProto.FLOAT}.get(dtype)
+        if onnx_type is None:
+            kept.append(init)
+            continue
+        name = init.name if onnx_type == onnx.TensorProto.FLOAT else init.name + "__half"
+        external = onnx.TensorProto(name=name, data_type=onnx_type, dims=list(shape),
+                                    data_location=onnx.TensorProto.EXTERNAL)
+        for key, value in (("location", WEIGHTS), ("offset", str(offset)), ("length", str(length))):
+            external.external_data.add(key=key, value=value)
+        kept.append(external)
+        if onnx_type != onnx.TensorProto.FLOAT:
+            casts.append(helper.make_node("Cast", [name], [init.name], to=onnx.TensorProto.FLOAT,
+                                          name=init.name + "__cast"))
+        pointed += 1
     del graph.initializer[:]
     graph.initializer.extend(kept)
     nodes = list(graph.node)
     del graph.node[:]
     graph.node.extend(casts + nodes)
     onnx.save(model, str(path))
+    return pointed
 
 
 class _InitState(torch.nn.Module):
@@ -142,8 +182,77 @@ def export_generator(model: CaptionGenerator, meta: dict, out: Path) -> dict:
     _export(_Step(model, names, changing), (tokens, *values), out / "step.onnx", ["tokens", *names],
             ["log_probs", *(f"next_{n}" for n in changing)],
             {"tokens": batch, "log_probs": batch, **{n: batch for n in names}, **{f"next_{n}": batch for n in changing}})
-    return {"graphs": {"init_state": "init_state.onnx", "step": "step.onnx"}, "state": names,
-            "changing": changing, "image_input": model.image_input}
+    graphs = {"init_state": "init_state.onnx", "step": "step.onnx"}
+    if hasattr(model, "text_term"):
+        graphs.update(export_likelihood(model, out))
+    return {"graphs": graphs, "state": names, "changing": changing, "image_input": model.image_input}
+
+
+class _TextTermLSTM(torch.nn.Module):
+    """The m-RNN's image-free part of m(t) for whole sentences (``MRNN.text_term``); its LSTM
+    exports as ONNX's LSTM, which runs any number of words."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs):
+        return self.model.text_term(inputs)
+
+
+class _TextTermReLU(torch.nn.Module):
+    """``MRNN.text_term`` of the paper's ReLU m-RNN, with the recurrence [r] scripted
+    (``masked_recurrence``, every word real), so the graph loops over any number of words."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.E_I, self.E_II, self.U_r, self.V_w, self.V_r = model.E_I, model.E_II, model.U_r, model.V_w, model.V_r
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.recurrence = torch.jit.script(masked_recurrence)
+
+    def forward(self, inputs):
+        w = scaled_tanh(self.E_II(scaled_tanh(self.E_I(inputs))))                      # [w]
+        r = self.recurrence(w, torch.ones(inputs.shape, dtype=w.dtype), self.U_r.weight, self.U_r.bias)   # [r]
+        return self.V_w(w) + self.V_r(r)
+
+
+class _PairLogLikelihoods(torch.nn.Module):
+    """log P(s_p | I_p) from each pair's text term (P, T, M), image (P, D), next words (P, T) and
+    word mask (P, T): ``MRNN.multimodal_logits``, then the target's log-softmax, summed."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, text, image, targets, mask):
+        logits = self.model.multimodal_logits(text, image)
+        lp = logits.gather(2, targets[..., None]).squeeze(2) - torch.logsumexp(logits, dim=-1)
+        return (lp * mask).sum(dim=1)
+
+
+def export_likelihood(model, out: Path) -> dict:
+    """For the m-RNN family (the image enters after the recurrence): ``text_term.onnx`` (word
+    ids (L, T) -> (L, T, M), once per sentence) and ``pair_log_likelihoods.onnx``, so ranking
+    by log P(s | I) computes the recurrence once per sentence, not once per photo."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(4, model.config.vocab_size, (2, 5), generator=generator)
+    wrapper = _TextTermLSTM(model) if model.config.recurrent == "lstm" else _TextTermReLU(model)
+    if model.config.recurrent != "lstm":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wrapper = torch.jit.script(wrapper.eval())
+    _export(wrapper, (ids,), out / "text_term.onnx", ["inputs"], ["text"],
+            {"inputs": {0: "sentences", 1: "length"}, "text": {0: "sentences", 1: "length"}})
+    with torch.no_grad():
+        text = model.text_term(ids)
+    image = torch.rand(2, model.config.image_dim, generator=generator)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.float32)
+    _export(_PairLogLikelihoods(model), (text, image, ids, mask), out / "pair_log_likelihoods.onnx",
+            ["text", "image", "targets", "mask"], ["log_likelihoods"],
+            {"text": {0: "pairs", 1: "length"}, "image": {0: "pairs"}, "targets": {0: "pairs", 1: "length"},
+             "mask": {0: "pairs", 1: "length"}, "log_likelihoods": {0: "pairs"}})
+    return {"text_term": "text_term.onnx", "pair_log_likelihoods": "pair_log_likelihoods.onnx"}
 
 
 class _Regions(torch.nn.Module):
@@ -162,7 +271,9 @@ class _Words(torch.nn.Module):
     def __init__(self, model: AlignmentModel):
         super().__init__()
         self.W_e, self.W_f, self.W_b, self.W_d = model.W_e, model.W_f, model.W_b, model.W_d
-        self.rnn = torch.jit.script(bidirectional_rnn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # torch.jit is deprecated; its export keeps the loop
+            self.rnn = torch.jit.script(bidirectional_rnn)
 
     def forward(self, words, mask):
         e = torch.relu(self.W_e(words))                                                # eq. 3
@@ -201,6 +312,14 @@ def check_generator(model: CaptionGenerator, meta: dict, folder: Path, onnx_meta
         lp_b, theirs = graphs.step(tokens, theirs)
         worst = max(worst, float(np.abs(lp_a - lp_b).max()), *(float(np.abs(ours[k] - theirs[k]).max()) for k in ours))
         tokens = lp_a.argmax(axis=1)
+    if "text_term" in onnx_meta["graphs"]:
+        from scenetalk.captioning.likelihood import step_log_likelihoods
+
+        ids = np.random.default_rng(1).integers(4, len(meta["vocabulary"]["words"]) + 4, size=(5, 9))
+        ids[:, 0], ids[2, 5:] = 1, 0
+        for one_sentence in (ids[:1], ids):
+            ours_lik = step_log_likelihoods(torch_steps, image, one_sentence)
+            worst = max(worst, float(np.abs(ours_lik - step_log_likelihoods(graphs, image, one_sentence)).max()))
     return worst
 
 
@@ -220,21 +339,19 @@ def check_alignment(model: AlignmentModel, folder: Path, onnx_meta: dict, word_t
     return worst
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None,
-                      half: bool | None = None) -> ExportResult:
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None) -> ExportResult:
     """Export ``checkpoint`` (a caption generator or an alignment model) into ``out`` (default:
-    the checkpoint's own folder): the checkpoint's files, its graphs and ``onnx.json``, written
-    under a temporary name and renamed into place. ``half`` (default: when every weight of the
-    checkpoint is float16) stores the graphs' weights in float16. Raises a ``ScenetalkError``
-    when ONNX Runtime's outputs differ from PyTorch's by more than ``TOLERANCE``."""
+    the checkpoint's own folder): the checkpoint's files, its graphs (reading their weights from
+    its ``model.safetensors``) and ``onnx.json``, written under a temporary name and renamed into
+    place. Raises a ``ScenetalkError`` when ONNX Runtime's outputs differ from PyTorch's by more
+    than ``TOLERANCE``."""
     source = Path(checkpoint)
     meta = read_meta(source)
     kind = meta.get("kind")
     if kind not in ("caption_generator", "alignment"):
         raise CheckpointError(f"{source}: cannot export a checkpoint of kind {kind!r}")
     weights = load_numpy(str(source / WEIGHTS))
-    if half is None:
-        half = all(v.dtype == np.float16 for v in weights.values() if v.dtype.kind == "f")
+    kinds = {str(v.dtype) for v in weights.values() if v.dtype.kind == "f"}
     target = Path(out) if out is not None else source
     if target.exists() and not target.is_dir():
         raise ScenetalkError(f"--out {target}: exists and is not a folder")
@@ -250,10 +367,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike | No
         else:
             model, _, meta = load_alignment(source)
             onnx_meta = export_alignment(model, work)
-        if half:
-            for graph in onnx_meta["graphs"].values():
-                halve_weights(work / graph)
-        onnx_meta = {"kind": kind, "weights": checkpoint_id(source), "opset": OPSET, "half": half, **onnx_meta}
+        for graph in onnx_meta["graphs"].values():
+            share_checkpoint_weights(work / graph, work / WEIGHTS)
+        onnx_meta = {"kind": kind, "weights": checkpoint_id(source), "opset": OPSET,
+                     "weights_file": WEIGHTS, **onnx_meta}
         if kind == "caption_generator":
             difference = check_generator(model, meta, work, onnx_meta)
         else:
@@ -267,7 +384,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike | No
     finally:
         shutil.rmtree(work, ignore_errors=True)
     sizes = sum((target / g).stat().st_size for g in onnx_meta["graphs"].values())
-    return ExportResult(str(target), kind, onnx_meta["graphs"], sizes, difference, half)
+    return ExportResult(str(target), kind, onnx_meta["graphs"], sizes, difference, "/".join(sorted(kinds)))
 
 
 def _replace(work: Path, target: Path) -> None:
