@@ -19,7 +19,6 @@ from scenetalk.errors import ImageError, ScenetalkError
 from scenetalk.features.extract import extract_images
 from scenetalk.features.store import FeatureStore
 from scenetalk.results import to_data
-from scenetalk.training.caption_trainer import CaptionTrainer, TrainConfig
 from scenetalk.weights import shipped_captioner
 
 PERSON_WORDS = {"man", "woman", "person", "boy", "girl", "men", "women", "people", "astronaut", "child", "guy", "lady"}
@@ -40,6 +39,7 @@ def test_shipped_captioner_is_small_and_half_precision():
     folder = shipped_captioner()
     size = sum(f.stat().st_size for f in folder.iterdir())
     assert size <= 30 * 2**20
+    pytest.importorskip("torch", reason="reads the weights in PyTorch (the train extra)")
     tensors, meta = load_checkpoint(folder)
     assert meta["kind"] == "caption_generator" and meta["extractor_id"].startswith("efficientnet-lite")
 
@@ -115,6 +115,7 @@ def test_cli_unknown_checkpoint(photos, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_checkpoint_for_other_features_is_refused_naming_both_ids(tmp_path):
+    pytest.importorskip("torch", reason="writes a checkpoint with PyTorch (the train extra)")
     tensors, meta = load_checkpoint(shipped_captioner())
     meta["extractor_id"] = "efficientnet-lite0-224-000000000000"
     save_checkpoint(tmp_path / "other", tensors, meta)
@@ -126,6 +127,9 @@ def test_checkpoint_for_other_features_is_refused_naming_both_ids(tmp_path):
 def squares(tmp_path_factory):
     """A small generator trained on the installed backbone's features of noisy red, blue and
     green squares (conftest's toy dataset): a checkpoint ``scenetalk.load`` opens like any other."""
+    pytest.importorskip("torch", reason="trains a captioner (the train extra)")
+    from scenetalk.training.caption_trainer import CaptionTrainer, TrainConfig
+
     folder = tmp_path_factory.mktemp("squares")
     data_json = write_colour_squares(folder)
     extract_images(str(data_json), folder / "features", images_dir=folder / "images", progress=False)

@@ -2,6 +2,8 @@
 
 import pytest
 
+pytest.importorskip("pycocoevalcap", reason="coco-caption's scorers come with the train extra")
+
 from scenetalk.metrics.captions import java_available, score_captions
 
 pytestmark = [pytest.mark.slow,

@@ -4,6 +4,9 @@ import random
 
 import numpy as np
 import pytest
+
+pytest.importorskip("pycocoevalcap", reason="coco-caption's scorers come with the train extra")
+
 from pycocoevalcap.cider.cider import Cider
 
 from scenetalk.metrics.cider import CiderD

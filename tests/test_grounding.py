@@ -165,6 +165,7 @@ def test_word_region_scores_and_mrf_match_the_pytorch_code_they_replaced():
 @pytest.mark.slow
 def test_corpus_and_region_generator_end_to_end(tmp_path, capsys):
     """features with regions -> alignment -> MRF snippets -> a generator trained on regions."""
+    pytest.importorskip("torch", reason="trains models (the train extra)")
     import json
 
     from conftest import write_colour_squares

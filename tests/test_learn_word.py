@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+torch = pytest.importorskip("torch", reason="learning words is training (the train extra)")
+
 import scenetalk
 from scenetalk.cli import main
 from scenetalk.data.captions_file import read_captions

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import write_colour_squares
 
+torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
+
 import scenetalk
 from scenetalk.cli import main
 from scenetalk.errors import ScenetalkError
