@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own models (default 1)")
-    p.add_argument("--threads", type=int, help="PyTorch threads per process (default: the cores shared out)")
+    p.add_argument("--threads", type=int, help="model threads per process, ONNX Runtime or PyTorch (default: the cores shared out)")
     add_checkpoint(p, "caption generator checkpoint", metavar="GEN")
     p.add_argument("--alignment", help="alignment checkpoint (default: the shipped one)")
     p.add_argument("--max-upload-mb", type=float, default=s.MAX_UPLOAD_BYTES / 2**20,
