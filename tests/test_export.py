@@ -163,7 +163,9 @@ def test_export_command(tmp_path, capsys):
     assert not (folder / "step.onnx").exists()                    # --out leaves the source as it was
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no work folder left behind
     for bad in (["export"], ["export", str(tmp_path / "nope")], ["export", str(folder), "--size", "96"],
-                ["export", str(folder), "--backbone", "efficientnet-lite0"]):
+                ["export", str(folder), "--backbone", "efficientnet-lite0"],
+                ["export", "--backbone", "efficientnet-lite0", "--size", "0", "--out", str(tmp_path / "b")],
+                ["export", "--backbone", "resnet-50", "--out", str(tmp_path / "b")]):
         assert main(bad) == 2
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and "Traceback" not in err

@@ -41,6 +41,15 @@ def test_help_and_the_facade_import_nothing_of_the_train_extra(tmp_path):
     assert done.stdout.strip() == "[]"
 
 
+def test_a_backbone_with_no_shipped_graph_says_it_needs_the_train_extra(tmp_path):
+    photos = copy_sample_photos(tmp_path / "photos")
+    done = scenetalk(["features", "folder", "--images", str(photos), "--backbone", "efficientnet-lite2", "--out",
+                      str(tmp_path / "store"), "--quiet"], tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "efficientnet-lite2" in done.stderr and 'pip install "scenetalk[train]"' in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "store" / "index.json").exists()
+
+
 def test_training_commands_say_they_need_the_train_extra(tmp_path):
     for args in (["train", "mrnn_flickr8k"], ["export", "x"], ["learn-word", "kite", "--images", "d", "--captions",
                                                                 "c.tsv", "--out", "o"]):

@@ -8,6 +8,7 @@ name and renamed into place, so a crash never leaves a half-written checkpoint.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -149,13 +150,21 @@ def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None =
 
 
 def checkpoint_id(folder: str | os.PathLike) -> str:
-    """Short hash of a checkpoint's weights: an index remembers which model embedded it."""
+    """Short hash of a checkpoint's weights: an index remembers which model embedded it, and
+    ``onnx.json`` which weights its graphs were exported from. Kept per file (path, size,
+    modification time), since loading a model and opening an index both ask."""
+    path = Path(folder) / WEIGHTS
+    st = path.stat()
+    return _weights_hash(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _weights_hash(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
-    with open(Path(folder) / "model.safetensors", "rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:12]
-
 
 
 def load_alignment(folder: str | os.PathLike, expect_extractor_id: str | None = None
@@ -185,7 +194,7 @@ def exported_graphs(folder: str | os.PathLike, kind: str) -> dict[str, Any] | No
     return onnx
 
 
-def _no_graphs(folder: str | os.PathLike, kind: str) -> CheckpointError:
+def _no_graphs(folder: str | os.PathLike) -> CheckpointError:
     stale = runtime.read_onnx_meta(folder) is not None
     why = "its ONNX graphs were exported from other weights" if stale else "it has no ONNX graphs"
     return CheckpointError(f"{folder}: {why}, and this light install runs only those; run `scenetalk export "
@@ -201,7 +210,7 @@ def load_generator_steps(folder: str | os.PathLike, expect_extractor_id: str | N
     if onnx is not None:
         return runtime.OnnxGenerator(folder, onnx), vocab, meta
     if not runtime.torch_installed():
-        raise _no_graphs(folder, "caption_generator")
+        raise _no_graphs(folder)
     from scenetalk.models.generator import TorchSteps
 
     model, vocab, meta = load_generator(folder, expect_extractor_id)
@@ -215,15 +224,16 @@ def load_alignment_engine(folder: str | os.PathLike, expect_extractor_id: str | 
     vocab, meta = checked_meta(folder, "alignment", expect_extractor_id)
     onnx = exported_graphs(folder, "alignment") if runtime.engine() == "onnxruntime" else None
     if onnx is not None:
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
 
-        try:
-            table = load_file(str(Path(folder) / WEIGHTS))["W_w.weight"].astype("float32")
+        try:   # the word table only (eq. 2): the graphs read the rest of the file themselves
+            with safe_open(str(Path(folder) / WEIGHTS), framework="np") as weights:
+                table = weights.get_tensor("W_w.weight").astype("float32")
         except Exception as exc:  # safetensors raises its own error types for damaged files
             raise CheckpointError(f"{Path(folder) / WEIGHTS}: damaged: {exc}") from None
         return runtime.OnnxAlignment(folder, onnx, table, score=meta["model"].get("score", "max")), vocab, meta
     if not runtime.torch_installed():
-        raise _no_graphs(folder, "alignment")
+        raise _no_graphs(folder)
     from scenetalk.models.alignment import NumpyAlignment
 
     model, vocab, meta = load_alignment(folder, expect_extractor_id)

@@ -75,9 +75,8 @@ class TorchSteps:
         distinct, which = torch.unique(ids_t, dim=0, return_inverse=True)
         text = self.model.text_term(distinct[:, :-1])[which]
         targets = ids_t[:, 1:]
-        logits = self.model.multimodal_logits(text, torch.from_numpy(np.asarray(images, dtype=np.float32)))
-        lp = logits.gather(2, targets[..., None]).squeeze(2) - torch.logsumexp(logits, dim=-1)
-        return (lp * (targets != pad_id)).sum(dim=1).numpy()
+        image = torch.from_numpy(np.asarray(images, dtype=np.float32))
+        return self.model.pair_log_likelihoods(text, image, targets, (targets != pad_id).float()).numpy()
 
     @torch.no_grad()
     def init_state(self, image: np.ndarray) -> dict[str, np.ndarray]:

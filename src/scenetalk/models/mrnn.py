@@ -148,6 +148,15 @@ class MRNN(CaptionGenerator):
         m = scaled_tanh(text_term + self.V_I(self.dropout(image))[:, None])      # [m] m(t)
         return self.word_logits(m)                                               # [P] before the softmax
 
+    def pair_log_likelihoods(self, text_term: torch.Tensor, image: torch.Tensor, targets: torch.Tensor,
+                             mask: torch.Tensor) -> torch.Tensor:
+        """log P(s_p | I_p) = Σ_t log softmax(W_o·m(t))[w_{t+1}] of each pair p, from its text term
+        (P, T, M), image (P, D), next words (P, T) and word mask (P, T, 1 = a word): what ranking
+        by likelihood computes per pair (``TorchSteps`` and the exported graph alike)."""
+        logits = self.multimodal_logits(text_term, image)
+        lp = logits.gather(2, targets[..., None]).squeeze(2) - torch.logsumexp(logits, dim=-1)
+        return (lp * mask).sum(dim=1)
+
     def forward(self, image: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Teacher forcing, the same equations as ``step_logits`` with the embedding,
         multimodal and softmax layers computed for every time step at once."""

@@ -64,12 +64,7 @@ def score_split(model, regions, sentences: SentenceSet, batch_size: int = 500, d
     v = np.concatenate([model.embed_regions(np.asarray(regions[images[i:i + batch_size]], dtype=np.float32))
                         for i in range(0, len(images), batch_size)])
     s_all, m_all = _embed_in_length_order(model.embed_words, np.asarray(sentences.ids), batch_size, v.shape[-1])
-    return alignment_scores(v, s_all, m_all, _score_of(model))
-
-
-def _score_of(model) -> str:
-    """Eq. 8 ("max") or eq. 7 ("fragment"): what the model was trained with."""
-    return getattr(model, "score", "max")
+    return alignment_scores(v, s_all, m_all, model.score)
 
 
 def _embed_in_length_order(embed_words, ids: np.ndarray, batch_size: int, dim: int):

