@@ -3,11 +3,13 @@
     python scripts/ship_checkpoint.py runs/mrnn_lstm-flickr8k/best --note "scenetalk train mrnn_lstm_flickr8k ..."
     python scripts/ship_checkpoint.py runs/alignment-flickr8k/best --note "scenetalk train alignment_flickr8k ..."
     python scripts/ship_checkpoint.py runs/regions-flickr8k/best --target regions --note "..."
+    python scripts/ship_checkpoint.py runs/zh-jieba/best --target captioner-zh --note "..."
 
 A caption generator goes to src/scenetalk/weights/captioner/ (used by ``scenetalk caption`` and
 ``scenetalk.load().caption``), an alignment model to src/scenetalk/weights/alignment/ (used by
 ``scenetalk index``/``search`` and ``scenetalk.load().search``), a generator trained on region
-snippets (``--target regions``) to src/scenetalk/weights/regions/ (``scenetalk regions``). The trainer's optimiser state
+snippets (``--target regions``) to src/scenetalk/weights/regions/ (``scenetalk regions``), a captioner
+of another language (``--target captioner-zh`` / ``captioner-de``) to its own folder (``--lang``). The trainer's optimiser state
 is not part of a ``best`` checkpoint, so only the weights travel; ``--note`` records how they
 were made (kept in config.json under ``shipped``).
 """
@@ -24,6 +26,8 @@ sys.path.insert(0, str(REPO / "src"))
 from scenetalk.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 TARGETS = {"caption_generator": "captioner", "alignment": "alignment"}
+#: the targets that take a caption generator besides ``captioner``
+GENERATOR_TARGETS = ("regions", "captioner-zh", "captioner-de")
 
 
 def main() -> None:
@@ -32,15 +36,18 @@ def main() -> None:
     parser.add_argument("--note", required=True, help="the command that trained it")
     parser.add_argument("--length-penalty", type=float, default=0.0,
                         help="captioners: default length normalisation for beam search, chosen on validation")
-    parser.add_argument("--target", choices=sorted(set(TARGETS.values()) | {"regions"}),
+    parser.add_argument("--target", choices=sorted(set(TARGETS.values()) | set(GENERATOR_TARGETS)),
                         help="where it goes (default: by kind; a region generator needs --target regions)")
     args = parser.parse_args()
     tensors, meta = load_checkpoint(args.checkpoint)
     if meta.get("kind") not in TARGETS:
         sys.exit(f"{args.checkpoint}: not a caption generator or alignment checkpoint")
     name = args.target or TARGETS[meta["kind"]]
-    if name == "regions" and meta["kind"] != "caption_generator":
-        sys.exit(f"{args.checkpoint}: --target regions takes a caption generator")
+    if name in GENERATOR_TARGETS and meta["kind"] != "caption_generator":
+        sys.exit(f"{args.checkpoint}: --target {name} takes a caption generator")
+    language = meta.get("vocabulary", {}).get("language", "en")
+    if name.startswith("captioner") and name != f"captioner-{language}" and not (name == "captioner" and language == "en"):
+        sys.exit(f"{args.checkpoint}: writes {language!r}, not the language of --target {name}")
     target = REPO / "src" / "scenetalk" / "weights" / name
     if meta["kind"] == "caption_generator":
         meta["decoding"] = {"length_penalty": args.length_penalty}

@@ -71,3 +71,45 @@ def test_fine_tuning_with_hardest_negatives_starts_from_the_checkpoint(tmp_path)
         AlignTrainConfig(model=small, init_from=str(tmp_path / "warm" / "best"))
     with pytest.raises(CheckpointError, match="image features"):
         AlignmentTrainer(tune, data, feats, rows, "other-regions", tmp_path / "x", progress=False)
+
+
+GERMAN = {"red": "rot", "blue": "blau", "green": "grün", "black": "schwarz", "white": "weiß",
+          "dog": "hund", "cat": "katze", "horse": "pferd", "bird": "vogel"}
+
+
+@pytest.mark.slow
+def test_one_model_learns_two_languages_from_a_merged_dataset(tmp_path):
+    """Issue #17: English and German sentences of the same photos, merged (tokens tagged
+    lang:word); one image side learns both, and a German query is read as German."""
+    import numpy as np
+
+    from scenetalk.data.multilingual import merge_languages
+    from scenetalk.data.text import tokenize
+    from scenetalk.metrics.retrieval import retrieval_metrics
+    from scenetalk.retrieval.scoring import score_split, sentence_set
+
+    english, feats, rows = synthetic()
+    def in_german(image):
+        colour, animal = image.sentences[2].raw.split()        # "<colour> <animal>"
+        texts = [f"ein {GERMAN[colour]} {GERMAN[animal]} rennt", f"{GERMAN[colour]} {GERMAN[animal]}"]
+        return ImageRecord(image.file_name, image.split, image.image_id,
+                           [Sentence(t, tokenize(t, "de"), "de", j) for j, t in enumerate(texts)])
+
+    german = CaptionDataset("synthetic-de", [in_german(im) for im in english.images])
+    data = merge_languages({"en": english, "de": german})
+    cfg = AlignTrainConfig(model={"embed_dim": 16, "word_dim": 8, "hidden_dim": 16, "dropout": 0.0},
+                           min_count=1, batch_size=20, optimizer="adam", lr=0.01, epochs=8, eval_every=1000,
+                           checkpoint_every=1000)
+    t = AlignmentTrainer(cfg, data, feats, rows, "synthetic-regions", tmp_path / "run", progress=False)
+    t.run()
+    model, vocab, _ = load_alignment(tmp_path / "run" / "best", expect_extractor_id="synthetic-regions")
+    assert vocab.language == "multi" and {"de:hund", "en:dog"} <= set(vocab.stoi)
+    assert vocab.tokenize("ein roter Hund")[0] == "de:ein"
+    for language in ("en", "de"):
+        only = CaptionDataset(language, [ImageRecord(im.file_name, im.split, im.image_id,
+                                                     [s for s in im.sentences if s.language == language])
+                                         for im in data.images])
+        val = sentence_set(only, "val", vocab, rows, 40)
+        scores = score_split(model, feats.numpy(), val)
+        t2i = retrieval_metrics(scores, np.asarray(val.image_of))["text_to_image"]
+        assert t2i["R@5"] > 40, (language, t2i)

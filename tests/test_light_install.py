@@ -106,6 +106,21 @@ def test_caption_features_index_search_describe_align_regions_sheet_demo(tmp_pat
 
 
 @pytest.mark.slow
+def test_captions_in_chinese_and_german_without_pytorch(tmp_path):
+    photos = copy_sample_photos(tmp_path / "photos")
+    for lang in ("zh", "de"):
+        done = scenetalk(["caption", str(photos), "--lang", lang, "--json", "--quiet"], tmp_path)
+        assert done.returncode == 0, done.stderr
+        captions = [item["captions"][0] for item in json.loads(done.stdout)]
+        assert len(captions) == 4 and all(c["text"] and c["words"] for c in captions)
+        for c in captions:
+            if lang == "zh":   # Chinese characters, written without spaces between the words
+                assert " " not in c["text"] and any("\u4e00" <= ch <= "\u9fff" for ch in c["text"])
+                assert c["text"] == "".join(c["words"])
+            else:
+                assert c["text"].lower() == " ".join(c["words"]) and c["text"][0].isupper()
+
+
 def test_the_web_service_answers_without_pytorch(tmp_path):
     photo = copy_sample_photos(tmp_path / "photos") / "coffee.png"
     code = f"""

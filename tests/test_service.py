@@ -81,13 +81,14 @@ class FakeModels:
             raise ScenetalkError(f"sentence: none of the words of {sentence!r} is known")
         return WordAlignment(None, sentence, "fake", beta, 0.2, [], [], [], [], photo=image, unary=None, boxes=None)
 
-    def search(self, index, sentence, k=10, warn=True):
+    def search(self, index, sentence, k=10, warn=True, lang=None):
         time.sleep(self.delay)
         if sentence == "boom":
             raise RuntimeError("a bug")
         if sentence == "zzz":
             raise ScenetalkError("none of the words of 'zzz' is known to the model")
-        return SearchResult(sentence, [Hit("a.png", 1.25), Hit("sub/b.png", 0.5)][:k], [], True, 2)
+        return SearchResult(sentence, [Hit("a.png", 1.25), Hit("sub/b.png", 0.5)][:k], [], True, 2,
+                            language=lang or "en")
 
     def describe(self, index, image, k=5):
         name = image if isinstance(image, str) else "<image>"
@@ -126,8 +127,8 @@ def test_every_result_is_the_librarys_json_form(photo_folder):
         r = c.post("/v1/caption", files={"image": ("x.png", png(40, 30))}, data={"beam_size": 3, "n_best": 2})
         assert r.status_code == 200
         assert r.json() == {"image": "x.png", "captions": [
-            {"text": "a photo of 40 by 30", "log_prob": -1.5, "score": -0.5, "complete": True},
-            {"text": "a photo of 40 by 30", "log_prob": -2.5, "score": -0.5, "complete": True}]}
+            {"text": "a photo of 40 by 30", "log_prob": -1.5, "score": -0.5, "complete": True, "words": []},
+            {"text": "a photo of 40 by 30", "log_prob": -2.5, "score": -0.5, "complete": True, "words": []}]}
         r = c.post("/v1/regions", files={"image": ("x.png", png())}, data={"top": 1})
         assert r.json()["regions"][0]["phrase"] == "a cat" and r.json()["image"] == "x.png"
         assert r.json() == {**to_data(models.regions(Image.new("RGB", (4, 4)), top=1)), "image": "x.png"}
@@ -209,11 +210,34 @@ def test_a_decompression_bomb_is_refused_from_its_header():
         assert_error(c.post("/v1/regions", files={"image": ("a.png", png(40, 30))}), 413, "image_too_large")
 
 
+def test_captions_and_queries_in_other_languages(monkeypatch):
+    import scenetalk.api
+
+    class Chinese(FakeModels):
+        def caption(self, images, beam_size=7, n_best=1):
+            return [[Caption("一只狗在跑", -1.0, -0.5, True, ["一只", "狗", "在", "跑"])] for _ in images]
+
+    loaded = []
+    monkeypatch.setattr(scenetalk.api, "load", lambda lang="en", **_: loaded.append(lang) or Chinese())
+    with client_for() as c:
+        r = c.post("/v1/caption", files={"image": ("x.png", png())}, data={"lang": "zh"})
+        assert r.status_code == 200, r.text
+        assert r.json()["captions"][0]["text"] == "一只狗在跑"
+        c.post("/v1/caption", files={"image": ("x.png", png())}, data={"lang": "zh"})
+        assert loaded == ["zh"]                                     # loaded once, kept
+        r = c.post("/v1/caption", files={"image": ("x.png", png(40, 30))})
+        assert r.json()["captions"][0]["text"] == "a photo of 40 by 30"   # English: the served captioner
+        r = c.get("/v1/search", params={"q": "ein hund", "lang": "de"})
+        assert r.status_code == 200 and r.json()["language"] == "de"
+
+
 @pytest.mark.parametrize("request_args", [
     ("post", "/v1/caption", {"data": {"beam_size": 0}}),
     ("post", "/v1/caption", {"data": {"beam_size": 1000}}),
     ("post", "/v1/caption", {"data": {"beam_size": "seven"}}),
     ("post", "/v1/caption", {"data": {"beam_size": 2, "n_best": 3}}),
+    ("post", "/v1/caption", {"data": {"lang": "fr"}}),
+    ("get", "/v1/search", {"params": {"q": "a cat", "lang": "klingon"}}),
     ("post", "/v1/regions", {"data": {"top": 20}}),
     ("post", "/v1/align", {"data": {}}),
     ("post", "/v1/align", {"data": {"sentence": "a cat", "beta": -1}}),

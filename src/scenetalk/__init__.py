@@ -9,13 +9,13 @@
 __version__ = "0.1.0"
 
 
-def load(captioner=None, alignment=None):
+def load(captioner=None, alignment=None, lang="en"):
     """scenetalk's models (see ``scenetalk.api.Scenetalk``): ``caption``, ``search`` and
-    ``score``; by default the checkpoints shipped with the package. Imported lazily so that
-    ``import scenetalk`` stays light."""
+    ``score``; by default the checkpoints shipped with the package, the captioner of ``lang``
+    (``en``, ``zh``, ``de``). Imported lazily so that ``import scenetalk`` stays light."""
     from scenetalk.api import load as _load
 
-    return _load(captioner, alignment)
+    return _load(captioner, alignment, lang)
 
 
 def train(config, **kwargs):

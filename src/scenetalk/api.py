@@ -2,6 +2,7 @@
 
     import scenetalk
     m = scenetalk.load()                       # the shipped models, no data, no network
+    scenetalk.load(lang="zh").caption("a.jpg")  # captions in Chinese (or "de": German)
     m.caption(["a.jpg", pil_image], beam_size=7, n_best=3)       # sentences for photos
     m.caption_files(["~/photos"])                                 # a folder, skipping unreadable files
     m.search("photos.index", "a dog runs on the beach", k=10)     # sentence -> photos
@@ -33,7 +34,7 @@ from scenetalk import checks
 from scenetalk.captioning.captioner import Caption, Captioner
 from scenetalk.grounding import ALIGN_BETA, LOW_SCORE
 from scenetalk.vision.images import ImageLike
-from scenetalk.weights import shipped_alignment, shipped_captioner
+from scenetalk.weights import check_language, shipped_alignment, shipped_captioner
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,7 +130,9 @@ class Scenetalk:
     alignment model; ``regions`` with the region generator. Each model is loaded on first use
     and kept, and so is each index opened."""
 
-    def __init__(self, captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None):
+    def __init__(self, captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None,
+                 lang: str = "en"):
+        self.lang = check_language(lang)
         captioner = checks.path("captioner (--checkpoint)", captioner, optional=True)
         alignment = checks.path("alignment (--checkpoint)", alignment, optional=True)
         self._paths = {"captioner": captioner, "alignment": alignment}
@@ -143,7 +146,7 @@ class Scenetalk:
     @property
     def captioner(self) -> Captioner:
         if self._captioner is None:
-            self._captioner = Captioner(self._paths["captioner"] or shipped_captioner())
+            self._captioner = Captioner(self._paths["captioner"] or shipped_captioner(self.lang))
         return self._captioner
 
     @property
@@ -222,13 +225,15 @@ class Scenetalk:
             return kept[1]
 
     def search(self, index: str | os.PathLike, sentence: str, k: int = 10, candidates: int = 1000,
-               rerank: int | bool | None = None, warn: bool = True):
+               rerank: int | bool | None = None, warn: bool = True, lang: str | None = None):
         """The ``k`` photos of an index (``scenetalk index build``) that best match ``sentence``.
         ``rerank=K`` (True: 100) ranks the best K by S_kl again by S_kl + λ·log P(sentence | photo)
         of this object's captioner, an m-RNN (``search.Searcher.search``); ``None``, the default,
         does so when the captioner reads the index's features (else it warns, unless ``warn`` is
         False, and does not; ``result.not_reranked`` says why); ``rerank=0`` ranks by S_kl alone.
-        The index is kept open (``open_index``) and so is the captioner."""
+        The index is kept open (``open_index``) and so is the captioner. ``lang``: the sentence's
+        language (``en``, ``zh``, ``de``) for an index whose model reads several; detected when None
+        (``result.language`` says which), and the re-ranking captioner is that language's."""
         import warnings
 
         from scenetalk.limits import MAX_CANDIDATES, MAX_RESULTS
@@ -239,8 +244,10 @@ class Scenetalk:
         checks.whole_number("candidates (--candidates)", candidates, 1, MAX_CANDIDATES)
         if rerank is not None and not isinstance(rerank, bool):
             checks.whole_number("rerank (--rerank)", rerank, 0, MAX_RESULTS)
+        if lang is not None:
+            check_language(lang)
         result = self.open_index(index).search(sentence, k=k, candidates=candidates, rerank=rerank,
-                                               captioner=self._paths["captioner"])
+                                               captioner=self._paths["captioner"], lang=lang)
         if result.not_reranked and warn:
             warnings.warn(f"ranked by match score alone, not re-ranked: {result.not_reranked}", stacklevel=2)
         return result
@@ -369,7 +376,10 @@ class Scenetalk:
         return learn_words_from_files(words, images, captions, out, base=base or self._paths["captioner"], **options)
 
 
-def load(captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None) -> Scenetalk:
+def load(captioner: str | os.PathLike | None = None, alignment: str | os.PathLike | None = None,
+         lang: str = "en") -> Scenetalk:
     """scenetalk's models: a caption generator checkpoint folder (``model.safetensors`` +
-    ``config.json``) and an alignment checkpoint, by default the ones shipped with the package."""
-    return Scenetalk(captioner, alignment)
+    ``config.json``) and an alignment checkpoint, by default the ones shipped with the package;
+    ``lang`` (``en``, ``zh``, ``de``: ``weights.CAPTION_LANGUAGES``) picks the shipped captioner
+    of that language."""
+    return Scenetalk(captioner, alignment, lang)

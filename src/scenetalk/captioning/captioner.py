@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +31,13 @@ from scenetalk.vision.images import ImageLike, load_image, loaded_batches
 
 @dataclass
 class Caption:
+    """One generated caption: ``text`` as the language writes it (Chinese without spaces),
+    ``words`` the tokens the model said."""
     text: str
     log_prob: float
     score: float
     complete: bool
+    words: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,7 +89,8 @@ def load_generator_for(checkpoint: str | os.PathLike, store, one_vector: bool = 
 
 
 def _to_caption(vocab: Vocabulary, h: Hypothesis) -> Caption:
-    return Caption(" ".join(vocab.decode(h.tokens)), h.log_prob, h.score, h.complete)
+    words = vocab.decode(h.tokens)
+    return Caption(vocab.join(words), h.log_prob, h.score, h.complete, words)
 
 
 def caption_features(model, vocab: Vocabulary, features, beam_size: int = 7,

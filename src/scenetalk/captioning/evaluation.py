@@ -21,24 +21,66 @@ from scenetalk.models.generator import CaptionGenerator
 
 def caption_report(captions: Mapping[str, str], dataset: CaptionDataset, split: str,
                    meteor: bool = True) -> dict:
-    """Scores of one caption per image (keyed by image relpath) against the split's references."""
+    """Scores of one caption per image (keyed by image relpath) against the split's references,
+    in the references' language (``metrics.captions.score_captions``); Chinese also at the
+    character level (``char_scores``: BLEU on characters)."""
     images = {im.relpath: im for im in dataset.split(split)}
     missing = set(images) - set(captions)
     if missing:
         raise ValueError(f"no caption for {len(missing)} {split} images, e.g. {sorted(missing)[0]}")
     refs = {name: [s.raw for s in images[name].sentences] for name in images}
-    scores = score_captions({n: captions[n] for n in images}, refs, meteor=meteor)
-    language = next((s.language for im in images.values() for s in im.sentences), "en")
+    language = dataset_language(dataset)
+    candidates = {n: captions[n] for n in images}
+    scores = score_captions(candidates, refs, meteor=meteor, language=language, tokenize=scoring_tokens(language))
+    char_scores = (score_captions(candidates, refs, meteor=False, language=language,
+                                  tokenize=scoring_tokens(language, "char")) if language == "zh" else None)
+    zh_mode = dataset.zh_mode or "jieba"
     training = {" ".join(s.tokens) for s in dataset.sentences("train")}
-    generated = [" ".join(tokenize(captions[n], language)) for n in images]
+    generated = [" ".join(tokenize(captions[n], language, zh_mode)) for n in images]
     return {
         "split": split,
         "images": len(images),
         "scores": scores,
+        "char_scores": char_scores,
         "in_training_set": sum(g in training for g in generated) / len(generated),
         "vocabulary_used": len({w for g in generated for w in g.split()}),
         "mean_length": float(np.mean([len(g.split()) for g in generated])),
     }
+
+
+def scoring_tokens(language: str, unit: str = "word"):
+    """How texts of ``language`` are cut for the scorers: None (coco-caption's PTB tokenizer)
+    for English; scenetalk's tokens otherwise, Chinese in jieba words (Li et al. 2016's
+    protocol) or, ``unit="char"``, in characters, whatever the model's own segmentation."""
+    if language == "en":
+        return None
+    zh_mode = "char" if unit == "char" else "jieba"
+    return lambda text: tokenize(text, language, zh_mode)
+
+
+def dataset_language(dataset: CaptionDataset) -> str:
+    """The language of a dataset's sentences (English when it has none)."""
+    return next((s.language for im in dataset.images for s in im.sentences), "en")
+
+
+def human_agreement(dataset: CaptionDataset, split: str, meteor: bool = True, unit: str = "word") -> dict:
+    """How well people agree with each other, on the metrics' scale: each image's reference k
+    scored against its other references, for every k that all images of the split have (5 on
+    Flickr8K), and the scores averaged over k. A model's row beside it reads as "this close to
+    a person" (it is scored against one more reference, so slightly favoured)."""
+    images = [im for im in dataset.split(split) if len(im.sentences) >= 2]
+    if not images:
+        raise ValueError(f"no {split} image has two or more references")
+    shared = min(len(im.sentences) for im in images)
+    language = dataset_language(dataset)
+    runs = []
+    for k in range(shared):
+        candidates = {im.relpath: im.sentences[k].raw for im in images}
+        others = {im.relpath: [s.raw for j, s in enumerate(im.sentences) if j != k] for im in images}
+        runs.append(score_captions(candidates, others, meteor=meteor and unit == "word", spice=False,
+                                   language=language, tokenize=scoring_tokens(language, unit)))
+    return {m: (float(np.mean([r[m] for r in runs])) if isinstance(runs[0][m], float) else runs[0][m])
+            for m in runs[0]}
 
 
 def nearest_neighbour_captions(dataset: CaptionDataset, split: str, features: torch.Tensor,

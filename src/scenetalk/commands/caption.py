@@ -11,12 +11,13 @@ import argparse
 import sys
 
 from scenetalk.commands import add_checkpoint, add_json, add_quiet, print_json
+from scenetalk.weights import CAPTION_LANGUAGES
 
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk.api import load
 
-    captioned = load(args.checkpoint).caption_files(
+    captioned = load(args.checkpoint, lang=args.lang).caption_files(
         args.inputs, recursive=args.recursive, beam_size=args.beam, n_best=args.n_best, max_len=args.max_len,
         length_penalty=args.length_penalty, batch_size=args.batch_size, on_problem=_note, progress=not args.quiet)
     if args.json:
@@ -57,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="beam scores = log p / length**this (default: the checkpoint's, chosen on validation)")
     add_json(p, "each image with its captions (text, log-probability, beam score)")
     add_checkpoint(p, "a caption generator checkpoint folder")
+    p.add_argument("--lang", default="en", metavar="|".join(CAPTION_LANGUAGES),
+                   help="the language of the shipped captioner: "
+                        + ", ".join(f"{k} {v}" for k, v in CAPTION_LANGUAGES.items()) + " (default en)")
     p.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     add_quiet(p)

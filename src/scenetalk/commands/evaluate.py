@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     from scenetalk.training.evaluation import CaptionEvaluation, evaluate
 
     r = evaluate(args.checkpoint, features=args.features, dataset=args.dataset, root=args.root, split=args.split,
-                 nearest_neighbour=args.nearest_neighbour, retrieval=args.retrieval, beam_size=args.beam,
+                 nearest_neighbour=args.nearest_neighbour, human=args.human_agreement, retrieval=args.retrieval, beam_size=args.beam,
                  max_len=args.max_len, length_penalty=args.length_penalty, meteor=not args.no_meteor,
                  precision=args.precision, folds=args.folds, progress=not args.quiet)
     if isinstance(r, CaptionEvaluation):
@@ -25,10 +25,14 @@ def run(args: argparse.Namespace) -> int:
         for k in SHOWN:
             v = r.scores.get(k)
             print(f"  {k:8s} {v * 100:6.1f}" if isinstance(v, float) else f"  {k:8s} {v}")
+        if r.char_scores:
+            print("  on characters: " + ", ".join(f"{k} {r.char_scores[k] * 100:.1f}"
+                                                  for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")))
         if r.perplexity is not None:
             print(f"  perplexity {r.perplexity:.2f}")
-        print(f"  in training set {100 * r.in_training_set:.1f}%   vocabulary used {r.vocabulary_used}"
-              f"   mean length {r.mean_length:.1f} words")
+        if r.vocabulary_used:
+            print(f"  in training set {100 * r.in_training_set:.1f}%   vocabulary used {r.vocabulary_used}"
+                  f"   mean length {r.mean_length:.1f} words")
     else:
         if r.method == "generative":
             print(f"scoring {r.images} images x {r.sentences} sentences (+{r.prior_images} training images "
@@ -51,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT", help="checkpoint folder")
     p.add_argument("--nearest-neighbour", action="store_true", help="score the nearest-neighbour baseline instead")
-    add_features(p)
+    p.add_argument("--human-agreement", action="store_true",
+                   help="score each human reference against the others instead (no features needed)")
+    add_features(p, required=False)
     p.add_argument("--dataset", default="flickr8k")
     add_root(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))

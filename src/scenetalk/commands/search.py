@@ -6,6 +6,7 @@ import argparse
 
 from scenetalk.commands import add_checkpoint, add_json, print_json, print_ranking, warn
 from scenetalk.errors import ScenetalkError
+from scenetalk.weights import CAPTION_LANGUAGES
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         if rerank < 1:
             raise ScenetalkError(f"--rerank must be a whole number of photos, at least 1 (got {args.rerank!r})")
     result = load(captioner=args.captioner, alignment=args.checkpoint).search(
-        args.index, args.query, k=args.top, candidates=args.candidates, rerank=rerank, warn=False)
+        args.index, args.query, k=args.top, candidates=args.candidates, rerank=rerank, warn=False, lang=args.lang)
     if result.not_reranked:
         warn("search", f"ranked by match score alone, not re-ranked: {result.not_reranked} "
                        "(--captioner to name one that reads them; --no-rerank to skip this)")
@@ -49,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("index", metavar="INDEX")
     p.add_argument("query", metavar="SENTENCE")
     p.add_argument("--top", type=int, default=10, help="how many photos (default 10)")
+    p.add_argument("--lang", metavar="|".join(CAPTION_LANGUAGES), default=None,
+                   help="the sentence's language, for an index whose model reads several (default: detected)")
     p.add_argument("--candidates", type=int, default=1000,
                    help="photos given their exact match score after a quick first pass (default 1000)")
     rerank = p.add_mutually_exclusive_group()

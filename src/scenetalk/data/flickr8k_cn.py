@@ -67,7 +67,7 @@ def _build(name: str, captions: dict[str, list[CaptionLine]], splits: dict[str, 
             sentences.append(Sentence(cap.text, tokenize(cap.text, "zh", zh_mode), "zh", sentence_id))
             sentence_id += 1
         images.append(ImageRecord(file_name, splits[file_name], image_id, sentences))
-    return CaptionDataset(name=name, images=images, sources=sources, problems=problems)
+    return CaptionDataset(name=name, images=images, sources=sources, problems=problems, zh_mode=zh_mode)
 
 
 def load_flickr8k_cn(caption_file: str | os.PathLike,

@@ -43,7 +43,8 @@ def load_karpathy(path: str | os.PathLike, name: str | None = None, language: st
                                                          threshold=20_000))]
     if name is None:
         name = data["dataset"] if isinstance(data.get("dataset"), str) else path.stem
-    return CaptionDataset(name=name, images=images, sources=[str(path)])
+    return CaptionDataset(name=name, images=images, sources=[str(path)],
+                          zh_mode=zh_mode if language.startswith("zh") else None)
 
 
 def _image(path: Path, index: int, entry: Any, language: str, zh_mode: str) -> ImageRecord:

@@ -21,6 +21,7 @@ from scenetalk.data.flickr8k_cn import load_flickr8k_cn, load_flickr8k_cn_trans
 from scenetalk.data.iapr import load_iapr
 from scenetalk.data.karpathy import load_karpathy
 from scenetalk.data.multi30k import load_multi30k
+from scenetalk.data.multilingual import merge_languages
 from scenetalk.data.schema import CaptionDataset
 from scenetalk.errors import DataError, ScenetalkError
 
@@ -70,6 +71,12 @@ DATASETS: dict[str, DatasetInfo] = {
         "flickr8k/images", layout=("multi30k/raw/{train,val,test_2016}.{1..5}.de.gz",
                                    f"{F8K_TEXT}/Flickr_8k.{{train,dev,test}}Images.txt"),
         language="de"),
+    "flickr8k-multi": DatasetInfo(
+        "Flickr8K in English, Chinese and German: flickr8k, flickr8k-cn and multi30k-de merged by photo "
+        "(Flickr8K split; tokens tagged lang:word)",
+        ("flickr8k/dataset_flickr8k.json", f"flickr8k_cn/{flickr8k_cn.CAPTION_FILE}",
+         "multi30k/image_splits/train_images.txt", f"{F8K_TEXT}/{flickr8k.TOKEN_FILE}"),
+        "flickr8k/images", language="multi"),
     "iapr": DatasetInfo(
         "IAPR TC-12, English descriptions split into sentences at ';'",
         ("iaprtc12/annotations_complete_eng",), "iaprtc12",
@@ -105,6 +112,8 @@ def _load_named(name: str, root: Path, zh_mode: str) -> CaptionDataset:
                 root / "flickr8k_cn" / flickr8k_cn.SPLIT_FILES["test"]), zh_mode=zh_mode),
         "multi30k-de": lambda: load_multi30k(root / "multi30k", text / flickr8k.TOKEN_FILE,
                                              language="de", name="multi30k-de"),
+        "flickr8k-multi": lambda: merge_languages({"en": loaders["flickr8k"](), "zh": loaders["flickr8k-cn"](),
+                                                   "de": loaders["multi30k-de"]()}, name="flickr8k-multi"),
         "iapr": lambda: load_iapr(root / "iaprtc12/annotations_complete_eng", {
             split: root / p for split, p in IAPR_SPLITS.items() if (root / p).exists()}),
     }

@@ -49,6 +49,8 @@ class CaptionDataset:
     sources: list[str] = field(default_factory=list)
     #: problems found but tolerated (``data check`` prints them)
     problems: list[str] = field(default_factory=list)
+    #: how the Chinese sentences were cut into tokens (``text.ZH_MODES``); None for other languages
+    zh_mode: str | None = None
 
     def split(self, name: str) -> list[ImageRecord]:
         if name not in SPLITS:

@@ -27,6 +27,21 @@ _NON_ALNUM = re.compile(r"[^\w\s]|_", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 ZH_MODES = ("jieba", "char")
+#: the ``language`` of a vocabulary of several languages, whose tokens are tagged ``lang:word``
+#: (``tagged``) so that each language has its own word vectors
+MULTILINGUAL = "multi"
+#: the languages scenetalk reads, by code
+LANGUAGES = {"en": "English", "zh": "Chinese", "de": "German"}
+#: words far more frequent in German than in English captions (and the reverse), for ``detect_language``
+_GERMAN_WORDS = frozenset(
+    "ein eine einer einem einen der die das den dem des und mit auf im ist sind zwei drei vor über "
+    "unter beim zum zur von sich hund hunde mann frau kind kinder junge mädchen spielt läuft rennt "
+    "steht sitzt trägt springt wasser strand gras straße einem vom am aus bei nach hat neben zu mehrere "
+    "menschen personen leute hunden eines seine seinem ihre ihrem ihren durch hinter einander nicht".split())
+_ENGLISH_WORDS = frozenset(
+    "a an the and with on is are of two three at while to his her their dog dogs man woman child children "
+    "boy girl plays playing runs running stands standing sits sitting wearing jumps jumping water beach "
+    "grass street from by near has its".split())
 
 
 def normalize(text: str) -> str:
@@ -69,6 +84,52 @@ def tokenize(text: str, language: str = "en", zh_mode: str = "jieba") -> list[st
     return cleaned.split()
 
 
+def script_of(text: str) -> str | None:
+    """The writing system of the first letter of ``text`` that is not Latin or Chinese
+    (``"CYRILLIC"``, ``"HIRAGANA"``, ``"HANGUL"``, ...; Unicode's name for it), or None."""
+    for ch in text:
+        if ch.isalpha() and not ("a" <= ch.lower() <= "z") and not _CJK.match(ch):
+            name = unicodedata.name(ch, "")
+            script = name.split(" ")[0] if name else "UNKNOWN"
+            if script != "LATIN":
+                return script
+    return None
+
+
+def detect_language(text: str, languages: Sequence[str] = tuple(LANGUAGES)) -> str:
+    """Which of ``languages`` a sentence is written in: Chinese if it has Chinese characters;
+    else German or English by which language's common caption words it uses more (umlauts and
+    ß count for German; a tie is English). A sentence in another script (Cyrillic, Japanese
+    kana, Hangul, ...) or in a language not in ``languages`` is a ``ScenetalkError`` saying so."""
+    script = script_of(text)
+    names = ", ".join(LANGUAGES.get(code, code) for code in languages)
+    if script is not None:
+        raise ScenetalkError(f"{text[:40]!r} is written in {script.title()} script; this model reads {names}")
+    if _CJK.search(text):
+        found = "zh"
+    else:
+        words = normalize(text).split()
+        # German cues: its common words, umlauts and ß, "sch", and nouns capitalised mid-sentence
+        german = (sum(w in _GERMAN_WORDS for w in words) + sum(ch in "äöüß" for ch in text.lower())
+                  + sum("sch" in w for w in words) + 0.5 * sum(w[:1].isupper() for w in text.split()[1:]))
+        found = "de" if german > sum(w in _ENGLISH_WORDS for w in words) else "en"
+    if found not in languages:
+        raise ScenetalkError(f"{text[:40]!r} reads as {LANGUAGES[found]}; this model reads {names} "
+                             "(pass the language with --lang / lang= if that is wrong)")
+    return found
+
+
+def tagged(language: str, tokens: Sequence[str]) -> list[str]:
+    """Tokens of one language as a multilingual vocabulary holds them: ``lang:word``."""
+    return [f"{language}:{t}" for t in tokens]
+
+
+def untagged(token: str) -> str:
+    """The word of a token, without a multilingual vocabulary's ``lang:`` tag."""
+    head, sep, word = token.partition(":")
+    return word if sep and head in LANGUAGES else token
+
+
 class Vocabulary:
     """Word <-> id mapping with the special tokens the generators and encoders need.
 
@@ -81,7 +142,7 @@ class Vocabulary:
     SPECIALS = (PAD, START, END, UNK)
 
     def __init__(self, words: Sequence[str], counts: dict[str, int] | None = None,
-                 min_count: int | None = None, language: str = "en"):
+                 min_count: int | None = None, language: str = "en", zh_mode: str | None = None):
         words = list(words)
         if any(w in self.SPECIALS for w in words):
             raise ValueError("vocabulary words may not include the special tokens")
@@ -92,22 +153,81 @@ class Vocabulary:
         self.counts = dict(counts or {})
         self.min_count = min_count
         self.language = language
+        #: how Chinese text is cut into this vocabulary's tokens (``ZH_MODES``); None otherwise
+        self.zh_mode = (zh_mode or "jieba") if language.startswith("zh") or language == MULTILINGUAL else None
+        #: word -> how its training sentences write it, where that is not lower-case (German nouns)
+        self.forms: dict[str, str] = {}
+        if self.zh_mode is not None and self.zh_mode not in ZH_MODES:
+            raise ValueError(f"unknown Chinese segmentation {zh_mode!r}; expected one of {ZH_MODES}")
 
     pad_id, start_id, end_id, unk_id = 0, 1, 2, 3
 
     @classmethod
     def build(cls, token_lists: Iterable[Sequence[str]], min_count: int = 5,
-              language: str = "en") -> "Vocabulary":
+              language: str = "en", zh_mode: str | None = None) -> "Vocabulary":
         """Keep words seen at least ``min_count`` times. Pass the training split only."""
         if min_count < 1:
             raise ValueError("min_count must be at least 1")
         counts = Counter(t for tokens in token_lists for t in tokens)
         kept = sorted((w for w, c in counts.items() if c >= min_count),
                       key=lambda w: (-counts[w], w))
-        return cls(kept, {w: counts[w] for w in kept}, min_count=min_count, language=language)
+        return cls(kept, {w: counts[w] for w in kept}, min_count=min_count, language=language, zh_mode=zh_mode)
 
     def __len__(self) -> int:
         return len(self.itos)
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages of the words: one, or (``MULTILINGUAL``) those the tags name."""
+        if self.language != MULTILINGUAL:
+            return [self.language]
+        return sorted({w.partition(":")[0] for w in self.itos[len(self.SPECIALS):]})
+
+    def tokenize(self, text: str, language: str | None = None) -> list[str]:
+        """A raw sentence cut into tokens the way this vocabulary's training sentences were.
+        A multilingual vocabulary's tokens are tagged with the sentence's language:
+        ``language`` if given (one of ``languages``), else ``detect_language``'s."""
+        if self.language != MULTILINGUAL:
+            if language is not None and language != self.language:
+                raise ScenetalkError(f"lang {language!r}: this model reads {LANGUAGES.get(self.language, self.language)} "
+                                     "only")
+            return tokenize(text, self.language, self.zh_mode or "jieba")
+        if language is None:
+            language = detect_language(text, self.languages)
+        elif language not in self.languages:
+            raise ScenetalkError(f"lang {language!r}: this model reads {', '.join(self.languages)}")
+        return tagged(language, tokenize(text, language, self.zh_mode or "jieba"))
+
+    def join(self, words: Sequence[str]) -> str:
+        """Words as the language writes them: Chinese without spaces, others with; German with
+        its nouns capitalised as its training sentences write them (``forms``) and a capital
+        first letter. (English stays lower-case, as the papers' captions are.)"""
+        if self.language.startswith("zh"):
+            return "".join(words)
+        if not self.forms:
+            return " ".join(words)
+        text = " ".join(self.forms.get(w, w) for w in words)
+        return text[:1].upper() + text[1:]
+
+    def learn_forms(self, raw_sentences: Iterable[str], token_lists: Iterable[Sequence[str]]) -> None:
+        """Keep, for each word that its training sentences mostly write with capitals (German
+        nouns), that form (``join`` writes it). Only for German, where the case is the grammar's."""
+        if self.language != "de":
+            return
+        seen: dict[str, Counter] = {}
+        for raw, tokens in zip(raw_sentences, token_lists):
+            cased = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", raw))
+            surface = _NON_ALNUM.sub(" ", cased).split()
+            if len(surface) != len(tokens):
+                continue
+            for position, (form, token) in enumerate(zip(surface, tokens)):
+                if position and token in self.stoi:   # a sentence's first word is capitalised anyway
+                    seen.setdefault(token, Counter())[form] += 1
+        self.forms = {}
+        for token, forms in seen.items():
+            form, count = forms.most_common(1)[0]
+            if form != token and 2 * count > sum(forms.values()):
+                self.forms[token] = form
 
     def __contains__(self, word: str) -> bool:
         return word in self.stoi
@@ -157,13 +277,17 @@ class Vocabulary:
 
     def to_dict(self) -> dict:
         return {"words": self.itos[len(self.SPECIALS):], "specials": list(self.SPECIALS),
-                "counts": self.counts, "min_count": self.min_count, "language": self.language}
+                "counts": self.counts, "min_count": self.min_count, "language": self.language,
+                **({"zh_mode": self.zh_mode} if self.zh_mode else {}), **({"forms": self.forms} if self.forms else {})}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Vocabulary":
         if list(data.get("specials", cls.SPECIALS)) != list(cls.SPECIALS):
             raise ValueError("vocabulary was written with other special tokens")
-        return cls(data["words"], data.get("counts"), data.get("min_count"), data.get("language", "en"))
+        vocab = cls(data["words"], data.get("counts"), data.get("min_count"), data.get("language", "en"),
+                    data.get("zh_mode"))
+        vocab.forms = {w: f for w, f in (data.get("forms") or {}).items() if w in vocab.stoi}
+        return vocab
 
     def save(self, path: str | os.PathLike) -> None:
         from scenetalk.io import atomic_write_text
@@ -184,10 +308,12 @@ class Vocabulary:
 
 
 
-def sentence_tokens(sentences: Sequence[str], vocab: Vocabulary, what: str = "sentence") -> list[list[str]]:
-    """Users' sentences as tokens (the training rule); a sentence with no words is an error
-    whose message starts with ``what``."""
-    tokens = [tokenize(s, vocab.language) for s in sentences]
+def sentence_tokens(sentences: Sequence[str], vocab: Vocabulary, what: str = "sentence",
+                    language: str | None = None) -> list[list[str]]:
+    """Users' sentences as tokens (the training rule; ``Vocabulary.tokenize``, which detects
+    each sentence's language for a multilingual model unless ``language`` says it); a sentence
+    with no words is an error whose message starts with ``what``."""
+    tokens = [vocab.tokenize(s, language) for s in sentences]
     for sentence, words in zip(sentences, tokens):
         if not words:
             raise ScenetalkError(f"{what} {sentence!r} has no words: give a sentence, e.g. \"a dog runs on the beach\"")

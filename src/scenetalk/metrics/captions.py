@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from scenetalk.errors import ScenetalkError
 
@@ -43,10 +43,38 @@ def ptb_tokenize(texts: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     return PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in texts.items()})
 
 
+#: how METEOR 1.5 (``meteor-1.5.jar``) is run per language; ``None``: it cannot score it.
+#: English: exact, stem, synonym and paraphrase modules (coco-caption's settings). German: the
+#: jar has German function words and a Snowball stemmer but pycocoevalcap ships no German
+#: paraphrase table, so only the exact and stem modules run (said beside every German figure).
+#: Chinese: METEOR 1.5 has no Chinese resources; it is reported as unavailable, never faked.
+METEOR_MODES = {"en": ("-l", "en", "-norm"), "de": ("-l", "de", "-norm", "-m", "exact stem")}
+
+
+def meteor_note(language: str) -> str | None:
+    """What METEOR means for ``language`` when it is not coco-caption's English METEOR."""
+    if language == "de":
+        return "METEOR 1.5 -l de, exact + stem modules only (no German paraphrase table)"
+    if language not in METEOR_MODES:
+        return f"unavailable: METEOR 1.5 has no resources for {language!r}"
+    return None
+
+
+def segmented(texts: Mapping[str, Sequence[str]], tokenize: Callable[[str], list[str]]) -> dict[str, list[str]]:
+    """Texts as space-separated tokens for the scorers (in place of the PTB step)."""
+    return {k: [" ".join(tokenize(t)) for t in v] for k, v in texts.items()}
+
+
 def score_captions(candidates: Mapping[str, str], references: Mapping[str, Sequence[str]],
-                   meteor: bool = True, spice: bool = True) -> dict[str, float | str]:
+                   meteor: bool = True, spice: bool = True, language: str = "en",
+                   tokenize: Callable[[str], list[str]] | None = None) -> dict[str, float | str]:
     """Score one candidate per image against its references; returns metric -> value
-    (×100 scale is left to the caller: values are as coco-caption gives them, in [0, 1+])."""
+    (×100 scale is left to the caller: values are as coco-caption gives them, in [0, 1+]).
+
+    Without ``tokenize``, texts go through coco-caption's PTB tokenizer (English only); with
+    it, every text is cut by it instead (other languages: scenetalk's tokens, Chinese in jieba
+    words as Li et al. 2016 score, or in characters for character-level BLEU). METEOR runs as
+    ``METEOR_MODES`` says for ``language``; SPICE only in English."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
@@ -56,29 +84,54 @@ def score_captions(candidates: Mapping[str, str], references: Mapping[str, Seque
         raise ValueError(f"candidates and references cover different images, e.g. {sorted(missing)[:3]}")
     if not candidates:
         raise ValueError("nothing to score")
-    res = ptb_tokenize({k: [v] for k, v in candidates.items()})
-    gts = ptb_tokenize(references)
+    if tokenize is None:
+        if language != "en":
+            raise ValueError(f"the PTB tokenizer is English; pass tokenize= to score {language!r}")
+        res = ptb_tokenize({k: [v] for k, v in candidates.items()})
+        gts = ptb_tokenize(references)
+    else:
+        res = segmented({k: [v] for k, v in candidates.items()}, tokenize)
+        gts = segmented(references, tokenize)
+    res = {k: [v[0] or "<empty>"] for k, v in res.items()}  # the scorers need one token at least
     out: dict[str, float | str] = {}
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     for n, b in enumerate(bleu, 1):
         out[f"BLEU-{n}"] = float(b)
-    if meteor:
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        scorer = Meteor()
-        try:
-            out["METEOR"] = float(scorer.compute_score(gts, res)[0])
-        finally:
-            _close_meteor(scorer)
+    if meteor and language in METEOR_MODES:
+        out["METEOR"] = float(_meteor(gts, res, METEOR_MODES[language]))
+    elif meteor:
+        out["METEOR"] = meteor_note(language)
     out["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
     out["CIDEr-D"] = float(Cider().compute_score(gts, res)[0])
-    if spice and spice_available():
+    if language != "en":
+        out["SPICE"] = "unavailable (English only)"
+    elif spice and spice_available():
         from pycocoevalcap.spice.spice import Spice
 
         out["SPICE"] = float(Spice().compute_score(gts, res)[0])
     else:
         out["SPICE"] = "unavailable (Stanford CoreNLP 3.6.0 jars not installed)"
     return out
+
+
+def _meteor(gts: dict, res: dict, options: Sequence[str]) -> float:
+    """coco-caption's METEOR wrapper, run with ``options`` in place of its fixed ``-l en -norm``."""
+    import subprocess
+    import threading
+
+    from pycocoevalcap.meteor import meteor as module
+
+    if not java_available():
+        raise ScenetalkError("METEOR needs Java; install a JRE, e.g. `apt-get install default-jre-headless`")
+    scorer = module.Meteor.__new__(module.Meteor)
+    scorer.meteor_cmd = ["java", "-jar", "-Xmx2G", module.METEOR_JAR, "-", "-", "-stdio", *options]
+    scorer.meteor_p = subprocess.Popen(scorer.meteor_cmd, cwd=os.path.dirname(os.path.abspath(module.__file__)),
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    scorer.lock = threading.Lock()
+    try:
+        return scorer.compute_score(gts, res)[0]
+    finally:
+        _close_meteor(scorer)
 
 
 def _close_meteor(scorer) -> None:

@@ -14,6 +14,7 @@ BENCHMARKS.md "Re-ranking"). ``describe`` ranks a collection of sentences for on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from scenetalk.checkpoint import checkpoint_id, load_alignment_engine
-from scenetalk.data.text import sentence_tokens, tokenize
+from scenetalk.data.text import sentence_tokens, untagged
 from scenetalk.errors import ScenetalkError, SearchIndexError
 from scenetalk.features.store import first_non_finite
 from scenetalk.retrieval.candidates import bound_candidates, faiss_candidates, proves_exact, rescore
@@ -94,6 +95,7 @@ class SearchResult:
     scores: str = MATCH_SCORE_MEANING  # what the hits' scores mean, in words
     # words the model never saw, placed near known words through pretrained word vectors
     placed_words: list[PlacedWord] = field(default_factory=list)
+    language: str = "en"   # the language the query was read in (given, or detected by a model of several)
 
 
 @dataclass
@@ -285,10 +287,11 @@ class Searcher:
             self._unseen = UnseenWords(self.model.word_table, self.vocab)
         return self._unseen
 
-    def embed_query(self, query: str) -> tuple[np.ndarray, list[str], list[PlacedWord]]:
+    def embed_query(self, query: str, lang: str | None = None) -> tuple[np.ndarray, list[str], list[PlacedWord]]:
         """The query's word vectors s_t (eq. 6), the words left out (unknown to every source) and
-        the words the model never saw that were placed through pretrained word vectors."""
-        [tokens] = sentence_tokens([query], self.vocab, what="empty query:")
+        the words the model never saw that were placed through pretrained word vectors. ``lang``:
+        the query's language, for a model of several (detected when None)."""
+        [tokens] = sentence_tokens([query], self.vocab, what="empty query:", language=lang)
         new = sorted({t for t in tokens if t not in self.vocab.stoi})
         placed = {p.word: p for p in self.unseen_words.place(new) if p.placed} if new else {}
         unknown = [t for t in tokens if t not in self.vocab.stoi and t not in placed]
@@ -303,7 +306,8 @@ class Searcher:
             if token in placed:
                 x[0, t] = placed[token].vector
         s = self.model.embed_word_vectors(x, ids != 0)
-        return s[0], unknown, [placed[w] for w in new if w in placed]
+        shown = [dataclasses.replace(placed[w], word=untagged(w)) for w in new if w in placed]
+        return s[0], [untagged(w) for w in unknown], shown
 
     @property
     def feature_store(self):
@@ -314,14 +318,31 @@ class Searcher:
             self._store = FeatureStore.open(self.path / FEATURES_DIR)
         return self._store
 
-    def _load_reranker(self, captioner: str | os.PathLike | None):
-        """The captioner (model, vocabulary) that re-ranks, loaded once: one that reads one global
-        vector per photo, as the index holds; a captioner that cannot re-rank this index is
-        refused again without being loaded again."""
+    def query_language(self, query: str, lang: str | None = None) -> str:
+        """The language a query is read in: ``lang`` if given (checked against the model's),
+        the model's one language, or, for a model of several, ``detect_language``'s guess."""
+        from scenetalk.data.text import detect_language
+
+        languages = self.vocab.languages
+        if lang is not None:
+            if lang not in languages:
+                raise ScenetalkError(f"lang (--lang) {lang!r}: this index's model reads {', '.join(languages)}")
+            return lang
+        return languages[0] if len(languages) == 1 else detect_language(query, languages)
+
+    def _load_reranker(self, captioner: str | os.PathLike | None, language: str = "en"):
+        """The captioner (model, vocabulary) that re-ranks queries in ``language``, loaded once
+        (by default the shipped captioner of that language): one that reads one global vector per
+        photo, as the index holds, and writes that language; a captioner that cannot re-rank this
+        index is refused again without being loaded again."""
         from scenetalk.captioning.captioner import load_generator_for
         from scenetalk.weights import shipped_captioner
 
-        key = os.fspath(captioner or shipped_captioner())
+        try:
+            key = os.fspath(captioner or shipped_captioner(language))
+        except ScenetalkError as exc:
+            key = f"<no shipped captioner of {language!r}>"
+            self._rerankers.setdefault(key, exc)
         if key not in self._rerankers:
             try:
                 store = self.feature_store
@@ -329,6 +350,9 @@ class Searcher:
                 if shared not in self._generators:
                     model, vocab, _ = load_generator_for(key, store, one_vector=True)
                     self._generators[shared] = (model, vocab)
+                if self._generators[shared][1].language != language:
+                    raise ScenetalkError(f"{key}: writes {self._generators[shared][1].language!r}, so it cannot "
+                                         f"re-rank a query in {language!r}")
                 self._rerankers[key] = self._generators[shared]
             except ScenetalkError as exc:
                 self._rerankers[key] = exc
@@ -337,32 +361,36 @@ class Searcher:
             raise found.with_traceback(None)
         return found
 
-    def query_log_likelihoods(self, query: str, rows: np.ndarray, captioner: str | os.PathLike | None = None
-                              ) -> np.ndarray:
+    def query_log_likelihoods(self, query: str, rows: np.ndarray, captioner: str | os.PathLike | None = None,
+                              language: str = "en") -> np.ndarray:
         """log P(query | photo) of the photos ``rows`` by a captioner (by default the shipped
         m-RNN) reading their global features from the index, as m-RNN ranks images."""
         from scenetalk.captioning.likelihood import step_log_likelihoods
 
-        model, vocab = self._load_reranker(captioner)
+        model, vocab = self._load_reranker(captioner, language)
         store = self.feature_store
-        ids, _ = vocab.encode_batch([tokenize(query, vocab.language)])       # <start> words <end>
+        ids, _ = vocab.encode_batch([vocab.tokenize(query)])       # <start> words <end>
         features = np.asarray(store.array("global")[store.rows([self.names[int(r)] for r in rows])], dtype=np.float32)
         return step_log_likelihoods(model, features, ids, vocab.pad_id)
 
     def search(self, query: str, k: int = 10, candidates: int = 1000, rerank: int | bool | None = 0,
-               rerank_weight: float = RERANK_WEIGHT, captioner: str | os.PathLike | None = None) -> SearchResult:
+               rerank_weight: float = RERANK_WEIGHT, captioner: str | os.PathLike | None = None,
+               lang: str | None = None) -> SearchResult:
         """The ``k`` photos with the best S_kl among ``candidates`` (see the module). With
         ``rerank`` = K > 0 (True: ``RERANK_TOP``), the best K by S_kl are ranked again by
         S_kl + λ·log P(query | photo), the query's likelihood by an m-RNN captioner (Mao et al.
         §6; by default the shipped one), which puts the right photo first far more often on
         Flickr8K (BENCHMARKS.md "Re-ranking"). ``exact`` then says that those K are the
         exhaustive best K by S_kl. ``rerank=None`` re-ranks the best ``RERANK_TOP`` when the
-        captioner reads this index's features, and otherwise says why not in ``not_reranked``."""
-        s, unknown, placed = self.embed_query(query)
+        captioner reads this index's features, and otherwise says why not in ``not_reranked``.
+        ``lang``: the query's language for a model of several (``query_language``); the
+        re-ranking captioner is that language's."""
+        language = self.query_language(query, lang)
+        s, unknown, placed = self.embed_query(query, language)
         not_reranked = None
         if rerank is None:
             try:
-                self._load_reranker(captioner)
+                self._load_reranker(captioner, language)
                 rerank = RERANK_TOP
             except ScenetalkError as exc:
                 rerank, not_reranked = 0, str(exc)
@@ -381,7 +409,7 @@ class Searcher:
         # The bound holds for eq. 8 only (eq. 7 sums over regions instead of taking the max).
         proved = self.score_kind == "max" and len(best) > 0 and proves_exact(float(best[-1]), left_out)
         if rerank and len(best):
-            log_p = self.query_log_likelihoods(query, best_rows, captioner)
+            log_p = self.query_log_likelihoods(query, best_rows, captioner, language)
             fused = best + rerank_weight * log_p
             hits = [Hit(self.names[int(best_rows[i])], float(fused[i]), float(log_p[i]), float(best[i]))
                     for i in top_k(fused, k)[1].tolist()]
@@ -390,7 +418,7 @@ class Searcher:
             hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
             rerank, meaning = 0, MATCH_SCORE_MEANING
         return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked, rerank, meaning,
-                            placed)
+                            placed, language)
 
     def row(self, name: str) -> int | None:
         """The row of the photo named ``name`` in the index, or None when it holds no such photo."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scenetalk.data.text import Vocabulary
+from scenetalk.data.text import MULTILINGUAL, Vocabulary
 
 METHODS = ("map", "nearest")
 #: chosen on Flickr8K val (367 queries that use a held-out concept, the model trained without
@@ -63,14 +63,18 @@ class UnseenWords:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         self.embedding = np.asarray(embedding, dtype=np.float32)
         self.vocab, self.method, self.ridge, self.k, self.min_similarity = vocab, method, ridge, k, min_similarity
-        self.known = [w for w in vocab.itos[len(Vocabulary.SPECIALS):] if w.isalpha() and w in vocab.stoi]
+        # the pretrained vectors are English: a multilingual model's English words ("en:dog") only
+        self.prefix = "en:" if vocab.language == MULTILINGUAL else ""
+        english = vocab.language in ("en", MULTILINGUAL)
+        self.known = [w for w in vocab.itos[len(Vocabulary.SPECIALS):]
+                      if english and w.startswith(self.prefix) and w[len(self.prefix):].isalpha()]
         self._known_vectors: np.ndarray | None = None
         self._map: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _pretrained(self, words: Sequence[str]) -> np.ndarray:
         from scenetalk.data.word_vectors import word_vectors
 
-        return word_vectors().vectors(list(words))
+        return word_vectors().vectors([w[len(self.prefix):] for w in words])
 
     def _fit(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._map is None:
@@ -92,6 +96,7 @@ class UnseenWords:
         the pretrained word vectors (the light install leaves them out) none is placed."""
         from scenetalk.data.word_vectors import available
 
+        words = [w for w in words if w.startswith(self.prefix)] if self.known else []
         if not words or not available():
             return []
         known, vectors = self._known(), self._pretrained(words)
@@ -108,5 +113,5 @@ class UnseenWords:
                 else:
                     rows = [self.vocab.stoi[self.known[i]] for i in order[: self.k]]
                     vector = self.embedding[rows].mean(axis=0)
-            out.append(PlacedWord(word, near[:3], round(best, 4), vector))
+            out.append(PlacedWord(word, [w[len(self.prefix):] for w in near[:3]], round(best, 4), vector))
         return out

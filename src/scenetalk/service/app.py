@@ -25,7 +25,7 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -42,8 +42,11 @@ from scenetalk.service.errors import CODES, ServiceError, body, from_library
 from scenetalk.service.scheduling import CaptionBatcher, Scheduler
 from scenetalk.service.settings import MAX_PHOTO_SIDE, ServiceSettings
 from scenetalk.service.uploads import BodyLimit, read_photo
+from scenetalk.weights import CAPTION_LANGUAGES, shipped_folder
 
 log = logging.getLogger("scenetalk.service")
+#: the ``lang`` values the endpoints take (``weights.CAPTION_LANGUAGES``)
+Language = Literal[tuple(CAPTION_LANGUAGES)]
 STATIC = Path(__file__).parent / "static"
 
 
@@ -88,9 +91,23 @@ class Service:
         self.scheduler = Scheduler(settings.concurrency, settings.queue, settings.request_timeout_s)
         self.batcher = CaptionBatcher(self._caption_many, self.scheduler, settings.batch_wait_s, settings.max_batch)
         self.indexes: list[str] = []  # the names of the indexes served, once they opened
+        self._languages: dict = {}    # lang -> the façade captioning in it (``captioner_of``)
+        self._languages_lock = threading.Lock()
 
-    def _caption_many(self, images, beam_size: int, n_best: int):
-        return self.models.caption(images, beam_size=beam_size, n_best=n_best)
+    def _caption_many(self, images, beam_size: int, n_best: int, lang: str = "en"):
+        return self.captioner_of(lang).caption(images, beam_size=beam_size, n_best=n_best)
+
+    def captioner_of(self, lang: str):
+        """The façade that captions in ``lang``: the served models for English (the served
+        captioner), the shipped captioner of another language, loaded on first use and kept."""
+        if lang == "en":
+            return self.models
+        with self._languages_lock:
+            if lang not in self._languages:
+                from scenetalk.api import load
+
+                self._languages[lang] = load(lang=lang)
+            return self._languages[lang]
 
     def load(self) -> None:
         """Load every model and index once, and run each model once on a small photo, so the
@@ -100,13 +117,18 @@ class Service:
         from scenetalk.api import load
 
         try:
+            other_languages = []
             if self.models is None:
                 self.models = load(self.settings.captioner, self.settings.alignment)
+                other_languages = [lang for lang in CAPTION_LANGUAGES if lang != "en"
+                                   and (shipped_folder(f"captioner-{lang}") / "model.safetensors").is_file()]
             for name, folder in self.settings.indexes.items():
                 self.models.open_index(folder)  # kept open by the façade; a damaged index fails here
                 self.indexes.append(name)
             warm = Image.new("RGB", (64, 64), (128, 128, 128))
             self.models.caption([warm], beam_size=1)
+            for lang in other_languages:  # the shipped captioners of the other languages
+                self.captioner_of(lang).caption([warm], beam_size=1)
             self.models.regions(warm, top=1, beam_size=1)
             self.models.align(warm, "a photo")
             for folder in list(self.settings.indexes.values())[:1]:  # and the pretrained word vectors that
@@ -160,9 +182,9 @@ class Service:
         """``fn`` on the model pool (``_answer``)."""
         return await self._answer(lambda: self.scheduler.run(fn, *args, **kwargs))
 
-    async def caption(self, photo, beam_size: int, n_best: int):
+    async def caption(self, photo, beam_size: int, n_best: int, lang: str = "en"):
         """A photo's captions through the dynamic batcher (``_answer``)."""
-        return await self._answer(lambda: self.batcher.caption(photo, beam_size, n_best))
+        return await self._answer(lambda: self.batcher.caption(photo, beam_size, n_best, lang))
 
 
 async def uploaded_photo(service: Service, image: UploadFile):
@@ -214,15 +236,16 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
     @app.post("/v1/caption", tags=["describe"], responses=_errors(400, 413, *COMMON))
     async def caption(image: Annotated[UploadFile, File(description="the photo")],
                       beam_size: Annotated[int, Form(ge=1, le=MAX_BEAM)] = 7,
-                      n_best: Annotated[int, Form(ge=1, le=MAX_BEAM)] = 1):
+                      n_best: Annotated[int, Form(ge=1, le=MAX_BEAM)] = 1,
+                      lang: Annotated[Language, Form(description="the captions' language")] = "en"):
         """The photo's ``n_best`` captions, best first, each with its log-probability and beam
-        score (``CaptionedImage``; the CLI's ``caption --json``)."""
+        score (``CaptionedImage``; the CLI's ``caption --json``), in ``lang``."""
         from scenetalk.captioning.captioner import CaptionedImage
 
         if n_best > beam_size:
             raise ServiceError(422, "bad_parameter", f"n_best ({n_best}) must be at most beam_size ({beam_size})")
         photo = await uploaded_photo(service, image)
-        captions = await service.caption(photo, beam_size, n_best)
+        captions = await service.caption(photo, beam_size, n_best, lang)
         return to_data(CaptionedImage(image.filename or "", captions))
 
     @app.post("/v1/regions", tags=["describe"], responses=_errors(400, 413, *COMMON))
@@ -250,12 +273,14 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
     async def search(q: Annotated[str, Query(min_length=1, max_length=MAX_SENTENCE_CHARS, description="a sentence")],
                      k: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
                      index: Annotated[str | None, Query(description="an index's name (default: the one served)")]
-                     = None):
+                     = None,
+                     lang: Annotated[Language | None, Query(description="q's language (default: detected, for an "
+                                                                        "index whose model reads several)")] = None):
         """The ``k`` photos of the index that best match ``q`` (``SearchResult``; each hit's
         ``name`` is its id for ``/v1/indexes/{index}/photos/{id}``)."""
         service.check_ready()
         name, _ = service.searcher(index)
-        result = await service.call(service.models.search, settings.indexes[name], q, k=k, warn=False)
+        result = await service.call(service.models.search, settings.indexes[name], q, k=k, warn=False, lang=lang)
         return to_data(result)
 
     @app.post("/v1/describe", tags=["search"], responses=_errors(400, 404, 413, *COMMON))

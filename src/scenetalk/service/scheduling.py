@@ -67,9 +67,9 @@ class Scheduler:
 
 
 class CaptionBatcher:
-    """``caption(image, beam_size, n_best)`` for one photo; photos asked for within ``wait_s``
-    of each other with the same settings are captioned by one call of
-    ``caption_many(images, beam_size=…, n_best=…)`` (at most ``max_batch`` at a time). A batch
+    """``caption(image, beam_size, n_best, lang)`` for one photo; photos asked for within
+    ``wait_s`` of each other with the same settings are captioned by one call of
+    ``caption_many(images, beam_size=…, n_best=…, lang=…)`` (at most ``max_batch`` at a time). A batch
     whose call fails is captioned again photo by photo, so one bad photo fails only its own
     request. ``batches`` counts the calls and ``photos`` the photos (for measurements)."""
 
@@ -79,9 +79,9 @@ class CaptionBatcher:
         self.worker: asyncio.Task | None = None
         self.batches = self.photos = 0
 
-    async def caption(self, image, beam_size: int, n_best: int):
+    async def caption(self, image, beam_size: int, n_best: int, lang: str = "en"):
         future = asyncio.get_running_loop().create_future()
-        self.pending.append(((beam_size, n_best), image, future))
+        self.pending.append(((beam_size, n_best, lang), image, future))
         if self.worker is None or self.worker.done():
             self.worker = asyncio.create_task(self._work())
         return await future
@@ -98,10 +98,10 @@ class CaptionBatcher:
                 await self._caption(key, batch)
 
     async def _caption(self, key: tuple, batch: Sequence[tuple]) -> None:
-        beam_size, n_best = key
+        beam_size, n_best, lang = key
         try:
             results = await self.scheduler.run(self.caption_many, [p[1] for p in batch],
-                                               beam_size=beam_size, n_best=n_best)
+                                               beam_size=beam_size, n_best=n_best, lang=lang)
             self.batches, self.photos = self.batches + 1, self.photos + len(batch)
         except Exception as exc:
             if len(batch) > 1:  # one photo's fault must not fail the others

@@ -98,7 +98,7 @@ def evaluate_generator(model: CaptionGenerator, features: torch.Tensor, examples
     rows = sorted(examples.references)[:max_images]
     with eval_mode(model):
         caps = caption_features(model, vocab, features[torch.tensor(rows)], beam_size=1, batch_size=batch_size)
-    captions = {r: c[0].text or "<empty>" for r, c in zip(rows, caps)}
+    captions = {r: " ".join(c[0].words) or "<empty>" for r, c in zip(rows, caps)}  # the references' form
     refs, hyps = {r: examples.references[r] for r in rows}, {r: [captions[r]] for r in rows}
     cider, _ = Cider().compute_score(refs, hyps)
     bleu, _ = Bleu(4).compute_score(refs, hyps, verbose=0)

@@ -27,7 +27,7 @@ from scenetalk.checks import path as checked_path
 from scenetalk.errors import ScenetalkError
 from scenetalk.models.fields import FieldError
 
-TOP_KEYS = {"task", "dataset", "root", "features", "snippets", "out", "train"}
+TOP_KEYS = {"task", "dataset", "zh_mode", "root", "features", "snippets", "out", "train"}
 #: the top-level keys that name a file or folder
 PATH_KEYS = ("dataset", "root", "features", "snippets", "out")
 TASKS = ("caption", "alignment", "regions")
@@ -147,6 +147,7 @@ def trainer_for(config: str | os.PathLike | Mapping, features: str | os.PathLike
     path, data = read_config(config)
     task = data.get("task", "caption")
     cfg = train_config(path, data.get("train") or {}, task)
+    zh_mode = _zh_mode(path, data)
     features = features or data.get("features")
     out = out or data.get("out")
     if not features or not out:
@@ -167,7 +168,8 @@ def trainer_for(config: str | os.PathLike | Mapping, features: str | os.PathLike
         dataset = region_dataset(corpus)
         feats, row_of = flat_region_rows(store)
     else:
-        dataset = load_dataset(data.get("dataset", "flickr8k"), root=root or data.get("root"))
+        dataset = load_dataset(data.get("dataset", "flickr8k"), root=root or data.get("root"),
+                               zh_mode=zh_mode)
         row_of = store.row_index
     if not dataset.sentences("train"):
         raise ScenetalkError(f"{path}: the dataset has no training sentences (nothing to train on)")
@@ -176,6 +178,16 @@ def trainer_for(config: str | os.PathLike | Mapping, features: str | os.PathLike
                               progress)
     except FieldError as exc:  # the model's size, known once the vocabulary and features are
         raise ScenetalkError(f"{path}: {exc.within('train.model')}") from None
+
+
+def _zh_mode(path: Path | str, data: dict) -> str | None:
+    """The config's ``zh_mode`` (how Chinese sentences become tokens), checked."""
+    from scenetalk.data.text import ZH_MODES
+
+    mode = data.get("zh_mode")
+    if mode is not None and mode not in ZH_MODES:
+        raise ScenetalkError(f"{path}: zh_mode must be one of {', '.join(ZH_MODES)}, not {mode!r}")
+    return mode
 
 
 def _build_trainer(path, task, cfg, dataset, store, feats, row_of, out, progress):

@@ -35,6 +35,7 @@ class CaptionEvaluation:
     dataset: str
     seconds: float
     examples: dict[str, str] = field(default_factory=dict)  # the first ten captions, by image
+    char_scores: dict | None = None  # Chinese: the same scores on characters (character-level BLEU)
     captions: dict[str, str] = field(default_factory=dict, metadata={"json": False})  # every caption
 
 
@@ -57,7 +58,7 @@ class RetrievalEvaluation:
 
 def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.PathLike | None = None,
              dataset: str = "flickr8k", root: str | os.PathLike | None = None, split: str = "test",
-             nearest_neighbour: bool = False, retrieval: bool = False, beam_size: int = 7, max_len: int = 20,
+             nearest_neighbour: bool = False, human: bool = False, retrieval: bool = False, beam_size: int = 7, max_len: int = 20,
              length_penalty: float = 0.0, meteor: bool = True, precision: str = "fp32", folds: int = 1,
              progress: bool = True) -> CaptionEvaluation | RetrievalEvaluation:
     """Metrics of ``checkpoint`` on ``split`` of ``dataset``, from the feature store ``features``:
@@ -70,9 +71,9 @@ def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.Pat
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
 
-    if bool(checkpoint) == bool(nearest_neighbour):
-        raise ScenetalkError("give a CHECKPOINT or --nearest-neighbour (not both)")
-    if not features:
+    if bool(checkpoint) + bool(nearest_neighbour) + bool(human) != 1:
+        raise ScenetalkError("give one of a CHECKPOINT, --nearest-neighbour or --human-agreement")
+    if not features and not human:
         raise ScenetalkError("--features: give the feature store of the dataset's images")
     if precision not in ("fp32", "bf16"):
         raise ScenetalkError(f"--precision must be fp32 or bf16, not {precision!r}")
@@ -82,7 +83,9 @@ def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.Pat
     max_len = whole_number("max_len (--max-len)", max_len, 1, MAX_CAPTION_WORDS)
     length_penalty = finite_number("length_penalty (--length-penalty)", length_penalty)
     folds = whole_number("folds (--folds)", folds, 1, 1000)
-    data = load_dataset(dataset, root=root)
+    data = load_dataset(dataset, root=root, zh_mode=_zh_mode(checkpoint))
+    if human:
+        return human_evaluation(data, dataset, split, meteor)
     store = FeatureStore.open(features)
     if checkpoint and read_meta(checkpoint).get("kind") == "alignment":
         return alignment_retrieval(checkpoint, data, dataset, store, split, precision, folds)
@@ -92,6 +95,31 @@ def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.Pat
         return generative_retrieval(checkpoint, data, dataset, store, split, folds, progress)
     return caption_evaluation(checkpoint, data, dataset, store, split, beam_size, max_len, length_penalty,
                               meteor)
+
+
+def _zh_mode(checkpoint) -> str | None:
+    """How the checkpoint's vocabulary cuts Chinese (its perplexity needs the same tokens)."""
+    from scenetalk.checkpoint import read_meta
+
+    if not checkpoint:
+        return None
+    vocabulary = read_meta(checkpoint).get("vocabulary")
+    return vocabulary.get("zh_mode") if isinstance(vocabulary, dict) else None
+
+
+def human_evaluation(data, dataset: str, split: str, meteor: bool) -> CaptionEvaluation:
+    """Human agreement as a caption evaluation: each reference against the others."""
+    from scenetalk.captioning.evaluation import dataset_language, human_agreement
+
+    started = time.time()
+    images = [im for im in data.split(split) if len(im.sentences) >= 2]
+    char = human_agreement(data, split, unit="char") if dataset_language(data) == "zh" else None
+    shared = min((len(im.sentences) for im in images), default=0)
+    return CaptionEvaluation(split=split, images=len(images), scores=human_agreement(data, split, meteor=meteor),
+                             char_scores=char, in_training_set=0.0, vocabulary_used=0, mean_length=0.0,
+                             perplexity=None, dataset=dataset, seconds=round(time.time() - started, 1),
+                             what=f"human agreement (each of {shared} references against the other "
+                                  f"{shared - 1}, mean over the {shared})")
 
 
 def caption_evaluation(checkpoint, data, dataset: str, store, split: str, beam_size: int, max_len: int,

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from scenetalk.checkpoint import load_checkpoint, save_checkpoint
 from scenetalk.data.schema import CaptionDataset
-from scenetalk.data.text import Vocabulary
+from scenetalk.data.text import MULTILINGUAL, Vocabulary
 from scenetalk.errors import ScenetalkError
 from scenetalk.io import atomic_write_text
 from scenetalk.limits import MAX_EPOCHS, MAX_TRAIN_BATCH
@@ -75,8 +75,12 @@ class LoopConfig:
 def training_vocabulary(dataset: CaptionDataset, min_count: int) -> Vocabulary:
     """The words of the training split seen at least ``min_count`` times (never val or test)."""
     sentences = dataset.sentences("train")
-    language = sentences[0].language if sentences else "en"
-    return Vocabulary.build([s.tokens for s in sentences], min_count=min_count, language=language)
+    languages = {s.language for s in sentences} or {"en"}
+    language = languages.pop() if len(languages) == 1 else MULTILINGUAL   # then tokens are lang:word
+    vocab = Vocabulary.build([s.tokens for s in sentences], min_count=min_count, language=language,
+                             zh_mode=dataset.zh_mode)
+    vocab.learn_forms([s.raw for s in sentences], [s.tokens for s in sentences])
+    return vocab
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:

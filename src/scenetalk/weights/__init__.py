@@ -1,7 +1,9 @@
 """The models that ship inside the package, and the one place that finds them.
 
 Each sub-folder is a checkpoint (``model.safetensors`` + ``config.json``, see
-``scenetalk.checkpoint``): ``captioner/`` (the m-RNN-LSTM of whole photos), ``alignment/``
+``scenetalk.checkpoint``): ``captioner/`` (the m-RNN-LSTM of whole photos, English),
+``captioner-zh/`` and ``captioner-de/`` (the same architecture trained on Flickr8K-CN's Chinese
+and Multi30K's German sentences), ``alignment/``
 (the visual-semantic alignment model) and ``regions/`` (the generator of region phrases).
 The façade, the commands, the report and ``scripts/ship_checkpoint.py`` all find them here.
 """
@@ -11,10 +13,13 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from scenetalk.errors import CheckpointError
+from scenetalk.errors import CheckpointError, ScenetalkError
 
+#: the languages the shipped captioners write, by code, as ``--lang`` takes them
+CAPTION_LANGUAGES = {"en": "English", "zh": "Chinese", "de": "German"}
 #: name -> what it is, as a message names it
-SHIPPED = {"captioner": "captioner", "alignment": "alignment model", "regions": "region generator"}
+SHIPPED = {"captioner": "captioner", "captioner-zh": "Chinese captioner", "captioner-de": "German captioner",
+           "alignment": "alignment model", "regions": "region generator"}
 
 
 def shipped_folder(name: str) -> Path:
@@ -31,9 +36,21 @@ def shipped(name: str) -> Path:
     return path
 
 
-def shipped_captioner() -> Path:
-    """The captioner that ships inside the package (``weights/captioner``)."""
-    return shipped("captioner")
+def check_language(lang: object) -> str:
+    """``lang`` if the shipped captioners write it (a key of ``CAPTION_LANGUAGES``), else a
+    one-line ``ScenetalkError`` naming the argument and the choices."""
+    from scenetalk.checks import shown
+
+    if not isinstance(lang, str) or lang not in CAPTION_LANGUAGES:
+        choices = ", ".join(f"{k} ({v})" for k, v in CAPTION_LANGUAGES.items())
+        raise ScenetalkError(f"lang (--lang) must be one of {choices}, not {shown(lang)}")
+    return lang
+
+
+def shipped_captioner(lang: str = "en") -> Path:
+    """The captioner of language ``lang`` that ships inside the package (``weights/captioner``
+    for English, ``weights/captioner-<lang>`` for the others)."""
+    return shipped("captioner" if check_language(lang) == "en" else f"captioner-{lang}")
 
 
 def shipped_alignment() -> Path:

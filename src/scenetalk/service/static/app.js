@@ -68,20 +68,38 @@ async function describePhoto(blob, name, indexPhoto = null) {
   say("Describing…");
   try {
     const [captioned, regions] = await Promise.all([
-      api("/v1/caption", { method: "POST", body: form({ image: blob, beam_size: 7, n_best: 3 }) }),
+      captionsOf(blob),
       api("/v1/regions", { method: "POST", body: form({ image: blob, top: 5 }) }),
     ]);
     renderCaptions(captioned.captions);
     renderRegions(regions.regions);
-    if (!$("sentence").value && captioned.captions.length) $("sentence").value = captioned.captions[0].text;
+    // the alignment model reads English: prefill the sentence from an English caption only
+    if (!$("sentence").value && captioned.captions.length && $("caption-lang").value === "en") {
+      $("sentence").value = captioned.captions[0].text;
+    }
     await sentencesFor(blob, indexPhoto);
     say("Done.");
   } catch (e) { say(e.message, true); }
 }
 
+function captionsOf(blob) {
+  const lang = $("caption-lang").value;
+  return api("/v1/caption", { method: "POST", body: form({ image: blob, beam_size: 7, n_best: 3, lang }) });
+}
+
+async function recaption() {
+  if (!state.photo) return;
+  say("Captioning…");
+  try {
+    renderCaptions((await captionsOf(state.photo)).captions);
+    say("Done.");
+  } catch (e) { say(e.message, true); }
+}
+
 function renderCaptions(captions) {
+  const lang = $("caption-lang").value;
   $("captions").replaceChildren(...captions.map((c) =>
-    el("li", {}, el("span", { text: c.text }), " ", el("span", { class: "score", text: `log p ${c.log_prob.toFixed(2)}` }))));
+    el("li", { lang }, el("span", { text: c.text }), " ", el("span", { class: "score", text: `log p ${c.log_prob.toFixed(2)}` }))));
 }
 
 function renderRegions(regions) {
@@ -243,6 +261,7 @@ async function start() {
   });
   $("align-form").addEventListener("submit", align);
   for (const r of document.querySelectorAll("input[name=mode]")) r.addEventListener("change", renderAlignment);
+  $("caption-lang").addEventListener("change", recaption);
   $("search-form").addEventListener("submit", search);
   $("prev").addEventListener("click", () => browse(-PAGE));
   $("next").addEventListener("click", () => browse(PAGE));
