@@ -5,7 +5,8 @@ BENCHMARKS.md section.
         --work /tmp/bench-languages --run zh-lstm-jieba=runs/zh-jieba/best --run zh-lstm-char=runs/zh-char/best \
         --run zh-mrnn-jieba=runs/zh-mrnn/best --run de-lstm=runs/de-lstm/best --run de-mrnn=runs/de-mrnn/best
 
-Each ``--run NAME=CHECKPOINT`` is a captioner of ``zh`` or ``de`` (its vocabulary says which).
+Each ``--run NAME=CHECKPOINT`` is a captioner of ``zh`` or ``de`` (its vocabulary says which);
+a shipped one (``src/scenetalk/weights/captioner-zh``) is scored at its own default decoding.
 
 1. **Val** (``--split val``, beam 7): every run at length penalty 0, 0.5 and 1; a run's
    setting is the one with the best mean of BLEU-4, CIDEr-D and METEOR where the language has
@@ -63,6 +64,14 @@ def selection_score(scores: dict) -> float:
     return 100 * sum(values) / len(values)
 
 
+def shipped_length_penalty(checkpoint: str) -> float | None:
+    """A shipped captioner's default length penalty (``decoding`` in its config), else None."""
+    from scenetalk.checkpoint import read_meta
+
+    meta = read_meta(checkpoint)
+    return float(meta["decoding"]["length_penalty"]) if "shipped" in meta and "decoding" in meta else None
+
+
 def language_of(checkpoint: str) -> str:
     from scenetalk.checkpoint import read_meta
 
@@ -116,6 +125,7 @@ def main() -> None:
     p.add_argument("--features", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--run", action="append", required=True, metavar="NAME=CHECKPOINT")
+    p.add_argument("--detection", action="store_true", help="also the language-detection table")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -124,7 +134,8 @@ def main() -> None:
 
     print("## Captions in Chinese and German (issue #17)\n")
     print(f"`python benchmarks/bench_languages.py --root ../shared/data --features {args.features} "
-          f"--work {args.work} " + " ".join(f"--run {k}={v}" for k, v in runs.items()) + "`; "
+          f"--work {args.work} " + " ".join(f"--run {k}={v}" for k, v in runs.items())
+          + (" --detection" if args.detection else "") + "`; "
           "2-core development machine, one run. Beam 7. Chinese scored on jieba words (Li et al. "
           "2016's protocol) whatever the model's tokens, BLEU on characters beside it; German METEOR is "
           "METEOR 1.5 `-l de` with the exact and stem modules only (pycocoevalcap ships no German "
@@ -137,6 +148,11 @@ def main() -> None:
     print("|---|" + "---|" * (len(LENGTH_PENALTIES) + 1))
     for name, ckpt in runs.items():
         lang = language_of(ckpt)
+        shipped = shipped_length_penalty(ckpt)
+        if shipped is not None:  # a shipped model: its own default, chosen on val when it was shipped
+            chosen[name] = shipped
+            print(f"| {name} | " + " | ".join("" for _ in LENGTH_PENALTIES) + f" | {shipped:g} (shipped default) |")
+            continue
         means = {lp: selection_score(evaluation(work, f"{name}-val-lp{lp:g}", checkpoint=ckpt,
                                                 dataset=DATASETS[lang], split="val", length_penalty=lp,
                                                 **common)["scores"]) for lp in LENGTH_PENALTIES}
@@ -188,6 +204,31 @@ def main() -> None:
                                     split="test", length_penalty=chosen[name], **common)
                 print(row(f"{name}, length penalty {chosen[name]:g}", report, True))
             print()
+    if args.detection:
+        detection_table(args.root)
+
+
+def detection_table(root: str) -> None:
+    """How often ``detect_language`` names a sentence's language, on val (where its cue words
+    were chosen) and test, per language of flickr8k-multi."""
+    from collections import Counter
+
+    from scenetalk.data.registry import load_dataset
+    from scenetalk.data.text import detect_language
+
+    data = load_dataset("flickr8k-multi", root=root)
+    print("Language detection (`data.text.detect_language`, the cue words chosen on val), share of each "
+          "language's sentences read as their own language:\n")
+    print("| split | English | Chinese | German |")
+    print("|---|---|---|---|")
+    for split in ("val", "test"):
+        right, total = Counter(), Counter()
+        for s in data.sentences(split):
+            total[s.language] += 1
+            right[s.language] += detect_language(s.raw) == s.language
+        print(f"| {split} | " + " | ".join(f"{100 * right[k] / total[k]:.2f}% of {total[k]:,}"
+                                           for k in ("en", "zh", "de")) + " |")
+    print()
 
 
 if __name__ == "__main__":

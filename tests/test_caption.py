@@ -192,7 +192,7 @@ def test_api_captions_a_folder_skipping_what_it_cannot_read(model, photos):
     alone = model.caption([photos / n for n in names], beam_size=2, n_best=2)
     assert [[c.text for c in d.captions] for d in done] == [[c.text for c in caps] for caps in alone]
     assert list(to_data(done[0])) == ["image", "captions"]
-    assert list(to_data(done[0])["captions"][0]) == ["text", "log_prob", "score", "complete"]
+    assert list(to_data(done[0])["captions"][0]) == ["text", "log_prob", "score", "complete", "words"]
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -233,4 +233,4 @@ def test_cli_json_has_the_keys_of_every_caption(photos, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out[0]["image"] == str(photos / "rocket.jpg")
     assert list(out[0]) == ["image", "captions"]
-    assert list(out[0]["captions"][0]) == ["text", "log_prob", "score", "complete"]
+    assert list(out[0]["captions"][0]) == ["text", "log_prob", "score", "complete", "words"]

@@ -109,6 +109,19 @@ def test_merged_languages_tag_tokens_and_keep_the_split():
         vocab.tokenize("un chien", "fr")
 
 
+def test_one_language_of_a_merged_dataset():
+    from scenetalk.data.multilingual import merge_languages, only_language
+    from scenetalk.errors import DataError
+
+    merged = merge_languages({"en": _dataset("en", "en", {"1.jpg": ["a dog"], "2.jpg": ["a cat"]}),
+                              "de": _dataset("de", "de", {"2.jpg": ["eine katze"]})})
+    german = only_language(merged, "de")
+    assert [im.relpath for im in german.images] == ["2.jpg"]
+    assert [s.tokens for s in german.sentences()] == [["de:eine", "de:katze"]]
+    with pytest.raises(DataError, match="has no 'zh' sentences"):
+        only_language(merged, "zh")
+
+
 def test_merging_refuses_photos_whose_splits_disagree():
     from scenetalk.data.multilingual import merge_languages
     from scenetalk.errors import DataError
@@ -145,11 +158,17 @@ def test_a_language_the_model_does_not_read_is_named():
         detect_language("一只狗", ["en", "de"])
 
 
-def test_one_language_models_refuse_another_language():
+def test_one_language_models_refuse_another_language_or_script():
     english = Vocabulary.build([["a", "dog"]], min_count=1)
-    assert english.tokenize("Собака") == ["собака"]           # unknown words, reported as today
+    with pytest.raises(ScenetalkError, match="'Собака' is written in Cyrillic script; this model reads English"):
+        english.tokenize("Собака")
+    with pytest.raises(ScenetalkError, match="written in Chinese characters; this model reads English"):
+        english.tokenize("一只狗")
     with pytest.raises(ScenetalkError, match="reads English only"):
         english.tokenize("ein hund", "de")
+    assert english.tokenize("ein hund") == ["ein", "hund"]   # Latin script: unknown words, reported as today
+    chinese = Vocabulary(["狗"], language="zh")
+    assert chinese.tokenize("一只狗") == ["一只", "狗"]
 
 
 def test_unseen_words_are_placed_for_english_words_only():

@@ -86,6 +86,13 @@ def test_unknown_and_empty_queries(index):
         searcher.search("zebra giraffe")
     with pytest.raises(ScenetalkError, match="empty query"):
         searcher.search("  ?! ")
+    # issue #17: a query this (English) model cannot read says why in one line
+    with pytest.raises(ScenetalkError, match="written in Cyrillic script; this model reads English"):
+        searcher.search("Собака бежит по траве")
+    with pytest.raises(ScenetalkError, match="written in Chinese characters; this model reads English"):
+        searcher.search("一只狗在草地上奔跑")
+    with pytest.raises(ScenetalkError, match=r"lang \(--lang\) 'de': this index's model reads en"):
+        searcher.search("ein hund", lang="de")
 
 
 def test_index_refuses_another_model_and_missing_files(index, tmp_path):

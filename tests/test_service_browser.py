@@ -89,6 +89,19 @@ def test_upload_a_photo_and_see_its_captions_and_boxes(page, server, tmp_path):
     page.screenshot(path=str(tmp_path / "photo.png"))
 
 
+def test_captions_in_another_language_from_the_menu(page, server):
+    page.set_input_files("#file", str(server[1] / "chelsea.png"))
+    page.wait_for_selector("#captions li", timeout=60_000)
+    page.select_option("#caption-lang", "zh")
+    page.wait_for_selector("#captions li[lang=zh]", timeout=60_000)
+    import scenetalk
+    from scenetalk.vision.images import load_image
+
+    best = scenetalk.load(lang="zh").caption([load_image(server[1] / "chelsea.png")], beam_size=7, n_best=3)[0][0]
+    assert page.locator("#captions li").count() == 3
+    assert page.locator("#captions li").first.inner_text().startswith(best.text + " log p")
+
+
 def test_align_a_sentence_links_words_to_regions_before_and_after_the_mrf(page, server):
     page.set_input_files("#file", str(server[1] / "chelsea.png"))
     page.wait_for_selector("#captions li", timeout=60_000)

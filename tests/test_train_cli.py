@@ -20,7 +20,7 @@ from scenetalk.training.evaluation import CaptionEvaluation, RetrievalEvaluation
 
 #: the keys of `scenetalk evaluate --out` before the evaluation moved into the library
 CAPTION_REPORT_KEYS = {"split", "images", "scores", "in_training_set", "vocabulary_used", "mean_length", "perplexity",
-                       "what", "dataset", "seconds", "examples"}
+                       "what", "dataset", "seconds", "examples", "char_scores"}
 RETRIEVAL_REPORT_KEYS = {"what", "dataset", "split", "images", "sentences", "folds", "scoring_seconds",
                          "image_to_text", "text_to_image"}
 
@@ -82,13 +82,15 @@ train:
   batch_size: 6
   optimizer: adam
   lr: 0.01
-  epochs: 20
+  epochs: 40
   eval_every: 20
   checkpoint_every: 20
 """)
+    # 40 epochs: at 20 the tiny model's captions were right but on some CPUs it had barely
+    # learned to condition their likelihood on the photo (median rank 2.5 below)
     assert main(["train", str(cfg), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert json.loads(out)["steps"] == 80
+    assert json.loads(out)["steps"] == 160
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     # a second run into the same folder must say --resume, not overwrite
     assert main(["train", str(cfg), "--quiet"]) == 2
@@ -184,7 +186,7 @@ def test_evaluate_the_nearest_neighbour_baseline_from_python(squares):
 
 @pytest.mark.slow
 def test_evaluate_needs_a_checkpoint_or_the_baseline(squares):
-    with pytest.raises(ScenetalkError, match="CHECKPOINT or --nearest-neighbour"):
+    with pytest.raises(ScenetalkError, match="one of a CHECKPOINT, --nearest-neighbour or --human-agreement"):
         scenetalk.evaluate(features=str(squares / "features"))
     with pytest.raises(ScenetalkError, match="--retrieval needs a CHECKPOINT"):
         scenetalk.evaluate(nearest_neighbour=True, retrieval=True, features=str(squares / "features"),

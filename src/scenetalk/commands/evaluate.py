@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     r = evaluate(args.checkpoint, features=args.features, dataset=args.dataset, root=args.root, split=args.split,
                  nearest_neighbour=args.nearest_neighbour, human=args.human_agreement, retrieval=args.retrieval, beam_size=args.beam,
                  max_len=args.max_len, length_penalty=args.length_penalty, meteor=not args.no_meteor,
-                 precision=args.precision, folds=args.folds, progress=not args.quiet)
+                 precision=args.precision, folds=args.folds, progress=not args.quiet, lang=args.lang)
     if isinstance(r, CaptionEvaluation):
         print(f"{r.what}: {r.dataset} {r.split}, {r.images} images")
         for k in SHOWN:
@@ -59,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score each human reference against the others instead (no features needed)")
     add_features(p, required=False)
     p.add_argument("--dataset", default="flickr8k")
+    p.add_argument("--lang", metavar="CODE", help="only the dataset's sentences in this language "
+                                                  "(a dataset of several, e.g. flickr8k-multi)")
     add_root(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--beam", type=int, default=7, help="beam size (1 = greedy; default 7, as both papers)")

@@ -46,3 +46,16 @@ def merge_languages(parts: Mapping[str, CaptionDataset], name: str = "multilingu
     return CaptionDataset(name=name, images=list(images.values()),
                           sources=[src for part in parts.values() for src in part.sources], problems=problems,
                           zh_mode=zh.zh_mode if zh is not None else None)
+
+
+def only_language(dataset: CaptionDataset, language: str) -> CaptionDataset:
+    """The photos of ``dataset`` that have sentences in ``language``, with those sentences only
+    (to score a model of several languages one language at a time)."""
+    images = [ImageRecord(im.file_name, im.split, im.image_id, [s for s in im.sentences if s.language == language],
+                          im.subdir) for im in dataset.images]
+    kept = [im for im in images if im.sentences]
+    if not kept:
+        raise DataError(dataset.name, f"has no {language!r} sentences (it has "
+                        f"{', '.join(sorted({s.language for s in dataset.sentences()}))})")
+    return CaptionDataset(f"{dataset.name} ({language})", kept, dataset.image_dir, dataset.sources,
+                          dataset.problems, dataset.zh_mode)

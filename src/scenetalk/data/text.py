@@ -188,9 +188,14 @@ class Vocabulary:
         A multilingual vocabulary's tokens are tagged with the sentence's language:
         ``language`` if given (one of ``languages``), else ``detect_language``'s."""
         if self.language != MULTILINGUAL:
+            name = LANGUAGES.get(self.language, self.language)
             if language is not None and language != self.language:
-                raise ScenetalkError(f"lang {language!r}: this model reads {LANGUAGES.get(self.language, self.language)} "
-                                     "only")
+                raise ScenetalkError(f"lang {language!r}: this model reads {name} only")
+            script = script_of(text) or ("Chinese" if _CJK.search(text) and not self.language.startswith("zh")
+                                         else None)
+            if script is not None:
+                raise ScenetalkError(f"{text[:40]!r} is written in {script.title()} "
+                                     f"{'characters' if script == 'Chinese' else 'script'}; this model reads {name}")
             return tokenize(text, self.language, self.zh_mode or "jieba")
         if language is None:
             language = detect_language(text, self.languages)

@@ -60,13 +60,14 @@ def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.Pat
              dataset: str = "flickr8k", root: str | os.PathLike | None = None, split: str = "test",
              nearest_neighbour: bool = False, human: bool = False, retrieval: bool = False, beam_size: int = 7, max_len: int = 20,
              length_penalty: float = 0.0, meteor: bool = True, precision: str = "fp32", folds: int = 1,
-             progress: bool = True) -> CaptionEvaluation | RetrievalEvaluation:
+             progress: bool = True, lang: str | None = None) -> CaptionEvaluation | RetrievalEvaluation:
     """Metrics of ``checkpoint`` on ``split`` of ``dataset``, from the feature store ``features``:
     caption metrics for a generator (or, with ``nearest_neighbour`` and no checkpoint, of the
     nearest-neighbour baseline); retrieval metrics for an alignment checkpoint, or for a
     generator with ``retrieval``. ``folds`` > 1 gives the mean over that many blocks of the
     split's images (5 = the COCO 1K protocol); ``precision="bf16"`` scores alignment pairs in
-    bfloat16 (faster, approximate)."""
+    bfloat16 (faster, approximate). ``lang``: only the dataset's sentences in that language (and
+    the photos that have some), for a dataset of several (``flickr8k-multi``)."""
     from scenetalk.checkpoint import read_meta
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
@@ -84,6 +85,11 @@ def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.Pat
     length_penalty = finite_number("length_penalty (--length-penalty)", length_penalty)
     folds = whole_number("folds (--folds)", folds, 1, 1000)
     data = load_dataset(dataset, root=root, zh_mode=_zh_mode(checkpoint))
+    if lang is not None:
+        from scenetalk.data.multilingual import only_language
+
+        data = only_language(data, lang)
+        dataset = f"{dataset} ({lang})"
     if human:
         return human_evaluation(data, dataset, split, meteor)
     store = FeatureStore.open(features)

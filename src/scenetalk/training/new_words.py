@@ -98,7 +98,7 @@ def check_words(words: Sequence[str], vocab: Vocabulary, relearn: bool) -> list[
         raise ScenetalkError("give at least one word to learn")
     checked: list[str] = []
     for word in words:
-        tokens = tokenize(word, vocab.language) if isinstance(word, str) else []
+        tokens = tokenize(word, vocab.language, vocab.zh_mode or "jieba") if isinstance(word, str) else []
         if len(tokens) != 1:
             raise ScenetalkError(f"{word!r}: not one word; give each new word on its own (a phrase's words one by one)")
         token = tokens[0]
@@ -127,7 +127,8 @@ def extend_generator(model: CaptionGenerator, model_config: dict, vocab: Vocabul
                              "new words need an m-RNN captioner (model type 'mrnn', like the shipped one)")
     added = [w for w in words if w not in vocab]
     new_vocab = Vocabulary(vocab.itos[len(Vocabulary.SPECIALS):] + added, vocab.counts, vocab.min_count,
-                           vocab.language)
+                           vocab.language, vocab.zh_mode)
+    new_vocab.forms = dict(vocab.forms)
     config = {**model_config, "vocab_size": len(new_vocab)}
     extended = build_generator(config)
     old_size = len(vocab)
