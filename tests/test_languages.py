@@ -87,6 +87,7 @@ def _dataset(name, language, texts_by_image, split="train"):
 
 
 def test_merged_languages_tag_tokens_and_keep_the_split():
+    pytest.importorskip("torch", reason="training_vocabulary is in the training package (the train extra)")
     from scenetalk.data.multilingual import merge_languages
     from scenetalk.training.loop import training_vocabulary
 
