@@ -195,7 +195,8 @@ def main() -> None:
         print()
         if lang == "zh":
             print("| Chinese captions against the human **translations** of the English test references "
-                  "(flickr8k-cn-trans) | photos | B-1 | B-2 | B-3 | B-4 | METEOR | ROUGE-L | CIDEr-D | char B-1/2/3/4 |")
+                  "(flickr8k-cn-trans) | photos | B-1 | B-2 | B-3 | B-4 | METEOR | ROUGE-L | CIDEr-D "
+                  "| char B-1/2/3/4 |")
             print("|---|---|" + "---|" * 8)
             print(f"| *{list(ANCHORS)[1]}* | 1000 | " + " | ".join(f"*{v}*" for v in ANCHORS[list(ANCHORS)[1]])
                   + " | – | – | – | – | – |")

@@ -8,10 +8,10 @@
 A caption generator goes to src/scenetalk/weights/captioner/ (used by ``scenetalk caption`` and
 ``scenetalk.load().caption``), an alignment model to src/scenetalk/weights/alignment/ (used by
 ``scenetalk index``/``search`` and ``scenetalk.load().search``), a generator trained on region
-snippets (``--target regions``) to src/scenetalk/weights/regions/ (``scenetalk regions``), a captioner
-of another language (``--target captioner-zh`` / ``captioner-de``) to its own folder (``--lang``). The trainer's optimiser state
-is not part of a ``best`` checkpoint, so only the weights travel; ``--note`` records how they
-were made (kept in config.json under ``shipped``).
+snippets (``--target regions``) to src/scenetalk/weights/regions/ (``scenetalk regions``), a
+captioner of another language (``--target captioner-zh`` / ``captioner-de``) to its own folder
+(``--lang``). The trainer's optimiser state is not part of a ``best`` checkpoint, so only the
+weights travel; ``--note`` records how they were made (kept in config.json under ``shipped``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def main() -> None:
     if name in GENERATOR_TARGETS and meta["kind"] != "caption_generator":
         sys.exit(f"{args.checkpoint}: --target {name} takes a caption generator")
     language = meta.get("vocabulary", {}).get("language", "en")
-    if name.startswith("captioner") and name != f"captioner-{language}" and not (name == "captioner" and language == "en"):
+    writes = "captioner" if language == "en" else f"captioner-{language}"
+    if name.startswith("captioner") and name != writes:
         sys.exit(f"{args.checkpoint}: writes {language!r}, not the language of --target {name}")
     target = REPO / "src" / "scenetalk" / "weights" / name
     if meta["kind"] == "caption_generator":

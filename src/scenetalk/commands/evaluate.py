@@ -17,7 +17,8 @@ def run(args: argparse.Namespace) -> int:
     from scenetalk.training.evaluation import CaptionEvaluation, evaluate
 
     r = evaluate(args.checkpoint, features=args.features, dataset=args.dataset, root=args.root, split=args.split,
-                 nearest_neighbour=args.nearest_neighbour, human=args.human_agreement, retrieval=args.retrieval, beam_size=args.beam,
+                 nearest_neighbour=args.nearest_neighbour, human=args.human_agreement, retrieval=args.retrieval,
+                 beam_size=args.beam,
                  max_len=args.max_len, length_penalty=args.length_penalty, meteor=not args.no_meteor,
                  precision=args.precision, folds=args.folds, progress=not args.quiet, lang=args.lang)
     if isinstance(r, CaptionEvaluation):

@@ -265,7 +265,8 @@ class Searcher:
         self._extractor = None
         self._store = None
         self._unseen: UnseenWords | None = None
-        self._rerankers: dict[str, tuple | ScenetalkError] = {}  # captioner -> (model, vocab), or why it cannot
+        # (captioner, language) -> (model, vocab), or why it cannot re-rank
+        self._rerankers: dict[tuple[str, str], tuple | ScenetalkError] = {}
         self._generators = {} if generators is None else generators
         self._sentences: tuple[tuple, SentenceCollection] | None = None  # (the file's stat, the collection)
 
@@ -340,10 +341,10 @@ class Searcher:
 
         try:
             key = os.fspath(captioner or shipped_captioner(language))
-        except ScenetalkError as exc:
+        except ScenetalkError as exc:  # no shipped captioner of this language: not re-ranked, and why
             key = f"<no shipped captioner of {language!r}>"
-            self._rerankers.setdefault(key, exc)
-        if key not in self._rerankers:
+            self._rerankers.setdefault((key, language), exc)
+        if (key, language) not in self._rerankers:
             try:
                 store = self.feature_store
                 shared = (key, store.extractor_id)  # the check against the store is the same for every index of it
@@ -353,10 +354,10 @@ class Searcher:
                 if self._generators[shared][1].language != language:
                     raise ScenetalkError(f"{key}: writes {self._generators[shared][1].language!r}, so it cannot "
                                          f"re-rank a query in {language!r}")
-                self._rerankers[key] = self._generators[shared]
+                self._rerankers[(key, language)] = self._generators[shared]
             except ScenetalkError as exc:
-                self._rerankers[key] = exc
-        found = self._rerankers[key]
+                self._rerankers[(key, language)] = exc
+        found = self._rerankers[(key, language)]
         if isinstance(found, ScenetalkError):
             raise found.with_traceback(None)
         return found

@@ -58,16 +58,18 @@ class RetrievalEvaluation:
 
 def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.PathLike | None = None,
              dataset: str = "flickr8k", root: str | os.PathLike | None = None, split: str = "test",
-             nearest_neighbour: bool = False, human: bool = False, retrieval: bool = False, beam_size: int = 7, max_len: int = 20,
+             nearest_neighbour: bool = False, retrieval: bool = False, beam_size: int = 7, max_len: int = 20,
              length_penalty: float = 0.0, meteor: bool = True, precision: str = "fp32", folds: int = 1,
-             progress: bool = True, lang: str | None = None) -> CaptionEvaluation | RetrievalEvaluation:
+             progress: bool = True, lang: str | None = None, human: bool = False
+             ) -> CaptionEvaluation | RetrievalEvaluation:
     """Metrics of ``checkpoint`` on ``split`` of ``dataset``, from the feature store ``features``:
     caption metrics for a generator (or, with ``nearest_neighbour`` and no checkpoint, of the
     nearest-neighbour baseline); retrieval metrics for an alignment checkpoint, or for a
     generator with ``retrieval``. ``folds`` > 1 gives the mean over that many blocks of the
     split's images (5 = the COCO 1K protocol); ``precision="bf16"`` scores alignment pairs in
     bfloat16 (faster, approximate). ``lang``: only the dataset's sentences in that language (and
-    the photos that have some), for a dataset of several (``flickr8k-multi``)."""
+    the photos that have some), for a dataset of several (``flickr8k-multi``). ``human``: score
+    each human reference against the others instead (``human_agreement``; no features needed)."""
     from scenetalk.checkpoint import read_meta
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
