@@ -96,15 +96,25 @@ def script_of(text: str) -> str | None:
     return None
 
 
+def check_script(text: str, languages: Sequence[str], chinese: bool = True) -> None:
+    """A ``ScenetalkError`` when ``text`` is written in a script none of ``languages`` uses:
+    another script than Latin and Chinese (Cyrillic, kana, Hangul, ...), or (``chinese``)
+    Chinese characters when Chinese is not one of them."""
+    names = ", ".join(LANGUAGES.get(code, code) for code in languages)
+    script = script_of(text)
+    if script is not None:
+        raise ScenetalkError(f"{text[:40]!r} is written in {script.title()} script; this model reads {names}")
+    if chinese and "zh" not in languages and _CJK.search(text):
+        raise ScenetalkError(f"{text[:40]!r} is written in Chinese characters; this model reads {names}")
+
+
 def detect_language(text: str, languages: Sequence[str] = tuple(LANGUAGES)) -> str:
     """Which of ``languages`` a sentence is written in: Chinese if it has Chinese characters;
     else German or English by which language's common caption words it uses more (umlauts and
     ß count for German; a tie is English). A sentence in another script (Cyrillic, Japanese
     kana, Hangul, ...) or in a language not in ``languages`` is a ``ScenetalkError`` saying so."""
-    script = script_of(text)
+    check_script(text, languages, chinese=False)   # Chinese is detected, then refused by name below
     names = ", ".join(LANGUAGES.get(code, code) for code in languages)
-    if script is not None:
-        raise ScenetalkError(f"{text[:40]!r} is written in {script.title()} script; this model reads {names}")
     if _CJK.search(text):
         found = "zh"
     else:
@@ -188,14 +198,10 @@ class Vocabulary:
         A multilingual vocabulary's tokens are tagged with the sentence's language:
         ``language`` if given (one of ``languages``), else ``detect_language``'s."""
         if self.language != MULTILINGUAL:
-            name = LANGUAGES.get(self.language, self.language)
             if language is not None and language != self.language:
-                raise ScenetalkError(f"lang {language!r}: this model reads {name} only")
-            script = script_of(text) or ("Chinese" if _CJK.search(text) and not self.language.startswith("zh")
-                                         else None)
-            if script is not None:
-                raise ScenetalkError(f"{text[:40]!r} is written in {script.title()} "
-                                     f"{'characters' if script == 'Chinese' else 'script'}; this model reads {name}")
+                raise ScenetalkError(f"lang {language!r}: this model reads "
+                                     f"{LANGUAGES.get(self.language, self.language)} only")
+            check_script(text, ["zh" if self.language.startswith("zh") else self.language])
             return tokenize(text, self.language, self.zh_mode or "jieba")
         if language is None:
             language = detect_language(text, self.languages)

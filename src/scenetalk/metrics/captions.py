@@ -43,21 +43,12 @@ def ptb_tokenize(texts: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     return PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in texts.items()})
 
 
-#: how METEOR 1.5 (``meteor-1.5.jar``) is run per language; ``None``: it cannot score it.
+#: how METEOR 1.5 (``meteor-1.5.jar``) is run per language; a language not here is not scored.
 #: English: exact, stem, synonym and paraphrase modules (coco-caption's settings). German: the
 #: jar has German function words and a Snowball stemmer but pycocoevalcap ships no German
 #: paraphrase table, so only the exact and stem modules run (said beside every German figure).
 #: Chinese: METEOR 1.5 has no Chinese resources; it is reported as unavailable, never faked.
 METEOR_MODES = {"en": ("-l", "en", "-norm"), "de": ("-l", "de", "-norm", "-m", "exact stem")}
-
-
-def meteor_note(language: str) -> str | None:
-    """What METEOR means for ``language`` when it is not coco-caption's English METEOR."""
-    if language == "de":
-        return "METEOR 1.5 -l de, exact + stem modules only (no German paraphrase table)"
-    if language not in METEOR_MODES:
-        return f"unavailable: METEOR 1.5 has no resources for {language!r}"
-    return None
 
 
 def segmented(texts: Mapping[str, Sequence[str]], tokenize: Callable[[str], list[str]]) -> dict[str, list[str]]:
@@ -100,7 +91,7 @@ def score_captions(candidates: Mapping[str, str], references: Mapping[str, Seque
     if meteor and language in METEOR_MODES:
         out["METEOR"] = float(_meteor(gts, res, METEOR_MODES[language]))
     elif meteor:
-        out["METEOR"] = meteor_note(language)
+        out["METEOR"] = f"unavailable: METEOR 1.5 has no resources for {language!r}"
     out["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
     out["CIDEr-D"] = float(Cider().compute_score(gts, res)[0])
     if language != "en":

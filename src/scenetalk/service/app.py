@@ -42,7 +42,7 @@ from scenetalk.service.errors import CODES, ServiceError, body, from_library
 from scenetalk.service.scheduling import CaptionBatcher, Scheduler
 from scenetalk.service.settings import MAX_PHOTO_SIDE, ServiceSettings
 from scenetalk.service.uploads import BodyLimit, read_photo
-from scenetalk.weights import CAPTION_LANGUAGES, shipped_folder
+from scenetalk.weights import CAPTION_LANGUAGES, installed_caption_languages
 
 log = logging.getLogger("scenetalk.service")
 #: the ``lang`` values the endpoints take (``weights.CAPTION_LANGUAGES``)
@@ -120,8 +120,7 @@ class Service:
             other_languages = []
             if self.models is None:
                 self.models = load(self.settings.captioner, self.settings.alignment)
-                other_languages = [lang for lang in CAPTION_LANGUAGES if lang != "en"
-                                   and (shipped_folder(f"captioner-{lang}") / "model.safetensors").is_file()]
+                other_languages = [lang for lang in installed_caption_languages() if lang != "en"]
             for name, folder in self.settings.indexes.items():
                 self.models.open_index(folder)  # kept open by the façade; a damaged index fails here
                 self.indexes.append(name)

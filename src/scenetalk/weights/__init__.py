@@ -47,10 +47,20 @@ def check_language(lang: object) -> str:
     return lang
 
 
+def _captioner_folder(lang: str) -> str:
+    return "captioner" if lang == "en" else f"captioner-{lang}"
+
+
+def installed_caption_languages() -> list[str]:
+    """The languages whose shipped captioner is installed (all of ``CAPTION_LANGUAGES`` in a whole install)."""
+    return [lang for lang in CAPTION_LANGUAGES
+            if (shipped_folder(_captioner_folder(lang)) / "model.safetensors").is_file()]
+
+
 def shipped_captioner(lang: str = "en") -> Path:
     """The captioner of language ``lang`` that ships inside the package (``weights/captioner``
     for English, ``weights/captioner-<lang>`` for the others)."""
-    return shipped("captioner" if check_language(lang) == "en" else f"captioner-{lang}")
+    return shipped(_captioner_folder(check_language(lang)))
 
 
 def shipped_alignment() -> Path:
