@@ -15,6 +15,9 @@ split's R@1+R@5+R@10; the test split is then scored once with the chosen pair:
     python benchmarks/rerank_fusion.py --alignment runs/alignment-hardest-flickr8k/best \\
         --generator runs/mrnn-try1/best --root ../shared/data            # choose on val
     python benchmarks/rerank_fusion.py ... --split test --i2t K,λ --t2i K,λ   # test, once
+
+A model of several languages is scored one language at a time (issue #17), each with its own
+language's captioner: ``--dataset flickr8k-multi --lang zh --generator src/scenetalk/weights/captioner-zh``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ import torch
 
 from scenetalk.captioning.examples import build_examples
 from scenetalk.checkpoint import load_alignment, load_generator
+from scenetalk.data.multilingual import only_language
 from scenetalk.data.registry import load_dataset
+from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
+from scenetalk.data.text import untagged
 from scenetalk.features.store import FeatureStore
 from scenetalk.metrics.retrieval import KS, retrieval_metrics
 from scenetalk.retrieval.generative_ranking import (
@@ -53,6 +59,15 @@ def fused(alignment: torch.Tensor, generative: torch.Tensor, top: torch.Tensor, 
     return out.scatter(dim, top, cand)
 
 
+def untagged_dataset(dataset: CaptionDataset) -> CaptionDataset:
+    """The same photos and sentences with their tokens' language tags dropped (one language's)."""
+    images = [ImageRecord(im.file_name, im.split, im.image_id,
+                          [Sentence(s.raw, [untagged(t) for t in s.tokens], s.language, s.sentence_id)
+                           for s in im.sentences], im.subdir) for im in dataset.images]
+    return CaptionDataset(dataset.name, images, dataset.image_dir, dataset.sources, dataset.problems,
+                          dataset.zh_mode)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--alignment", required=True)
@@ -60,6 +75,8 @@ def main() -> None:
     p.add_argument("--regions", default="features/flickr8k-regions")
     p.add_argument("--global-features", default="features/flickr8k")
     p.add_argument("--root")
+    p.add_argument("--dataset", default="flickr8k", help="e.g. flickr8k-multi (with --lang)")
+    p.add_argument("--lang", help="score this language's sentences only (a dataset of several languages)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--i2t", help="K,λ chosen on val (with --split test)")
     p.add_argument("--t2i", help="K,λ chosen on val (with --split test)")
@@ -71,7 +88,9 @@ def main() -> None:
               (("image_to_text", args.i2t), ("text_to_image", args.t2i)) if v}
     tops = sorted({k for k, _ in chosen.values()}) if chosen else TOPS
 
-    dataset = load_dataset("flickr8k", root=args.root)
+    dataset = load_dataset(args.dataset, root=args.root)
+    if args.lang:
+        dataset = only_language(dataset, args.lang)
     regions = FeatureStore.open(args.regions)
     aligner, a_vocab, _ = load_alignment(args.alignment, expect_extractor_id=regions.extractor_id)
     sentences = sentence_set(dataset, args.split, a_vocab, regions.row_index, max_words=10_000)
@@ -82,7 +101,8 @@ def main() -> None:
     glob = FeatureStore.open(args.global_features)
     generator, g_vocab, _ = load_generator(args.generator, expect_extractor_id=glob.extractor_id)
     feats = glob.model_input("global")
-    examples = build_examples(dataset, args.split, g_vocab, glob.row_index, max_words=10_000)
+    # the captioner reads its own language's tokens: the sentences untagged (lang:word -> word)
+    examples = build_examples(untagged_dataset(dataset), args.split, g_vocab, glob.row_index, max_words=10_000)
     images = feats[torch.tensor([glob.row_index[im.relpath] for im in dataset.split(args.split)])]
     assert len(examples.ids) == S.size(1)
 
@@ -108,7 +128,8 @@ def main() -> None:
     G_text = (G - prior[None]) / words[None]                        # image -> text: per-word log-ratio
     print(f"m-RNN scoring: {time.time() - started:.0f} s")
 
-    results = {"split": args.split, "alignment": args.alignment, "generator": args.generator}
+    results = {"split": args.split, "alignment": args.alignment, "generator": args.generator,
+               "dataset": args.dataset, "lang": args.lang}
     base = retrieval_metrics(S, sentences.image_of)
     results["alignment_only"] = base
     for direction, dim, gen in (("image_to_text", 1, G_text), ("text_to_image", 0, G)):

@@ -78,9 +78,11 @@ GERMAN = {"red": "rot", "blue": "blau", "green": "grün", "black": "schwarz", "w
 
 
 @pytest.mark.slow
-def test_one_model_learns_two_languages_from_a_merged_dataset(tmp_path):
+@pytest.mark.parametrize("brnn", ["shared", "per_language"])
+def test_one_model_learns_two_languages_from_a_merged_dataset(tmp_path, brnn):
     """Issue #17: English and German sentences of the same photos, merged (tokens tagged
-    lang:word); one image side learns both, and a German query is read as German."""
+    lang:word); one image side learns both, with one sentence side or one per language, and a
+    German query is read as German."""
     import numpy as np
 
     from scenetalk.data.multilingual import merge_languages
@@ -97,13 +99,16 @@ def test_one_model_learns_two_languages_from_a_merged_dataset(tmp_path):
 
     german = CaptionDataset("synthetic-de", [in_german(im) for im in english.images])
     data = merge_languages({"en": english, "de": german})
-    cfg = AlignTrainConfig(model={"embed_dim": 16, "word_dim": 8, "hidden_dim": 16, "dropout": 0.0},
+    cfg = AlignTrainConfig(model={"embed_dim": 16, "word_dim": 8, "hidden_dim": 16, "dropout": 0.0, "brnn": brnn},
                            min_count=1, batch_size=20, optimizer="adam", lr=0.01, epochs=8, eval_every=1000,
                            checkpoint_every=1000)
     t = AlignmentTrainer(cfg, data, feats, rows, "synthetic-regions", tmp_path / "run", progress=False)
     t.run()
     model, vocab, _ = load_alignment(tmp_path / "run" / "best", expect_extractor_id="synthetic-regions")
     assert vocab.language == "multi" and {"de:hund", "en:dog"} <= set(vocab.stoi)
+    assert len(model.sides) == (2 if brnn == "per_language" else 1)
+    if brnn == "per_language":  # the word languages came with the weights
+        assert model.word_language.tolist() == vocab.word_languages().tolist()
     assert vocab.tokenize("ein roter Hund")[0] == "de:ein"
     for language in ("en", "de"):
         only = CaptionDataset(language, [ImageRecord(im.file_name, im.split, im.image_id,

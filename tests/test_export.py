@@ -127,6 +127,30 @@ def test_exported_alignment_model_embeds_as_pytorch_does(tmp_path, monkeypatch, 
         assert np.allclose(got, want, atol=1e-4)
 
 
+def test_a_sentence_side_per_language_exports_one_graph_per_language(tmp_path):
+    """brnn: per_language (issue #17): words_0.onnx, words_1.onnx, ..., each sentence through its
+    language's graph in ONNX Runtime as in PyTorch, the word languages read from the weights."""
+    torch.manual_seed(0)
+    v = Vocabulary.build([[f"en:{w}" for w in WORDS[:6]], [f"de:{w}" for w in WORDS[6:]]], min_count=1,
+                         language="multi")
+    config = {"vocab_size": len(v), "region_dim": D, "embed_dim": 10, "word_dim": 6, "hidden_dim": 12,
+              "dropout": 0.0, "brnn": "per_language", "languages": 2}
+    model = build_alignment(config)
+    model.word_language.copy_(torch.from_numpy(v.word_languages()))
+    folder = save_checkpoint(tmp_path / "align", model.state_dict(), {
+        "kind": "alignment", "model": config, "vocabulary": v.to_dict(), "extractor_id": "test-x"}, half=True)
+    result = export_checkpoint(folder)
+    assert result.max_difference <= TOLERANCE and set(result.graphs) == {"regions", "words_0", "words_1"}
+    graphs, _, _ = load_alignment_engine(folder)
+    model, _, _ = load_alignment(folder)
+    ids = np.array([v.encode(["en:dog", "en:runs", "en:cat"]), v.encode(["de:in", "de:water", "de:red"])])
+    assert graphs.sentence_languages(ids).tolist() == [v.languages.index("en"), v.languages.index("de")]
+    s, _ = graphs.embed_words(ids)
+    with torch.no_grad():
+        s_ref, _ = model.embed_words(torch.from_numpy(ids))
+    assert np.abs(s - s_ref.numpy()).max() <= TOLERANCE
+
+
 def test_graphs_of_other_weights_are_not_used(tmp_path, monkeypatch):
     folder = generator_checkpoint(tmp_path / "ckpt", "mrnn", TINY["mrnn"][0])
     export_checkpoint(folder)

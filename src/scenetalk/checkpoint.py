@@ -226,12 +226,14 @@ def load_alignment_engine(folder: str | os.PathLike, expect_extractor_id: str | 
     if onnx is not None:
         from safetensors import safe_open
 
-        try:   # the word table only (eq. 2): the graphs read the rest of the file themselves
+        try:   # the word table only (eq. 2; and each word's language): the graphs read the rest themselves
             with safe_open(str(Path(folder) / WEIGHTS), framework="np") as weights:
                 table = weights.get_tensor("W_w.weight").astype("float32")
+                word_language = weights.get_tensor("word_language") if "word_language" in weights.keys() else None
         except Exception as exc:  # safetensors raises its own error types for damaged files
             raise CheckpointError(f"{Path(folder) / WEIGHTS}: damaged: {exc}") from None
-        return runtime.OnnxAlignment(folder, onnx, table, score=meta["model"].get("score", "max")), vocab, meta
+        return runtime.OnnxAlignment(folder, onnx, table, score=meta["model"].get("score", "max"),
+                                     word_language=word_language), vocab, meta
     if not runtime.torch_installed():
         raise _no_graphs(folder)
     from scenetalk.models.alignment import NumpyAlignment

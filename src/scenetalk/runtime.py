@@ -167,17 +167,24 @@ class OnnxGenerator:
 class OnnxAlignment:
     """The alignment model's two sides as graphs: ``regions`` ((B, R, D) CNN features -> the
     region vectors v_i of eq. 1) and ``words`` (word vectors x_t (L, T, word_dim) and the word
-    mask -> the words in context s_t of eq. 3-6). The word table W_w of eq. 2 is read from the
+    mask -> the words in context s_t of eq. 3-6), or, for a model with a sentence side per
+    language, ``words_0``, ``words_1``, ... (one per language, chosen by ``word_language``: the
+    language index of every word id). The word table W_w of eq. 2 is read from the
     checkpoint's weights, so a caller can give a word the model never saw a vector of its own."""
 
     def __init__(self, folder: str | os.PathLike, meta: dict[str, Any], word_table: np.ndarray,
-                 threads: int | None = None, score: str = "max"):
+                 threads: int | None = None, score: str = "max", word_language: np.ndarray | None = None):
         self.folder = Path(folder)
         self.word_table = word_table
         #: the image–sentence score the model was trained with: eq. 8 ("max") or eq. 7 ("fragment")
         self.score = score
         self._regions = session(self.folder / meta["graphs"]["regions"], threads)
-        self._words = session(self.folder / meta["graphs"]["words"], threads)
+        sides = int(meta.get("sides", 1))
+        names = ["words"] if sides == 1 else [f"words_{k}" for k in range(sides)]
+        self._words = [session(self.folder / meta["graphs"][name], threads) for name in names]
+        if sides > 1 and word_language is None:
+            raise ValueError("a model with a sentence side per language needs its word_language table")
+        self.word_language = word_language
 
     def embed_regions(self, regions: np.ndarray) -> np.ndarray:
         return self._regions.run(None, {"regions": np.ascontiguousarray(regions, dtype=np.float32)})[0]
@@ -186,13 +193,35 @@ class OnnxAlignment:
         """(L, T) word ids, 0-padded -> (L, T, h) words in context and the (L, T) mask."""
         ids = np.asarray(ids, dtype=np.int64)
         mask = ids != 0
-        return self.embed_word_vectors(self.word_table[ids], mask), mask
+        return self.embed_word_vectors(self.word_table[ids], mask, self.sentence_languages(ids)), mask
 
-    def embed_word_vectors(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def sentence_languages(self, ids: np.ndarray) -> np.ndarray | None:
+        """Each sentence's side (``AlignmentModel.sentence_languages``), None with one side."""
+        if len(self._words) == 1:
+            return None
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.shape[1] == 0:
+            return np.zeros(len(ids), dtype=np.int64)
+        return np.maximum(self.word_language[ids].max(axis=1), 0)
+
+    def embed_word_vectors(self, x: np.ndarray, mask: np.ndarray, languages: np.ndarray | None = None) -> np.ndarray:
         if x.shape[1] == 0:
             return np.zeros((*x.shape[:2], self.embed_dim), dtype=np.float32)
-        return self._words.run(None, {"words": np.ascontiguousarray(x, dtype=np.float32),
-                                      "mask": np.ascontiguousarray(mask, dtype=np.float32)})[0]
+        if len(self._words) == 1:
+            return self._run_words(self._words[0], x, mask)
+        if languages is None:
+            raise ValueError("a model with a sentence side per language needs each sentence's language")
+        out = np.zeros((*x.shape[:2], self.embed_dim), dtype=np.float32)
+        for k, graph in enumerate(self._words):
+            rows = np.flatnonzero(np.asarray(languages) == k)
+            if len(rows):
+                out[rows] = self._run_words(graph, x[rows], mask[rows])
+        return out
+
+    @staticmethod
+    def _run_words(graph, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return graph.run(None, {"words": np.ascontiguousarray(x, dtype=np.float32),
+                                "mask": np.ascontiguousarray(mask, dtype=np.float32)})[0]
 
     @property
     def embed_dim(self) -> int:

@@ -193,6 +193,15 @@ class Vocabulary:
             return [self.language]
         return sorted({w.partition(":")[0] for w in self.itos[len(self.SPECIALS):]})
 
+    def word_languages(self) -> np.ndarray:
+        """The language of every id, as an index into ``languages`` (-1: a special token): what
+        a model with a sentence side per language reads a sentence's language from."""
+        index = {code: k for k, code in enumerate(self.languages)}
+        if self.language != MULTILINGUAL:
+            return np.array([-1] * len(self.SPECIALS) + [0] * self.num_words, dtype=np.int64)
+        return np.array([-1] * len(self.SPECIALS) + [index[w.partition(":")[0]] for w in self.itos[len(self.SPECIALS):]],
+                        dtype=np.int64)
+
     def tokenize(self, text: str, language: str | None = None) -> list[str]:
         """A raw sentence cut into tokens the way this vocabulary's training sentences were.
         A multilingual vocabulary's tokens are tagged with the sentence's language:

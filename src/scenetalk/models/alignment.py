@@ -16,6 +16,12 @@ with f = ReLU. An image k and a sentence l score
 
 or, as in the older fragment model, S_kl = Σ_t Σ_i max(0, v_iᵀ s_t) (7). The ranking losses
 (eq. 9 and the hardest-negative variant) are in ``scenetalk.losses``.
+
+A model of several languages (a vocabulary of ``lang:word`` tokens, ``data.multilingual``)
+has a word vector per language and word (eq. 2) and either one sentence side (eq. 3-6) for
+every language (``brnn: shared``) or one per language (``brnn: per_language``: W_e, W_f,
+W_b, W_d of its own), chosen by the sentence's language, which its word ids say
+(``word_language``, a table from the vocabulary kept with the weights).
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from scenetalk.models.fields import DROPOUT, LAYER, VOCABULARY, check_fields
+from scenetalk.models.fields import DROPOUT, LAYER, VOCABULARY, Bounds, check_fields
 
 SCORES = ("max", "fragment")
+BRNNS = ("shared", "per_language")
 
 
 @dataclass
@@ -40,16 +47,40 @@ class AlignmentConfig:
     hidden_dim: int = 1000       # e_t, h^f_t, h^b_t
     dropout: float = 0.5
     score: str = "max"           # "max" (eq. 8) or "fragment" (eq. 7)
+    brnn: str = "shared"         # one sentence side (eq. 3-6) for every language, or one per language
+    languages: int = 1           # the vocabulary's languages (set from it, as vocab_size is)
 
-    choices = {"score": SCORES}
+    choices = {"score": SCORES, "brnn": BRNNS}
     ranges = {"vocab_size": VOCABULARY, "region_dim": LAYER, "embed_dim": LAYER, "word_dim": LAYER,
-              "hidden_dim": LAYER, "dropout": DROPOUT}
+              "hidden_dim": LAYER, "dropout": DROPOUT, "languages": Bounds(1, 64)}
+
+    @property
+    def sentence_sides(self) -> int:
+        return self.languages if self.brnn == "per_language" else 1
 
     def __post_init__(self):
         check_fields(self)
 
     def to_dict(self) -> dict:
         return {"type": "alignment", **asdict(self)}
+
+
+class SentenceSide(nn.Module):
+    """Eq. 3-6: word vectors x_t -> words in context s_t, one language's (or every language's)."""
+
+    def __init__(self, config: AlignmentConfig):
+        super().__init__()
+        self.W_e = nn.Linear(config.word_dim, config.hidden_dim)                          # eq. 3
+        self.W_f = nn.Linear(config.hidden_dim, config.hidden_dim)                        # eq. 4 (b_f)
+        self.W_b = nn.Linear(config.hidden_dim, config.hidden_dim)                        # eq. 5 (b_b)
+        self.W_d = nn.Linear(config.hidden_dim, config.embed_dim)                         # eq. 6
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, dropout: nn.Module) -> torch.Tensor:
+        e = torch.relu(self.W_e(dropout(x)))                                            # eq. 3
+        hf, hb = bidirectional_rnn(e, mask.to(e.dtype), self.W_f.weight, self.W_f.bias,
+                                   self.W_b.weight, self.W_b.bias)                      # eq. 4-5
+        s = torch.relu(self.W_d(dropout(hf + hb)))                                      # eq. 6
+        return s * mask[..., None]
 
 
 class AlignmentModel(nn.Module):
@@ -60,10 +91,17 @@ class AlignmentModel(nn.Module):
         self.config = config
         self.W_m = nn.Linear(config.region_dim, config.embed_dim)                        # eq. 1
         self.W_w = nn.Embedding(config.vocab_size, config.word_dim, padding_idx=0)      # eq. 2
-        self.W_e = nn.Linear(config.word_dim, config.hidden_dim)                          # eq. 3
-        self.W_f = nn.Linear(config.hidden_dim, config.hidden_dim)                        # eq. 4 (b_f)
-        self.W_b = nn.Linear(config.hidden_dim, config.hidden_dim)                        # eq. 5 (b_b)
-        self.W_d = nn.Linear(config.hidden_dim, config.embed_dim)                         # eq. 6
+        if config.sentence_sides == 1:
+            # one side, its weights at the model's top level (W_e, W_f, W_b, W_d), as every
+            # checkpoint of one language has them
+            side = SentenceSide(config)
+            self.W_e, self.W_f, self.W_b, self.W_d = side.W_e, side.W_f, side.W_b, side.W_d
+            self.sides: list[SentenceSide] | nn.ModuleList = [side]
+        else:
+            self.sides = nn.ModuleList(SentenceSide(config) for _ in range(config.sentence_sides))
+            # the language (index into the vocabulary's languages) of every word id; -1: none
+            # (<pad>, <unk>, ...). Set by the trainer from the vocabulary, saved with the weights.
+            self.register_buffer("word_language", torch.zeros(config.vocab_size, dtype=torch.int64))
         self.dropout = nn.Dropout(config.dropout)
 
     def embed_regions(self, regions: torch.Tensor) -> torch.Tensor:
@@ -75,16 +113,30 @@ class AlignmentModel(nn.Module):
         the (L, T) mask of real words. Padding never reaches a real word's state: the
         backward pass starts at each sentence's own last word."""
         mask = ids != 0
-        return self.embed_word_vectors(self.W_w(ids), mask), mask                      # eq. 2
+        return self.embed_word_vectors(self.W_w(ids), mask, self.sentence_languages(ids)), mask  # eq. 2
 
-    def embed_word_vectors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def sentence_languages(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """The sentence side each of the (L, T) sentences goes through: (L,) language indices,
+        or None for a model with one side. A sentence of unknown words only goes to side 0."""
+        if len(self.sides) == 1:
+            return None
+        return self.word_language[ids].max(dim=1).values.clamp(min=0) if ids.size(1) else ids.new_zeros(len(ids))
+
+    def embed_word_vectors(self, x: torch.Tensor, mask: torch.Tensor,
+                           languages: torch.Tensor | None = None) -> torch.Tensor:
         """Eq. 3-6 from the word vectors x_t (L, T, word_dim) themselves, so a caller can give a
-        word the model never saw a vector of its own (``retrieval.unseen_words``)."""
-        e = torch.relu(self.W_e(self.dropout(x)))                                       # eq. 3
-        hf, hb = bidirectional_rnn(e, mask.to(e.dtype), self.W_f.weight, self.W_f.bias,
-                                   self.W_b.weight, self.W_b.bias)                      # eq. 4-5
-        s = torch.relu(self.W_d(self.dropout(hf + hb)))                                 # eq. 6
-        return s * mask[..., None]
+        word the model never saw a vector of its own (``retrieval.unseen_words``). ``languages``
+        (L,): each sentence's side, for a model with one per language."""
+        if len(self.sides) == 1:
+            return self.sides[0](x, mask, self.dropout)
+        if languages is None:
+            raise ValueError("a model with a sentence side per language needs each sentence's language")
+        s = x.new_zeros(*x.shape[:2], self.config.embed_dim)
+        for k, side in enumerate(self.sides):
+            rows = (languages == k).nonzero().flatten()
+            if len(rows):
+                s = s.index_put((rows,), side(x[rows], mask[rows], self.dropout).to(s.dtype))
+        return s
 
     def scores(self, v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """S (B, L): every image (v: B, R, h) against every sentence (s: L, T, h)."""
@@ -177,9 +229,15 @@ class NumpyAlignment:
     def embed_words(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = np.asarray(ids, dtype=np.int64)
         mask = ids != 0
-        return self.embed_word_vectors(self.word_table[ids], mask), mask
+        return self.embed_word_vectors(self.word_table[ids], mask, self.sentence_languages(ids)), mask
+
+    def sentence_languages(self, ids: np.ndarray) -> np.ndarray | None:
+        languages = self.model.sentence_languages(torch.from_numpy(np.asarray(ids, dtype=np.int64)))
+        return None if languages is None else languages.numpy()
 
     @torch.no_grad()
-    def embed_word_vectors(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def embed_word_vectors(self, x: np.ndarray, mask: np.ndarray, languages: np.ndarray | None = None) -> np.ndarray:
         return self.model.embed_word_vectors(torch.from_numpy(np.asarray(x, dtype=np.float32)),
-                                             torch.from_numpy(np.asarray(mask, dtype=bool))).numpy()
+                                             torch.from_numpy(np.asarray(mask, dtype=bool)),
+                                             None if languages is None else torch.from_numpy(np.asarray(languages))
+                                             ).numpy()

@@ -306,7 +306,7 @@ class Searcher:
         for t, token in enumerate(tokens):
             if token in placed:
                 x[0, t] = placed[token].vector
-        s = self.model.embed_word_vectors(x, ids != 0)
+        s = self.model.embed_word_vectors(x, ids != 0, self.model.sentence_languages(ids))
         shown = [dataclasses.replace(placed[w], word=untagged(w)) for w in new if w in placed]
         return s[0], [untagged(w) for w in unknown], shown
 

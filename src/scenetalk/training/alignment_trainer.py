@@ -66,8 +66,11 @@ class AlignmentTrainer(Trainer):
             self.model_config = start_meta["model"]  # same extractor id (checked above), so same region size
         else:
             self.vocab = training_vocabulary(dataset, config.min_count)
-            self.model_config = {**config.model, "vocab_size": len(self.vocab), "region_dim": self.regions.size(-1)}
+            self.model_config = {**config.model, "vocab_size": len(self.vocab), "region_dim": self.regions.size(-1),
+                                 "languages": len(self.vocab.languages)}
             self.model = build_alignment(self.model_config)
+            if len(self.model.sides) > 1:  # each sentence goes through its language's side (eq. 3-6)
+                self.model.word_language.copy_(torch.from_numpy(self.vocab.word_languages()))
         self.train = sentence_set(dataset, "train", self.vocab, row_of, config.max_words)
         self.val = sentence_set(dataset, "val", self.vocab, row_of, config.max_words)
         # the training sentences as tensors, indexed by the loop's batches of positions

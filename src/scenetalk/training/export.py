@@ -41,7 +41,13 @@ from scenetalk import runtime
 from scenetalk.checkpoint import WEIGHTS, checkpoint_id, load_alignment, load_generator, read_meta
 from scenetalk.errors import CheckpointError, ScenetalkError
 from scenetalk.io import atomic_write_text
-from scenetalk.models.alignment import AlignmentModel, NumpyAlignment, bidirectional_rnn, masked_recurrence
+from scenetalk.models.alignment import (
+    AlignmentModel,
+    NumpyAlignment,
+    SentenceSide,
+    bidirectional_rnn,
+    masked_recurrence,
+)
 from scenetalk.models.generator import CaptionGenerator, TorchSteps
 from scenetalk.models.mrnn import scaled_tanh
 
@@ -267,9 +273,9 @@ class _Words(torch.nn.Module):
     """Eq. 3-6 from word vectors: ``AlignmentModel.embed_word_vectors`` with the recurrence
     scripted (``bidirectional_rnn``), so the graph loops over any number of words."""
 
-    def __init__(self, model: AlignmentModel):
+    def __init__(self, side: SentenceSide):
         super().__init__()
-        self.W_e, self.W_f, self.W_b, self.W_d = model.W_e, model.W_f, model.W_b, model.W_d
+        self.W_e, self.W_f, self.W_b, self.W_d = side.W_e, side.W_f, side.W_b, side.W_d
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # torch.jit is deprecated; its export keeps the loop
             self.rnn = torch.jit.script(bidirectional_rnn)
@@ -289,13 +295,18 @@ def export_alignment(model: AlignmentModel, out: Path) -> dict:
             {"regions": {0: "images", 1: "regions"}, "vectors": {0: "images", 1: "regions"}})
     words = torch.rand(3, 5, cfg.word_dim, generator=generator)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scripted = torch.jit.script(_Words(model))
-    _export(scripted, (words, mask), out / "words.onnx", ["words", "mask"], ["vectors"],
-            {"words": {0: "sentences", 1: "length"}, "mask": {0: "sentences", 1: "length"},
-             "vectors": {0: "sentences", 1: "length"}})
-    return {"graphs": {"regions": "regions.onnx", "words": "words.onnx"}}
+    # one sentence side (words.onnx), or one per language (words_0.onnx, ...: runtime.OnnxAlignment)
+    names = ["words"] if len(model.sides) == 1 else [f"words_{k}" for k in range(len(model.sides))]
+    graphs = {"regions": "regions.onnx"}
+    for name, side in zip(names, model.sides):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scripted = torch.jit.script(_Words(side))
+        _export(scripted, (words, mask), out / f"{name}.onnx", ["words", "mask"], ["vectors"],
+                {"words": {0: "sentences", 1: "length"}, "mask": {0: "sentences", 1: "length"},
+                 "vectors": {0: "sentences", 1: "length"}})
+        graphs[name] = f"{name}.onnx"
+    return {"graphs": graphs, **({"sides": len(names)} if len(names) > 1 else {})}
 
 
 def check_generator(model: CaptionGenerator, meta: dict, folder: Path, onnx_meta: dict, steps: int = 4) -> float:
@@ -325,7 +336,9 @@ def check_generator(model: CaptionGenerator, meta: dict, folder: Path, onnx_meta
 def check_alignment(model: AlignmentModel, folder: Path, onnx_meta: dict, word_table: np.ndarray) -> float:
     """The largest difference between ONNX Runtime and PyTorch in region vectors and in words in
     context, over sentences of several lengths (padding included)."""
-    ours, graphs = NumpyAlignment(model.eval()), runtime.OnnxAlignment(folder, onnx_meta, word_table, threads=1)
+    word_language = model.word_language.numpy() if len(model.sides) > 1 else None
+    ours = NumpyAlignment(model.eval())
+    graphs = runtime.OnnxAlignment(folder, onnx_meta, word_table, threads=1, word_language=word_language)
     rng = np.random.default_rng(0)
     regions = rng.random((3, 20, model.config.region_dim), dtype=np.float32)
     worst = float(np.abs(ours.embed_regions(regions) - graphs.embed_regions(regions)).max())
