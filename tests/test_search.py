@@ -737,3 +737,58 @@ def test_a_large_index_is_read_from_its_memory_map_with_the_same_answers(index, 
         assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], rel=1e-6)
         assert ([(r.image, r.region) for r in small.best_regions(query, top=3).regions]
                 == [(r.image, r.region) for r in large.best_regions(query, top=3).regions])
+
+
+MULTI_WORDS = {"en": "a dog runs on grass the man".split(), "zh": ["一只", "狗", "在", "草地", "上", "奔跑"],
+               "de": ["ein", "hund", "rennt", "über", "eine", "wiese"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("brnn", ["shared", "per_language"])
+def test_one_index_answers_queries_in_three_languages(tmp_path, brnn):
+    """Issue #17: an index built once with a model of three languages (here random weights) reads
+    an English, a Chinese and a German query each in its language (detected, or --lang), with a
+    per-language BRNN through that language's side; Chinese and German queries are re-ranked by
+    their own language's shipped captioner; describe ranks sentences of several languages."""
+    import json
+
+    from scenetalk.cli import main
+    from scenetalk.data.text import tagged
+    from scenetalk.features.extract import Extractor
+    from scenetalk.retrieval.similarity import alignment_scores
+
+    torch.manual_seed(0)
+    vocab = Vocabulary.build([tagged(lang, words) for lang, words in MULTI_WORDS.items()], min_count=1,
+                             language="multi")
+    cfg = {"vocab_size": len(vocab), "region_dim": 1280, "embed_dim": 16, "word_dim": 8, "hidden_dim": 16,
+           "dropout": 0.0, "brnn": brnn, "languages": 3}
+    model = AlignmentModel(AlignmentConfig(**cfg))
+    if brnn == "per_language":
+        model.word_language.copy_(torch.from_numpy(vocab.word_languages()))
+    ckpt = save_checkpoint(tmp_path / "align", model.state_dict(), {
+        "kind": "alignment", "model": cfg, "vocabulary": vocab.to_dict(),
+        "extractor_id": Extractor(regions=True).extractor_id})
+    photos = copy_sample_photos(tmp_path / "photos")
+    assert main(["index", "build", str(photos), "--out", str(tmp_path / "idx"), "--checkpoint", str(ckpt),
+                 "--quiet"]) == 0
+    searcher = Searcher(tmp_path / "idx", ckpt)
+    for query, lang in (("a dog runs on the grass", "en"), ("一只狗在草地上奔跑", "zh"),
+                        ("ein Hund rennt über eine Wiese", "de")):
+        result = searcher.search(query, k=2, rerank=None)
+        assert result.language == lang and result.reranked == 100 and result.unknown_words == []
+        # the scores are the model's S_kl of the query read in its language (its own side)
+        ids = np.array([vocab.encode(vocab.tokenize(query, lang))])
+        with torch.no_grad():
+            s, mask = model.embed_words(torch.from_numpy(ids))
+        vectors = np.asarray(searcher.vectors, dtype=np.float32)
+        want = alignment_scores(vectors, s.numpy(), mask.numpy(), "max")[:, 0]
+        for hit in result.hits:
+            assert hit.alignment_score == pytest.approx(float(want[searcher.names.index(hit.name)]), rel=1e-3)
+    with pytest.raises(ScenetalkError, match="reads de, en, zh"):
+        searcher.search("a dog", lang="fr")
+    with pytest.raises(ScenetalkError, match="Cyrillic"):
+        searcher.search("собака бежит")
+    description = searcher.describe(searcher.names[0], k=3,
+                                       sentences=["a dog runs", "一只狗在奔跑", "ein Hund rennt", "the man"])
+    assert len(description.hits) == 3
+    assert main(["search", str(tmp_path / "idx"), "一只狗在草地上奔跑", "--top", "2", "--json"]) == 0
