@@ -750,7 +750,6 @@ def test_one_index_answers_queries_in_three_languages(tmp_path, brnn):
     an English, a Chinese and a German query each in its language (detected, or --lang), with a
     per-language BRNN through that language's side; Chinese and German queries are re-ranked by
     their own language's shipped captioner; describe ranks sentences of several languages."""
-    import json
 
     from scenetalk.cli import main
     from scenetalk.data.text import tagged
