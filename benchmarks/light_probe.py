@@ -113,7 +113,7 @@ def quality(args) -> dict:
     position = {s: i for i, s in enumerate(sentences)}
     i2t = []
     for k, im in enumerate(test):
-        hits = m.describe(str(index), os.path.basename(im.relpath), k=len(sentences)).hits
+        hits = m.describe(str(index), os.path.basename(im.relpath), k=len(sentences), rerank=0).hits   # S_kl
         ranked = [owner[position[h.sentence]] for h in hits]
         i2t.append(ranked.index(k) + 1)
     # search as users call it: the top 10, re-ranked by default (the best 100 by S_kl ordered

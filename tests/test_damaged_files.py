@@ -375,7 +375,8 @@ def test_describe_refuses_a_sentence_of_unknown_words(valid, tmp_path, capsys):
     m = scenetalk.load(alignment=ckpt)
     with pytest.raises(ScenetalkError, match="none of the words of 'zebra giraffe'"):
         m.describe(root / "index", NAMES[0], sentences=["a cat sits on the table", "zebra giraffe"])
-    result = m.describe(root / "index", NAMES[0], sentences=["a cat sits on the table", "a zebra on the table"])
+    result = m.describe(root / "index", NAMES[0], sentences=["a cat sits on the table", "a zebra on the table"],
+                        rerank=0)
     assert result.unknown_words == {"a zebra on the table": ["zebra"]}
     lines = tmp_path / "lines.txt"
     lines.write_text("a cat sits on the table\nzebra giraffe\n")

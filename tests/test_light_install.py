@@ -88,7 +88,9 @@ def test_caption_features_index_search_describe_align_regions_sheet_demo(tmp_pat
         assert result["hits"][0]["name"] == photo and result["reranked"] > 0   # re-ranked by the captioner
     done = scenetalk(["describe", str(tmp_path / "idx"), "chelsea.png", "--json"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["hits"][0]["sentence"] == "a cat lying on a blanket"
+    described = json.loads(done.stdout)
+    assert described["hits"][0]["sentence"] == "a cat lying on a blanket"
+    assert described["reranked"] > 0 and described["hits"][0]["log_ratio"] is not None  # with the stored prior
 
     done = scenetalk(["align", str(photos / "chelsea.png"), "a cat lying on a blanket", "--out",
                       str(tmp_path / "align.png"), "--json"], tmp_path)

@@ -173,6 +173,68 @@ def random_captioner(folder, extractor_id, seed=0):
     return folder
 
 
+def test_describe_reranks_by_m_rnns_sentence_score_with_the_prior_of_the_captioners_photos(index, tmp_path):
+    """Issue #18: describe's best K sentences by S_kl are ordered by S_kl + λ·(log P(s | I) −
+    log P(s)) / words, log P(s) averaged over the captioner's prior images, as the PyTorch
+    evaluation code computes them (retrieval.generative_ranking); the index stores the priors
+    when it is built, and they equal those computed when the sentences are given instead."""
+    import math
+
+    from safetensors.numpy import save_file
+
+    from scenetalk.checkpoint import (
+        PRIOR_IMAGES,
+        checkpoint_id,
+        load_generator,
+        load_generator_steps,
+        read_prior_images,
+    )
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.retrieval.generative_ranking import log_prior, sentence_log_likelihoods
+    from scenetalk.retrieval.index import sentence_priors
+    from scenetalk.retrieval.sentence_ranking import log_priors
+    from scenetalk.weights import shipped_captioner
+
+    path, ckpt, _ = index
+    searcher = Searcher(path, ckpt)
+    captioner = random_captioner(tmp_path / "cap", searcher.meta["extractor_id"].split("+")[0])
+    prior_images = np.random.default_rng(0).standard_normal((7, 1280)).astype(np.float16)
+    save_file({"global": prior_images}, str(captioner / PRIOR_IMAGES))
+    name = searcher.names[0]
+    without = random_captioner(tmp_path / "without", searcher.meta["extractor_id"].split("+")[0])
+    with pytest.raises(ScenetalkError, match="no prior images"):
+        searcher.describe(name, k=3, sentences=SENTENCES, rerank=3, captioner=without)
+    # by default (rerank=None) the reason is given instead, and the ranking is S_kl's
+    assert "no prior images" in searcher.describe(name, k=3, sentences=SENTENCES, rerank=None,
+                                                  captioner=without).not_reranked
+    plain = searcher.describe(name, k=len(SENTENCES), sentences=SENTENCES)
+    top4 = [h.sentence for h in plain.hits[:4]]
+    model, vocab, _ = load_generator(captioner)
+    store = FeatureStore.open(path / "features")
+    image = torch.tensor(np.asarray(store.array("global")[store.rows([name])], dtype=np.float32))
+    ids = torch.from_numpy(vocab.encode_batch([s.split() for s in top4])[0])
+    log_p = sentence_log_likelihoods(model, image, ids, precision="fp32")[0]
+    prior = log_prior(sentence_log_likelihoods(model, torch.from_numpy(prior_images.astype(np.float32)), ids,
+                                               precision="fp32"))
+    words = (ids[:, 1:] != 0).sum(1)
+    want = {s: float(r) for s, r in zip(top4, (log_p - prior) / words)}
+    result = searcher.describe(name, k=3, sentences=SENTENCES, rerank=4, rerank_weight=2.0, captioner=captioner)
+    assert result.reranked == 4 and "log-likelihood" in result.scores
+    assert {h.sentence for h in result.hits} <= set(top4)      # only the best 4 by S_kl are re-ranked
+    for h in result.hits:
+        assert h.log_ratio == pytest.approx(want[h.sentence], abs=1e-4)
+        assert h.score == pytest.approx(h.alignment_score + 2.0 * h.log_ratio, rel=1e-5)
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+    assert not any(math.isnan(h.score) for h in result.hits)
+    # the priors an index stores when it is built with these sentences: the shipped captioner's
+    stored, captioners = sentence_priors(SENTENCES, searcher.vocab, path / "features")   # the shipped captioner's
+    assert captioners == {"en": checkpoint_id(shipped_captioner("en"))}
+    assert stored.shape == (len(SENTENCES),) and np.isfinite(stored).all()
+    shipped_model, shipped_vocab, _ = load_generator_steps(shipped_captioner("en"))
+    from_images = log_priors(shipped_model, shipped_vocab, read_prior_images(shipped_captioner("en")), SENTENCES)
+    assert np.allclose(stored, from_images, atol=1e-5)
+
+
 def test_rerank_orders_the_best_by_s_kl_by_s_kl_plus_weighted_likelihood(index, tmp_path, capsys):
     import json
 
@@ -476,7 +538,7 @@ def test_describe_ranks_every_sentence_by_its_exact_score(index, tmp_path):
     # an image file goes through the index's feature extractor: the same photo, the same scores
     # (up to the index's float16 storage); and the API agrees with the searcher
     m = scenetalk.load(alignment=ckpt)
-    from_file = m.describe(tmp_path / "idx", root / "photos" / "coffee.png", k=3)
+    from_file = m.describe(tmp_path / "idx", root / "photos" / "coffee.png", k=3, rerank=0)
     from_index = {h.sentence: h.score for h in stored.describe("coffee.png", k=6).hits}
     assert len(from_file.hits) == 3
     for h in from_file.hits:
@@ -510,12 +572,24 @@ def test_cli_describe_and_its_bad_inputs(index, tmp_path, capsys):
     assert main(["describe", idx, "coffee.png", "--top", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["image"] == "coffee.png" and out["sentences"] == "index" and len(out["hits"]) == 2
-    assert [set(h) for h in out["hits"]] == [{"sentence", "score"}] * 2
+    assert [set(h) for h in out["hits"]] == [{"sentence", "score", "log_ratio", "alignment_score"}] * 2
+    # by default the shipped captioner re-ranks (it reads these features, and the index holds the
+    # sentences' prior, computed when it was built); the output says so, in words
+    assert out["reranked"] == 100 and "log-likelihood" in out["scores"] and out["not_reranked"] is None
+    assert main(["describe", idx, "coffee.png", "--top", "3", "--no-rerank", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["reranked"] == 0 and plain["scores"].endswith("not re-ranked")
+    match = {h["sentence"]: h["score"] for h in plain["hits"]}        # all 3 sentences' S_kl
+    for h in out["hits"]:   # fused = S_kl + λ · per-word log ratio, best first
+        assert h["alignment_score"] == pytest.approx(match[h["sentence"]], abs=1e-3)   # JSON keeps 4 decimals
+        assert h["score"] == pytest.approx(h["alignment_score"] + 5.0 * h["log_ratio"], abs=1e-3)
+    assert [h["score"] for h in out["hits"]] == sorted((h["score"] for h in out["hits"]), reverse=True)
     other = tmp_path / "other.txt"
     other.write_text("a man in a white suit\ncoffee in a red cup\n")
     assert main(["describe", idx, str(root / "photos" / "rocket.jpg"), "--sentences", str(other)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and {line.split(None, 2)[2] for line in lines} == set(other.read_text().split("\n")[:2])
+    assert lines[0].startswith("scores: match score + 5 ×") and len(lines) == 3
+    assert {line.split(None, 2)[2] for line in lines[1:]} == set(other.read_text().split("\n")[:2])
     bad = {"missing.txt": None, "empty.txt": b"\n  \n", "latin1.txt": b"a cat\na caf\xe9 table\n",
            "nowords.txt": b"a cat\n?!\n"}
     expect = {"missing.txt": "file not found", "empty.txt": "no sentences in this file",
@@ -557,8 +631,8 @@ def test_api_keeps_an_index_open_until_it_is_rebuilt(tmp_path, monkeypatch):
     m = scenetalk.load(alignment=ckpt)
     first = m.search(path, query, k=5, rerank=0)
     assert m.search(str(path), query, k=5, rerank=0) == first     # a str or a Path: the same index
-    described = m.describe(path, "p00.jpg", k=3)
-    assert m.describe(path, "p00.jpg", k=3) == described and {h.sentence for h in described.hits} <= set(SENTENCES)
+    described = m.describe(path, "p00.jpg", k=3, rerank=0)
+    assert m.describe(path, "p00.jpg", k=3, rerank=0) == described and {h.sentence for h in described.hits} <= set(SENTENCES)
     assert len(opened) == 1 and m.open_index(tmp_path / "idx" / ".." / "idx") is m.open_index(path)
     assert first == Searcher(path, ckpt).search(query, k=5)          # what a freshly opened index answers
     assert first.reranked == 0 and first.scores.startswith("match score") and first.scores.endswith("not re-ranked")
@@ -568,7 +642,7 @@ def test_api_keeps_an_index_open_until_it_is_rebuilt(tmp_path, monkeypatch):
     again = m.search(path, query, k=5, rerank=0)
     assert len(opened) == 2 and again == Searcher(path, ckpt).search(query, k=5)
     assert all(h.name.startswith("q") for h in again.hits)
-    assert {h.sentence for h in m.describe(path, "q00.jpg", k=5).hits} == set(SENTENCES[:2])
+    assert {h.sentence for h in m.describe(path, "q00.jpg", k=5, rerank=0).hits} == set(SENTENCES[:2])
     assert len(opened) == 2
     # another alignment model is another Searcher (and refused here: the index was not built with it)
     with pytest.raises(SearchIndexError, match="rebuild the index"):

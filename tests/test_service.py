@@ -90,7 +90,7 @@ class FakeModels:
         return SearchResult(sentence, [Hit("a.png", 1.25), Hit("sub/b.png", 0.5)][:k], [], True, 2,
                             language=lang or "en")
 
-    def describe(self, index, image, k=5):
+    def describe(self, index, image, k=5, warn=True):
         name = image if isinstance(image, str) else "<image>"
         return Description(name, [SentenceHit("a red square", 2.0)][:k])
 

@@ -253,12 +253,19 @@ class Scenetalk:
         return result
 
     def describe(self, index: str | os.PathLike, image: ImageLike, k: int = 5,
-                 sentences: Sequence[str] | None = None, sentence_file: str | os.PathLike | None = None):
+                 sentences: Sequence[str] | None = None, sentence_file: str | os.PathLike | None = None,
+                 rerank: int | bool | None = None, warn: bool = True):
         """The ``k`` sentences that best match ``image`` (a photo's name in the index, a path or
         a PIL image), of ``sentences``, else of ``sentence_file`` (one a line), else of the
-        collection stored in the index (``scenetalk index build --sentences``), each with its
-        S_kl. The index is kept open (``open_index``). The sentences given or read are checked
-        (``checks.sentence``) before any is embedded."""
+        collection stored in the index (``scenetalk index build --sentences``). ``rerank=K``
+        (True: 100) ranks the best K by S_kl again with the captioner of their language, m-RNN's
+        sentence score (``retrieval.sentence_ranking``); ``None``, the default, does so when the
+        captioner reads the index's features (else it warns, unless ``warn`` is False, and does
+        not; ``result.not_reranked`` says why); ``rerank=0`` ranks by S_kl alone. The index is
+        kept open (``open_index``). The sentences given or read are checked (``checks.sentence``)
+        before any is embedded."""
+        import warnings
+
         from scenetalk.limits import MAX_RESULTS
 
         checks.path("index", index)
@@ -272,7 +279,13 @@ class Scenetalk:
             sentence_file = checks.path("sentence_file (--sentences)", sentence_file)
             language = self.open_index(index).vocab.language
             checks.sentences(f"{sentence_file}: sentence", read_sentence_file(sentence_file, language)[0])
-        return self.open_index(index).describe(image, k=k, sentences=sentences, sentence_file=sentence_file)
+        if rerank is not None and not isinstance(rerank, bool):
+            checks.whole_number("rerank (--rerank)", rerank, 0, MAX_RESULTS)
+        result = self.open_index(index).describe(image, k=k, sentences=sentences, sentence_file=sentence_file,
+                                                 rerank=rerank, captioner=self._paths["captioner"])
+        if result.not_reranked and warn:
+            warnings.warn(f"ranked by match score alone, not re-ranked: {result.not_reranked}", stacklevel=2)
+        return result
 
     def best_regions(self, index: str | os.PathLike, snippets: str | Sequence[str], top: int = 8,
                      per_photo: int = 1, include_whole: bool = False):

@@ -22,12 +22,17 @@ from scenetalk.errors import CheckpointError
 from scenetalk.io import atomic_folder, umask
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from scenetalk.models.alignment import AlignmentModel
     from scenetalk.models.generator import CaptionGenerator
 
 WEIGHTS, META = "model.safetensors", "config.json"
+#: A captioner's prior images (optional): the global features of a seeded sample of its training
+#: photos, over which m-RNN's sentence prior log P(s) = log mean_I' P(s | I') averages
+#: (``captioning.likelihood.sentence_log_priors``; ``scripts/ship_prior_images.py`` writes it).
+PRIOR_IMAGES = "prior_images.safetensors"
 #: The layout of ``config.json`` and the tensor names, written into every checkpoint's
 #: ``config.json`` as ``"format"``; raise it when a change would make older code misread one.
 CHECKPOINT_FORMAT = 1
@@ -261,3 +266,21 @@ def as_alignment(model):
 
         return NumpyAlignment(model)
     return model
+
+
+def read_prior_images(folder: str | os.PathLike) -> "np.ndarray | None":
+    """A captioner's prior images ((N', D) float32, ``PRIOR_IMAGES``), or None when it has none."""
+    import numpy as np
+    from safetensors import safe_open
+
+    path = Path(folder) / PRIOR_IMAGES
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="np") as f:
+            images = f.get_tensor("global").astype(np.float32)
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"{path}: damaged: {exc}") from None
+    if images.ndim != 2 or not len(images) or not np.isfinite(images).all():
+        raise CheckpointError(f"{path}: damaged: expected an (images, features) array of finite numbers")
+    return images

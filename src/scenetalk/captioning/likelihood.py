@@ -40,3 +40,27 @@ def step_log_likelihoods(steps, images: np.ndarray, ids: np.ndarray, pad_id: int
         log_probs, state = steps.step(ids[:, t], state)
         total += np.where(real, log_probs[rows, targets], 0.0)
     return total.astype(np.float32)
+
+
+def sentence_log_priors(steps, prior_images: np.ndarray, ids: np.ndarray, pad_id: int = 0,
+                        sentences_per_call: int = 20, progress: bool = False) -> np.ndarray:
+    """m-RNN's sentence prior (Mao et al. §6) of each sentence (``ids`` (L, T) as above):
+    log P(s) = log mean_I' P(s | I') over the prior images (N', D) (a captioner's training
+    photos, ``checkpoint.read_prior_images``), as an (L,) float32 array. What ranking sentences
+    for a photo divides out: (log P(s | I) − log P(s)) / words, so that short generic sentences
+    every photo likes do not win (``retrieval.generative_ranking`` computes the same in PyTorch
+    for whole splits)."""
+    from scenetalk.progress import progress_bar
+
+    images = np.asarray(prior_images, dtype=np.float32)
+    ids = np.asarray(ids, dtype=np.int64)
+    n = len(images)
+    out = np.empty(len(ids), np.float32)
+    for start in progress_bar(range(0, len(ids), sentences_per_call), unit="batch", desc="sentence prior",
+                              disable=not progress):
+        block = ids[start:start + sentences_per_call]
+        pairs = step_log_likelihoods(steps, np.tile(images, (len(block), 1)), np.repeat(block, n, axis=0), pad_id)
+        per_image = pairs.astype(np.float64).reshape(len(block), n)
+        top = per_image.max(axis=1, keepdims=True)      # log-mean-exp, stable
+        out[start:start + len(block)] = (top[:, 0] + np.log(np.exp(per_image - top).mean(axis=1))).astype(np.float32)
+    return out

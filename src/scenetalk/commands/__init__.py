@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from scenetalk.errors import ScenetalkError
+
 DATA_ROOT_HELP = "data folder (default: $SCENETALK_DATA, ./data or ../shared/data)"
 
 
@@ -19,6 +21,33 @@ def add_checkpoint(p: argparse.ArgumentParser, what: str = "alignment checkpoint
                    default: str = "the shipped one", metavar: str | None = None) -> None:
     """``--checkpoint``: the model folder a command uses instead of its default."""
     p.add_argument("--checkpoint", metavar=metavar, help=f"{what} (default: {default})")
+
+
+def add_rerank(p: argparse.ArgumentParser, things: str, top: int, how: str) -> None:
+    """``--rerank [K]`` / ``--no-rerank`` / ``--captioner``: re-ranking the best K ``things`` by
+    the captioner (``search``, ``describe``); ``rerank_choice`` reads them."""
+    rerank = p.add_mutually_exclusive_group()
+    rerank.add_argument("--rerank", nargs="?", const="", metavar="K",
+                        help=f"order the best K {things} (default {top}) again by {how} (the default when the "
+                             "captioner reads the index's features)")
+    rerank.add_argument("--no-rerank", action="store_true", help="rank by the match score alone")
+    p.add_argument("--captioner", help="captioner for --rerank (default: the shipped one of the language)")
+
+
+def rerank_choice(args: argparse.Namespace, top: int, things: str) -> int | None:
+    """``rerank`` for the façade from ``add_rerank``'s options: None (re-rank when the captioner
+    can read the index), 0 (not) or K."""
+    if args.no_rerank:
+        return 0
+    if args.rerank is None:
+        return None
+    try:
+        rerank = int(args.rerank) if args.rerank else top   # "--rerank" alone: the default K
+    except ValueError:
+        rerank = 0
+    if rerank < 1:
+        raise ScenetalkError(f"--rerank must be a whole number of {things}, at least 1 (got {args.rerank!r})")
+    return rerank
 
 
 def add_json(p: argparse.ArgumentParser, what: str = "the result") -> None:

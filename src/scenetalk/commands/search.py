@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scenetalk.commands import add_checkpoint, add_json, print_json, print_ranking, warn
+from scenetalk.commands import add_checkpoint, add_json, add_rerank, print_json, print_ranking, rerank_choice, warn
 from scenetalk.errors import ScenetalkError
 from scenetalk.weights import CAPTION_LANGUAGES
 
@@ -15,14 +15,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1 or args.candidates < 1:
         raise ScenetalkError(f"--top and --candidates must be at least 1 (got {args.top} and {args.candidates})")
-    rerank = 0 if args.no_rerank else None  # None: re-rank when the captioner can read the index
-    if args.rerank is not None:  # "--rerank" alone: the default K
-        try:
-            rerank = int(args.rerank) if args.rerank else RERANK_TOP
-        except ValueError:
-            rerank = 0
-        if rerank < 1:
-            raise ScenetalkError(f"--rerank must be a whole number of photos, at least 1 (got {args.rerank!r})")
+    rerank = rerank_choice(args, RERANK_TOP, "photos")
     result = load(captioner=args.captioner, alignment=args.checkpoint).search(
         args.index, args.query, k=args.top, candidates=args.candidates, rerank=rerank, warn=False, lang=args.lang)
     if result.not_reranked:
@@ -54,14 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the sentence's language, for an index whose model reads several (default: detected)")
     p.add_argument("--candidates", type=int, default=1000,
                    help="photos given their exact match score after a quick first pass (default 1000)")
-    rerank = p.add_mutually_exclusive_group()
-    rerank.add_argument("--rerank", nargs="?", const="", metavar="K",
-                        help="order the best K photos (default 100) again by match score plus how likely the "
-                             "captioner finds the sentence for the photo (the default when the captioner reads the "
-                             "index's features; on Flickr8K test the right photo comes first for 25.6%% of "
-                             "sentences instead of 14.9%%)")
-    rerank.add_argument("--no-rerank", action="store_true", help="rank by the match score alone")
-    p.add_argument("--captioner", help="m-RNN captioner for --rerank (default: the shipped one)")
+    add_rerank(p, "photos", 100, "match score plus how likely the captioner finds the sentence for the photo "
+                                 "(on Flickr8K test the right photo comes first for 25.6%% of sentences instead of "
+                                 "14.9%%)")
     add_json(p, "the ranking")
     add_checkpoint(p, default="the one the index was built with")
     p.set_defaults(func=run)

@@ -106,6 +106,8 @@ class SentenceCollection:
 
     def __init__(self, texts: list[str], arrays: dict[str, np.ndarray], dim: int):
         self.texts, self.dim = texts, dim
+        #: each sentence's prior log P(s) by its language's captioner (NaN: none), when the index has them
+        self.prior: np.ndarray | None = arrays.get("prior")
         self.words_per_sentence = arrays["words_per_sentence"].astype(np.int64)
         self.nonzeros_per_word = arrays["nonzeros_per_word"].astype(np.int64)
         self.word_start = np.concatenate([[0], self.words_per_sentence.cumsum()]).astype(np.int64)
@@ -114,7 +116,8 @@ class SentenceCollection:
         self.values = arrays["value"]
 
     @staticmethod
-    def write(path: str | os.PathLike, texts: Sequence[str], batches: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
+    def write(path: str | os.PathLike, texts: Sequence[str], batches: Iterator[tuple[np.ndarray, np.ndarray]],
+              prior: np.ndarray | None = None) -> None:
         parts: dict[str, list[np.ndarray]] = {k: [] for k in SentenceCollection.KEYS[2:]}
         for s, mask in batches:
             words = np.asarray(s, dtype=np.float32)[np.asarray(mask, dtype=bool)]   # (W, h): in sentence order
@@ -127,7 +130,8 @@ class SentenceCollection:
         text = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, text=text, text_bytes=np.array([len(e) for e in encoded], dtype=np.int64),
-                     **{k: np.concatenate(v) for k, v in parts.items()})
+                     **{k: np.concatenate(v) for k, v in parts.items()},
+                     **({"prior": np.asarray(prior, dtype=np.float32)} if prior is not None else {}))
 
     @classmethod
     def load(cls, path: Path, dim: int) -> "SentenceCollection":
@@ -135,6 +139,8 @@ class SentenceCollection:
         try:
             with np.load(path) as data:
                 arrays = {k: data[k] for k in cls.KEYS}
+                if "prior" in data.files:
+                    arrays["prior"] = data["prior"]
             data, ends = arrays["text"].tobytes(), np.cumsum(arrays["text_bytes"]).tolist()
             texts = [data[a:b].decode("utf-8") for a, b in zip([0] + ends[:-1], ends)]
         except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile, zlib.error):
@@ -146,6 +152,10 @@ class SentenceCollection:
         if not (len(arrays["text_bytes"]) and int(arrays["text_bytes"].sum()) == len(arrays["text"])
                 and np.isfinite(arrays["value"]).all() and (arrays["text_bytes"] >= 0).all()
                 and (arrays["words_per_sentence"] >= 1).all() and (arrays["nonzeros_per_word"] >= 0).all()):
+            raise SearchIndexError(damaged)
+        prior = arrays.get("prior")
+        if prior is not None and not (prior.ndim == 1 and prior.dtype.kind == "f" and len(prior) == len(texts)
+                                      and not np.isposinf(prior).any()):
             raise SearchIndexError(damaged)
         collection = cls(texts, arrays, dim)
         if not (len(texts) == len(collection.words_per_sentence)
@@ -256,7 +266,7 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
         raise ScenetalkError("none of the images could be read; nothing to index")
     return write_index(out, region_vectors(model, store.regions, keep, progress=progress),
                        [store.names[i] for i in keep], checkpoint, store.extractor_id, result.bad,
-                       sentences=sentences, faiss_min=faiss_min, folder=folder)
+                       sentences=sentences, faiss_min=faiss_min, folder=folder, progress=progress)
 
 
 def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BUILD_BLOCK,
@@ -277,7 +287,7 @@ def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BU
 def write_index(out: str | os.PathLike, v: np.ndarray | Iterable[np.ndarray], names: list[str],
                 checkpoint: str | os.PathLike, extractor_id: str, bad: Sequence[str] = (),
                 sentences: Sequence[str] | None = None, faiss_min: int = FAISS_MIN_PHOTOS,
-                folder: str | os.PathLike | None = None) -> Path:
+                folder: str | os.PathLike | None = None, progress: bool = False) -> Path:
     """The searchable part of an index from the region vectors of the photos ``names``: ``v``
     is an (N, R, h) array, or an iterable of (B, R, h) arrays, consecutive blocks of the
     photos in the order of ``names`` (only one block is in memory at a time). Written: the
@@ -336,8 +346,10 @@ def write_index(out: str | os.PathLike, v: np.ndarray | Iterable[np.ndarray], na
     old = _old_meta(out)
     if sentences is not None:
         model, vocab, _ = load_alignment_engine(checkpoint)
-        SentenceCollection.write(out / SENTENCES_FILE, sentences, embed_sentences(model, vocab, sentences))
-        meta["sentences"] = {"file": SENTENCES_FILE, "count": len(sentences)}
+        prior, captioners = sentence_priors(sentences, vocab, out / FEATURES_DIR, progress)
+        SentenceCollection.write(out / SENTENCES_FILE, sentences, embed_sentences(model, vocab, sentences), prior)
+        meta["sentences"] = {"file": SENTENCES_FILE, "count": len(sentences),
+                             **({"prior": {"captioners": captioners}} if captioners else {})}
     elif old.get("sentences") and old.get("checkpoint_id") == meta["checkpoint_id"]:
         meta["sentences"] = old["sentences"]  # embedded by this same model: still valid
     else:
@@ -345,6 +357,40 @@ def write_index(out: str | os.PathLike, v: np.ndarray | Iterable[np.ndarray], na
             os.unlink(out / SENTENCES_FILE)
     atomic_write_text(out / INDEX_FILE, json.dumps(meta, indent=1, ensure_ascii=False))
     return out
+
+
+def sentence_priors(texts: Sequence[str], vocab, store_path: Path, progress: bool = False
+                    ) -> tuple[np.ndarray | None, dict[str, str]]:
+    """Each sentence's prior log P(s) (``retrieval.sentence_ranking``) by the shipped captioner of
+    its language, for ``describe`` to re-rank with: (L,) with NaN where no captioner of that
+    language reads the index's features (``store_path``) with prior images, and the ids of the
+    captioners used, by language; (None, {}) when none could be."""
+    from scenetalk.captioning.captioner import load_generator_for
+    from scenetalk.checkpoint import read_prior_images
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.retrieval.sentence_ranking import log_priors, sentence_languages
+    from scenetalk.weights import shipped_captioner
+
+    try:
+        store = FeatureStore.open(store_path)
+    except ScenetalkError:   # vectors written without a feature store (tests, benchmarks): nothing to read
+        return None, {}
+    languages = sentence_languages(texts, vocab)
+    prior = np.full(len(texts), np.nan, np.float32)
+    captioners: dict[str, str] = {}
+    for language in sorted(set(languages)):
+        try:
+            folder = shipped_captioner(language)
+            model, captioner_vocab, _ = load_generator_for(folder, store, one_vector=True)
+            images = read_prior_images(folder)
+        except ScenetalkError:
+            continue   # describe then says why it does not re-rank these
+        if images is None:
+            continue
+        rows = [i for i, lang in enumerate(languages) if lang == language]
+        prior[rows] = log_priors(model, captioner_vocab, images, [texts[i] for i in rows], progress=progress)
+        captioners[language] = checkpoint_id(folder)
+    return (prior, captioners) if captioners else (None, {})
 
 
 def _old_meta(out: Path) -> dict:

@@ -43,6 +43,15 @@ from scenetalk.retrieval.index import (
     read_sentence_file,
     unknown_words,
 )
+from scenetalk.retrieval.sentence_ranking import (
+    DESCRIBE_RERANK_TOP,
+    DESCRIBE_RERANK_WEIGHT,
+    SENTENCE_MATCH_MEANING,
+    SENTENCE_RERANKED_MEANING,
+    log_priors,
+    log_ratios,
+    sentence_languages,
+)
 from scenetalk.retrieval.similarity import alignment_scores, top_k
 from scenetalk.retrieval.unseen_words import PlacedWord, UnseenWords
 
@@ -102,6 +111,9 @@ class SearchResult:
 class SentenceHit:
     sentence: str
     score: float
+    # re-ranked: (log P(s | I) − log P(s)) / words by the captioner, and S_kl alone (``score`` is fused)
+    log_ratio: float | None = None
+    alignment_score: float | None = None
 
 
 @dataclass
@@ -112,6 +124,9 @@ class Description:
     blank_lines: int = 0   # blank lines of that file, left out
     # The words the model does not know (read as <unk>) of the hits that have some, by sentence.
     unknown_words: dict[str, list[str]] = field(default_factory=dict)
+    not_reranked: str | None = None  # why the default re-ranking (rerank=None) did not run
+    reranked: int = 0      # K: the best max(k, K) sentences by match score were ordered again (0: not re-ranked)
+    scores: str = SENTENCE_MATCH_MEANING  # what the hits' scores mean, in words
 
 
 @dataclass
@@ -263,6 +278,7 @@ class Searcher:
             self.bounds = self.whole = None
         self._row_of: dict[str, int] | None = None
         self._extractor = None
+        self._last_global: tuple[str, np.ndarray] | None = None  # (name, global features) of the last image file read
         self._store = None
         self._unseen: UnseenWords | None = None
         # (captioner, language) -> (model, vocab), or why it cannot re-rank
@@ -446,8 +462,20 @@ class Searcher:
 
         if self._extractor is None:
             self._extractor = extractor_for(self.meta["extractor_id"], self.path, grid=False)
-        regions = self._extractor.features([load_image(image)])["regions"]
-        return name, self.model.embed_regions(regions.astype(np.float32))
+        features = self._extractor.features([load_image(image)])
+        self._last_global = (name, features["global"][0].astype(np.float32))
+        return name, self.model.embed_regions(features["regions"].astype(np.float32))
+
+    def global_features(self, name: str) -> np.ndarray:
+        """The global CNN features (D,) of a photo of the index, or of the image file that
+        ``image_vectors`` read last: what a captioner reads."""
+        row = self.row(name)
+        if row is not None:
+            store = self.feature_store
+            return np.asarray(store.array("global")[store.row(name)], dtype=np.float32)
+        if self._last_global is not None and self._last_global[0] == name:
+            return self._last_global[1]
+        raise ScenetalkError(f"{name}: not a photo of the index {self.path}")
 
     def sentence_collection(self) -> "SentenceCollection":
         if not self.meta.get("sentences"):
@@ -466,10 +494,16 @@ class Searcher:
         return self._sentences[1]
 
     def describe(self, image, k: int = 5, sentences: Sequence[str] | None = None,
-                 sentence_file: str | os.PathLike | None = None) -> Description:
+                 sentence_file: str | os.PathLike | None = None, rerank: int | bool | None = 0,
+                 rerank_weight: float = DESCRIBE_RERANK_WEIGHT, captioner: str | os.PathLike | None = None
+                 ) -> Description:
         """The ``k`` sentences that best match a photo, by S_kl (eq. 8), every sentence scored:
         of ``sentences``, else of ``sentence_file`` (one a line, blank lines left out), else of
-        the collection stored in the index."""
+        the collection stored in the index. With ``rerank`` = K > 0 (True:
+        ``DESCRIBE_RERANK_TOP``) the best K by S_kl are ranked again with the captioner of
+        their language (by default the shipped one; ``retrieval.sentence_ranking``);
+        ``rerank=None`` does so when the captioner reads this index's features, and otherwise
+        says why not in ``not_reranked``."""
         source, blank = "index", 0
         if sentences is not None:
             source = "given"
@@ -488,11 +522,65 @@ class Searcher:
             unknown_words(texts, sentence_tokens(texts, self.vocab), self.vocab, where=sentence_file)
             batches = embed_sentences(self.model, self.vocab, texts)
         scores = np.concatenate([alignment_scores(v, s, mask, self.score_kind)[0] for s, mask in batches])
-        best, pos = top_k(scores, k)
+        rerank = DESCRIBE_RERANK_TOP if rerank is True else rerank
+        best, pos = top_k(scores, max(k, int(rerank or 0)))
         chosen = [texts[int(p)] for p in pos]
-        unknown = [[w for w in words if w not in self.vocab.stoi] for words in sentence_tokens(chosen, self.vocab)]
-        return Description(name, [SentenceHit(t, float(b)) for t, b in zip(chosen, best)], source, blank,
-                           {t: u for t, u in zip(chosen, unknown) if u})
+        hits = [SentenceHit(t, float(b)) for t, b in zip(chosen, best)][:k]
+        not_reranked, meaning = None, SENTENCE_MATCH_MEANING
+        if rerank is None or rerank:
+            try:
+                stored = self._stored_priors(pos) if sentences is None else None
+                ratios = self._sentence_log_ratios(name, chosen, captioner, stored)
+                fused = best + rerank_weight * ratios
+                hits = [SentenceHit(chosen[i], float(fused[i]), float(ratios[i]), float(best[i]))
+                        for i in top_k(fused, k)[1].tolist()]
+                rerank = rerank or DESCRIBE_RERANK_TOP
+                meaning = SENTENCE_RERANKED_MEANING.format(weight=rerank_weight, top=len(chosen))
+            except ScenetalkError as exc:
+                if rerank is not None:  # asked for: the reason is the error
+                    raise
+                rerank, not_reranked = 0, str(exc)
+        shown = [h.sentence for h in hits]
+        unknown = [[w for w in words if w not in self.vocab.stoi] for words in sentence_tokens(shown, self.vocab)]
+        return Description(name, hits, source, blank, {t: u for t, u in zip(shown, unknown) if u}, not_reranked,
+                           int(rerank or 0), meaning)
+
+    def _stored_priors(self, positions: np.ndarray) -> dict[str, np.ndarray] | None:
+        """The index's sentence priors of the collection's sentences at ``positions``, by the
+        id of the captioner that computed them (``write_index``), or None when it has none."""
+        prior = self.meta.get("sentences", {}).get("prior")
+        if not prior:
+            return None
+        values = self.sentence_collection().prior
+        if values is None:
+            return None
+        return {"captioners": prior["captioners"], "values": values[np.asarray(positions, dtype=np.int64)]}
+
+    def _sentence_log_ratios(self, name: str, texts: list[str], captioner, stored) -> np.ndarray:
+        """(log P(s | I) − log P(s)) / words of each sentence for the photo ``name``, each by the
+        captioner of its language; the priors from ``stored`` where that same captioner computed
+        them, else computed now. A ``ScenetalkError`` when a language has no usable captioner."""
+        from scenetalk.checkpoint import PRIOR_IMAGES, checkpoint_id, read_prior_images
+        from scenetalk.weights import shipped_captioner
+
+        image = self.global_features(name)
+        languages = sentence_languages(texts, self.vocab)
+        ratios = np.zeros(len(texts), np.float32)
+        for language in sorted(set(languages)):
+            rows = [i for i, lang in enumerate(languages) if lang == language]
+            model, vocab = self._load_reranker(captioner, language)
+            folder = os.fspath(captioner or shipped_captioner(language))
+            identity = checkpoint_id(folder)
+            if stored is not None and stored["captioners"].get(language) == identity:
+                priors = stored["values"][rows]
+            else:
+                prior_images = read_prior_images(folder)
+                if prior_images is None:
+                    raise ScenetalkError(f"{folder}: the captioner has no prior images ({PRIOR_IMAGES}) "
+                                         "to weigh sentences against; scripts/ship_prior_images.py writes them")
+                priors = log_priors(model, vocab, prior_images, [texts[i] for i in rows])
+            ratios[rows] = log_ratios(model, vocab, image, [texts[i] for i in rows], priors)
+        return ratios
 
     def best_regions(self, snippet: str, top: int = 8, per_photo: int = 1, include_whole: bool = False
                      ) -> SnippetRegions:

@@ -297,9 +297,10 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
         if photo is not None:
             if searcher.row(photo) is None:
                 raise ServiceError(404, "unknown_photo", f"index {name!r} has no photo {photo!r}")
-            return to_data(await service.call(service.models.describe, settings.indexes[name], photo, k=k))
+            return to_data(await service.call(service.models.describe, settings.indexes[name], photo, k=k,
+                                              warn=False))
         picture = await uploaded_photo(service, image)
-        result = await service.call(service.models.describe, settings.indexes[name], picture, k=k)
+        result = await service.call(service.models.describe, settings.indexes[name], picture, k=k, warn=False)
         return to_data(dataclasses.replace(result, image=image.filename or ""))
 
     @app.get("/v1/indexes", tags=["search"], responses=_errors(503))
