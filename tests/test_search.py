@@ -543,8 +543,13 @@ def test_describe_ranks_every_sentence_by_its_exact_score(index, tmp_path):
     assert len(from_file.hits) == 3
     for h in from_file.hits:
         assert h.score == pytest.approx(from_index[h.sentence], rel=1e-2)
-    with pytest.raises(ScenetalkError, match="no sentences to describe"):
-        searcher.describe("coffee.png")
+    # an index without sentences: the captioner's best captions of the photo, ranked by S_kl, and it says so
+    generated = searcher.describe("coffee.png", k=3)
+    assert generated.sentences == "generated" and generated.reranked == 0 and len(generated.hits) == 3
+    texts = [h.sentence for h in generated.hits]
+    assert len(set(texts)) == 3 and all(len(t.split()) >= 2 for t in texts)
+    again = searcher.describe("coffee.png", k=3, sentences=texts)
+    assert [h.score for h in generated.hits] == pytest.approx([h.score for h in again.hits], rel=1e-5)
     (tmp_path / "idx" / "sentences.npz").write_bytes(b"not numpy")
     with pytest.raises(SearchIndexError, match="damaged sentence collection"):
         stored.describe("coffee.png")
@@ -584,6 +589,9 @@ def test_cli_describe_and_its_bad_inputs(index, tmp_path, capsys):
         assert h["alignment_score"] == pytest.approx(match[h["sentence"]], abs=1e-3)   # JSON keeps 4 decimals
         assert h["score"] == pytest.approx(h["alignment_score"] + 5.0 * h["log_ratio"], abs=1e-3)
     assert [h["score"] for h in out["hits"]] == sorted((h["score"] for h in out["hits"]), reverse=True)
+    assert main(["describe", str(path), "coffee.png", "--top", "2"]) == 0     # an index without sentences
+    captured = capsys.readouterr()
+    assert "ranked the captioner's 20 best captions" in captured.err and len(captured.out.splitlines()) == 3
     other = tmp_path / "other.txt"
     other.write_text("a man in a white suit\ncoffee in a red cup\n")
     assert main(["describe", idx, str(root / "photos" / "rocket.jpg"), "--sentences", str(other)]) == 0
@@ -601,7 +609,6 @@ def test_cli_describe_and_its_bad_inputs(index, tmp_path, capsys):
         err = capsys.readouterr().err
         assert name in err and expect[name] in err and "Traceback" not in err and len(err.splitlines()) == 1
     for argv, message in (([idx, "zebra.jpg"], "neither a photo of the index"),
-                          ([str(path), "coffee.png"], "--sentences FILE"),
                           ([idx, "coffee.png", "--top", "0"], "--top"),
                           ([str(tmp_path / "nowhere"), "coffee.png"], "not a scenetalk index")):
         assert main(["describe", *argv]) == 2

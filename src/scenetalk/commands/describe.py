@@ -13,11 +13,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise ScenetalkError(f"--top must be at least 1 (got {args.top})")
+    from scenetalk.retrieval.search import DESCRIBE_GENERATED, GENERATED
     from scenetalk.retrieval.sentence_ranking import DESCRIBE_RERANK_TOP
 
     rerank = rerank_choice(args, DESCRIBE_RERANK_TOP, "sentences")
     result = load(captioner=args.captioner, alignment=args.checkpoint).describe(
         args.index, args.image, k=args.top, sentence_file=args.sentences, rerank=rerank, warn=False)
+    if result.sentences == GENERATED:
+        warn("describe", f"the index holds no sentences: ranked the captioner's {DESCRIBE_GENERATED} best captions "
+                         "of the photo (`scenetalk index build ... --sentences FILE` stores a collection to rank)")
     if result.not_reranked:
         warn("describe", f"ranked by match score alone, not re-ranked: {result.not_reranked} "
                          "(--captioner to name one that reads them; --no-rerank to skip this)")

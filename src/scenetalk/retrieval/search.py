@@ -74,6 +74,15 @@ RERANKED_MEANING = ("match score + {weight:g} × the captioner's log-likelihood 
                     "higher is better; re-ranked: the best {top} photos by match score ordered again by it")
 
 
+#: ``describe`` on an index without sentences ranks the captioner's this many best captions
+#: (beam search of this width), and says so: ``Description.sentences`` is ``GENERATED``.
+DESCRIBE_GENERATED = 20
+GENERATED = "generated"
+#: sentence priors of given sentences kept by a ``Searcher``, per captioner (a float each; an
+#: index's own sentences have theirs stored)
+MAX_KEPT_PRIORS = 100_000
+
+
 #: Region vectors (photos x regions x h) of an index kept in memory as float32 when it opens:
 #: 2^26 values are 256 MB, an index of about 3,300 photos at h = 1,000 (larger ones are read
 #: from their memory map, a query's candidates at a time).
@@ -120,7 +129,9 @@ class SentenceHit:
 class Description:
     image: str             # the photo's name in the index, or the path given
     hits: list[SentenceHit]
-    sentences: str = "index"  # where the sentences came from: "index", the file read, or "given" (a list)
+    # where the sentences came from: "index", the file read, "given" (a list), or GENERATED (the
+    # captioner's best captions of the photo, when the index holds no sentences)
+    sentences: str = "index"
     blank_lines: int = 0   # blank lines of that file, left out
     # The words the model does not know (read as <unk>) of the hits that have some, by sentence.
     unknown_words: dict[str, list[str]] = field(default_factory=dict)
@@ -279,6 +290,7 @@ class Searcher:
         self._row_of: dict[str, int] | None = None
         self._extractor = None
         self._last_global: tuple[str, np.ndarray] | None = None  # (name, global features) of the last image file read
+        self._priors: dict[str, dict[str, float]] = {}   # captioner id -> sentence -> log P(s), of sentences given
         self._store = None
         self._unseen: UnseenWords | None = None
         # (captioner, language) -> (model, vocab), or why it cannot re-rank
@@ -511,6 +523,10 @@ class Searcher:
             source = os.fspath(sentence_file)
             sentences, blank = read_sentence_file(sentence_file, self.vocab.language)
         name, v = self.image_vectors(image)
+        if sentences is None and not self.meta.get("sentences"):
+            # no collection to rank: the captioner's n-best captions of the photo, ranked by S_kl
+            sentences, source = self._generated_sentences(name, captioner), GENERATED
+            rerank = 0   # they are the captioner's own: its likelihood would only rank them as it wrote them
         if sentences is None:
             collection = self.sentence_collection()
             texts, batches = collection.texts, collection.batches()
@@ -545,6 +561,24 @@ class Searcher:
         return Description(name, hits, source, blank, {t: u for t, u in zip(shown, unknown) if u}, not_reranked,
                            int(rerank or 0), meaning)
 
+    def _generated_sentences(self, name: str, captioner) -> list[str]:
+        """The captioner's ``DESCRIBE_GENERATED`` best captions of the photo (beam search of that
+        width), different ones only, in the language of the index's model (English first)."""
+        from scenetalk.captioning.captioner import caption_features
+
+        languages = self.vocab.languages
+        language = "en" if "en" in languages else languages[0]
+        try:
+            model, vocab = self._load_reranker(captioner, language)
+        except ScenetalkError as exc:
+            raise ScenetalkError(f"{self.path}: the index holds no sentences to describe photos with, and no "
+                                 f"captioner can write some ({exc}); pass a file of sentences, one per line "
+                                 "(`--sentences FILE`), or store one in the index with `scenetalk index build DIR "
+                                 "--out INDEX --sentences FILE`") from None
+        [captions] = caption_features(model, vocab, self.global_features(name)[None], beam_size=DESCRIBE_GENERATED,
+                                      n_best=DESCRIBE_GENERATED)
+        return list(dict.fromkeys(c.text for c in captions))
+
     def _stored_priors(self, positions: np.ndarray) -> dict[str, np.ndarray] | None:
         """The index's sentence priors of the collection's sentences at ``positions``, by the
         id of the captioner that computed them (``write_index``), or None when it has none."""
@@ -573,12 +607,18 @@ class Searcher:
             identity = checkpoint_id(folder)
             if stored is not None and stored["captioners"].get(language) == identity:
                 priors = stored["values"][rows]
-            else:
+            else:   # sentences given: their priors are computed once each, then kept (100 passes a sentence)
                 prior_images = read_prior_images(folder)
                 if prior_images is None:
                     raise ScenetalkError(f"{folder}: the captioner has no prior images ({PRIOR_IMAGES}) "
                                          "to weigh sentences against; scripts/ship_prior_images.py writes them")
-                priors = log_priors(model, vocab, prior_images, [texts[i] for i in rows])
+                known = self._priors.setdefault(identity, {})
+                new = list(dict.fromkeys(texts[i] for i in rows if texts[i] not in known))
+                if new:
+                    if len(known) + len(new) > MAX_KEPT_PRIORS:
+                        known.clear()
+                    known.update(zip(new, log_priors(model, vocab, prior_images, new).tolist()))
+                priors = np.array([known[texts[i]] for i in rows], dtype=np.float32)
             ratios[rows] = log_ratios(model, vocab, image, [texts[i] for i in rows], priors)
         return ratios
 
