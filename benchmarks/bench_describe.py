@@ -51,7 +51,7 @@ def main() -> None:
     for im in photos:
         target = folder / os.path.basename(im.relpath)
         if not target.exists():
-            os.symlink(os.path.join(dataset.image_dir, im.relpath), target)
+            os.symlink(os.path.abspath(os.path.join(dataset.image_dir, im.relpath)), target)
     sentences = [s.raw for im in photos for s in im.sentences]
     owner = [k for k, im in enumerate(photos) for _ in im.sentences]
     (work / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")

@@ -80,7 +80,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     multi = dict(item.split("=", 1) for item in args.multi)
     single = dict(item.split("=", 1) for item in args.single)
-    languages = [lang for lang in DATASETS if lang in single] or list(DATASETS)
+    languages = list(DATASETS)
     common = {"features": args.features, "root": args.root}
 
     def of_multi(name, lang, split):
