@@ -226,6 +226,16 @@ def test_describe_reranks_by_m_rnns_sentence_score_with_the_prior_of_the_caption
         assert h.score == pytest.approx(h.alignment_score + 2.0 * h.log_ratio, rel=1e-5)
     assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
     assert not any(math.isnan(h.score) for h in result.hits)
+    # rerank=None (the default through the façade) re-ranks the best 100, not the best k: with a
+    # huge λ the top sentence is the one of best log ratio among all six, wherever S_kl put it
+    all_ids = torch.from_numpy(vocab.encode_batch([s.split() for s in SENTENCES])[0])
+    all_ratio = ((sentence_log_likelihoods(model, image, all_ids, precision="fp32")[0]
+                  - log_prior(sentence_log_likelihoods(model, torch.from_numpy(prior_images.astype(np.float32)),
+                                                       all_ids, precision="fp32")))
+                 / (all_ids[:, 1:] != 0).sum(1))
+    default = searcher.describe(name, k=1, sentences=SENTENCES, rerank=None, rerank_weight=1e6, captioner=captioner)
+    assert default.reranked == 100 and default.hits[0].sentence == SENTENCES[int(all_ratio.argmax())]
+    assert "the best 6 sentences by match score" in default.scores     # all six were candidates, not k = 1
     # the priors an index stores when it is built with these sentences: the shipped captioner's
     stored, captioners = sentence_priors(SENTENCES, searcher.vocab, path / "features")   # the shipped captioner's
     assert captioners == {"en": checkpoint_id(shipped_captioner("en"))}

@@ -539,7 +539,8 @@ class Searcher:
             batches = embed_sentences(self.model, self.vocab, texts)
         scores = np.concatenate([alignment_scores(v, s, mask, self.score_kind)[0] for s, mask in batches])
         rerank = DESCRIBE_RERANK_TOP if rerank is True else rerank
-        best, pos = top_k(scores, max(k, int(rerank or 0)))
+        # the candidates: the best K by S_kl (rerank=None: the default K, if the captioner can re-rank)
+        best, pos = top_k(scores, max(k, DESCRIBE_RERANK_TOP if rerank is None else int(rerank)))
         chosen = [texts[int(p)] for p in pos]
         hits = [SentenceHit(t, float(b)) for t, b in zip(chosen, best)][:k]
         not_reranked, meaning = None, SENTENCE_MATCH_MEANING
