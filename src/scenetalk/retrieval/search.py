@@ -609,13 +609,13 @@ class Searcher:
             if stored is not None and stored["captioners"].get(language) == identity:
                 priors = stored["values"][rows]
             else:   # sentences given: their priors are computed once each, then kept (100 passes a sentence)
-                prior_images = read_prior_images(folder)
-                if prior_images is None:
-                    raise ScenetalkError(f"{folder}: the captioner has no prior images ({PRIOR_IMAGES}) "
-                                         "to weigh sentences against; scripts/ship_prior_images.py writes them")
                 known = self._priors.setdefault(identity, {})
                 new = list(dict.fromkeys(texts[i] for i in rows if texts[i] not in known))
                 if new:
+                    prior_images = read_prior_images(folder)
+                    if prior_images is None:
+                        raise ScenetalkError(f"{folder}: the captioner has no prior images ({PRIOR_IMAGES}) "
+                                             "to weigh sentences against; scripts/ship_prior_images.py writes them")
                     if len(known) + len(new) > MAX_KEPT_PRIORS:
                         known.clear()
                     known.update(zip(new, log_priors(model, vocab, prior_images, new).tolist()))
