@@ -118,3 +118,62 @@ def test_one_model_learns_two_languages_from_a_merged_dataset(tmp_path, brnn):
         scores = score_split(model, feats.numpy(), val)
         t2i = retrieval_metrics(scores, np.asarray(val.image_of))["text_to_image"]
         assert t2i["R@5"] > 40, (language, t2i)
+
+
+@pytest.mark.slow
+def test_a_locked_model_gains_a_language_and_keeps_its_own(tmp_path):
+    """Issue #17 (LiT's lock): German added to a trained English model; its image side, English
+    words and English sentence side stay bit for bit what they were, through a second stage
+    (init_from) too, and German learns to find the photos."""
+    import numpy as np
+
+    from scenetalk.data.multilingual import merge_languages
+    from scenetalk.data.text import tokenize
+    from scenetalk.metrics.retrieval import retrieval_metrics
+    from scenetalk.retrieval.scoring import score_split, sentence_set
+
+    english, feats, rows = synthetic()
+    small = {"embed_dim": 16, "word_dim": 8, "hidden_dim": 16, "dropout": 0.0}
+    common = dict(min_count=1, batch_size=20, optimizer="adam", eval_every=1000, checkpoint_every=1000)
+    AlignmentTrainer(AlignTrainConfig(model=small, lr=0.01, epochs=8, **common), english, feats, rows,
+                     "synthetic-regions", tmp_path / "en", progress=False).run()
+
+    def in_german(image):
+        colour, animal = image.sentences[2].raw.split()
+        texts = [f"ein {GERMAN[colour]} {GERMAN[animal]} rennt", f"{GERMAN[colour]} {GERMAN[animal]}"]
+        return ImageRecord(image.file_name, image.split, image.image_id,
+                           [Sentence(t, tokenize(t, "de"), "de", j) for j, t in enumerate(texts)])
+
+    data = merge_languages({"en": english, "de": CaptionDataset("de", [in_german(im) for im in english.images])})
+    locked = str(tmp_path / "en" / "best")
+    first = AlignmentTrainer(AlignTrainConfig(locked_from=locked, lr=0.01, epochs=8, **common), data, feats, rows,
+                             "synthetic-regions", tmp_path / "multi", progress=False)
+    words = first.train.ids[first.train.ids > 0]   # only German sentences train (English cannot change)
+    assert set(first.vocab.word_languages()[words].tolist()) == {first.vocab.languages.index("de")}
+    first.run()
+    AlignmentTrainer(AlignTrainConfig(init_from=str(tmp_path / "multi" / "best"), locked_from=locked, hardest=True,
+                                      lr=0.002, epochs=2, **common), data, feats, rows, "synthetic-regions",
+                     tmp_path / "multi2", progress=False).run()
+    en_model, en_vocab, _ = load_alignment(locked)
+    model, vocab, _ = load_alignment(tmp_path / "multi2" / "best")
+    assert vocab.languages == ["de", "en"] and len(model.sides) == 2
+    assert vocab.itos[4:4 + len(en_vocab) - 4] == ["en:" + w for w in en_vocab.itos[4:]]
+    assert torch.equal(model.W_m.weight, en_model.W_m.weight) and torch.equal(model.W_m.bias, en_model.W_m.bias)
+    assert torch.equal(model.W_w.weight[:len(en_vocab)], en_model.W_w.weight)
+    english_side = model.sides[vocab.languages.index("en")]
+    assert all(torch.equal(v, english_side.state_dict()[k]) for k, v in en_model.state_dict().items()
+               if k.split(".")[0] in ("W_e", "W_f", "W_b", "W_d"))
+    assert not torch.equal(model.sides[0].W_f.weight, english_side.W_f.weight)   # German's side trained
+    only = CaptionDataset("de", [ImageRecord(im.file_name, im.split, im.image_id,
+                                             [s for s in im.sentences if s.language == "de"]) for im in data.images])
+    val = sentence_set(only, "val", vocab, rows, 40)
+    t2i = retrieval_metrics(score_split(model, feats.numpy(), val), np.asarray(val.image_of))["text_to_image"]
+    assert t2i["R@5"] > 40, t2i
+    with pytest.raises(ValueError, match="only dropout"):
+        AlignTrainConfig(locked_from=locked, model=small)
+    with pytest.raises(ValueError, match="weight_decay"):
+        AlignTrainConfig(locked_from=locked, weight_decay=0.1)
+    from scenetalk.errors import ScenetalkError
+    with pytest.raises(ScenetalkError, match="sentences in other languages"):
+        AlignmentTrainer(AlignTrainConfig(locked_from=locked, **common), english, feats, rows, "synthetic-regions",
+                         tmp_path / "x", progress=False)

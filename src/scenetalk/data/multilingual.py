@@ -11,7 +11,7 @@ Flickr8K's are Flickr8K's own lists); a disagreement is a ``DataError``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from scenetalk.data.schema import CaptionDataset, ImageRecord, Sentence
 from scenetalk.data.text import tagged
@@ -51,11 +51,16 @@ def merge_languages(parts: Mapping[str, CaptionDataset], name: str = "multilingu
 def only_language(dataset: CaptionDataset, language: str) -> CaptionDataset:
     """The photos of ``dataset`` that have sentences in ``language``, with those sentences only
     (to score a model of several languages one language at a time)."""
-    images = [ImageRecord(im.file_name, im.split, im.image_id, [s for s in im.sentences if s.language == language],
+    return only_languages(dataset, [language])
+
+
+def only_languages(dataset: CaptionDataset, languages: Collection[str]) -> CaptionDataset:
+    """The photos of ``dataset`` that have sentences in any of ``languages``, with those only."""
+    images = [ImageRecord(im.file_name, im.split, im.image_id, [s for s in im.sentences if s.language in languages],
                           im.subdir) for im in dataset.images]
     kept = [im for im in images if im.sentences]
     if not kept:
-        raise DataError(dataset.name, f"has no {language!r} sentences (it has "
+        raise DataError(dataset.name, f"has no {' or '.join(map(repr, languages))} sentences (it has "
                         f"{', '.join(sorted({s.language for s in dataset.sentences()}))})")
-    return CaptionDataset(f"{dataset.name} ({language})", kept, dataset.image_dir, dataset.sources,
+    return CaptionDataset(f"{dataset.name} ({', '.join(languages)})", kept, dataset.image_dir, dataset.sources,
                           dataset.problems, dataset.zh_mode)
