@@ -126,3 +126,16 @@ def write_colour_squares(folder: Path, count: int = 18) -> Path:
                                       for k, s in enumerate(sents)]})
     (folder / "data.json").write_text(json.dumps({"images": records, "dataset": "tiny"}))
     return folder / "data.json"
+
+
+@pytest.fixture(scope="session")
+def squares(tmp_path_factory) -> Path:
+    """18 colour squares (12 train, 6 val: ``write_colour_squares``) and their feature store
+    (``features/``, with region features), for training runs end to end."""
+    from scenetalk.cli import main
+
+    folder = tmp_path_factory.mktemp("squares")
+    write_colour_squares(folder)
+    assert main(["features", str(folder / "data.json"), "--images", str(folder / "images"), "--regions",
+                 "--out", str(folder / "features"), "--quiet"]) == 0
+    return folder

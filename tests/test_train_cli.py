@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_colour_squares
 
 torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 
@@ -56,16 +55,6 @@ def test_config_errors_name_the_file_and_key(tmp_path, capsys):
     assert "not valid YAML" in capsys.readouterr().err
     assert main(["train", "no-such-config"]) == 2
     assert "shipped configs" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def squares(tmp_path_factory):
-    """18 colour squares (12 train, 6 val) and their feature store, with region features."""
-    folder = tmp_path_factory.mktemp("squares")
-    write_colour_squares(folder)
-    assert main(["features", str(folder / "data.json"), "--images", str(folder / "images"), "--regions",
-                 "--out", str(folder / "features"), "--quiet"]) == 0
-    return folder
 
 
 @pytest.mark.slow

@@ -177,7 +177,7 @@ def image_sentence_scores(v: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, 
     """S_kl for images v (B, R, h) and sentences s (L, T, h) with word mask (L, T). Always in
     float32, even under bfloat16 autocast: S is a sum of many dot products, compared with a
     margin of 1, and bfloat16's 8-bit mantissa would blur it by about that much."""
-    with torch.autocast("cpu", enabled=False):
+    with torch.autocast(v.device.type, enabled=False):
         dots = torch.einsum("brh,lth->blrt", v.float(), s.float())  # v_iᵀ s_t for every pair
         if score == "max":
             per_word = dots.max(dim=2).values                      # eq. 8: best region per word

@@ -57,11 +57,16 @@ class CaptionGenerator(nn.Module):
 class TorchSteps:
     """A generator's ``init_state`` and ``step`` with NumPy arrays in and out, the interface
     ``captioning.decoding`` drives (``runtime.OnnxGenerator`` is the same in ONNX Runtime).
-    The arrays share memory with the tensors, so a step costs no copy."""
+    The arrays share memory with the tensors, so a step costs no copy (on a CPU; a model on a
+    GPU, in training, gets its inputs there and gives its outputs back)."""
 
     def __init__(self, model: CaptionGenerator):
         self.model = model
         self.image_input = model.image_input
+        self.device = next(model.parameters()).device
+
+    def _tensor(self, array: np.ndarray, dtype=None) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=dtype)).to(self.device)
 
     @property
     def ranks_by_text_term(self) -> bool:
@@ -71,25 +76,25 @@ class TorchSteps:
     @torch.no_grad()
     def pair_log_likelihoods(self, images: np.ndarray, ids: np.ndarray, pad_id: int = 0) -> np.ndarray:
         """log P(s_p | I_p) as ``runtime.OnnxGenerator.pair_log_likelihoods``, in float32."""
-        ids_t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+        ids_t = self._tensor(ids, np.int64)
         distinct, which = torch.unique(ids_t, dim=0, return_inverse=True)
         text = self.model.text_term(distinct[:, :-1])[which]
         targets = ids_t[:, 1:]
-        image = torch.from_numpy(np.asarray(images, dtype=np.float32))
-        return self.model.pair_log_likelihoods(text, image, targets, (targets != pad_id).float()).numpy()
+        image = self._tensor(images, np.float32)
+        return _array(self.model.pair_log_likelihoods(text, image, targets, (targets != pad_id).float()))
 
     @torch.no_grad()
     def init_state(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        state = self.model.init_state(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))
+        state = self.model.init_state(self._tensor(image, np.float32))
         return {name: _array(value) for name, value in state.items()}
 
     @torch.no_grad()
     def step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in state.items()}
-        log_probs, new = self.model.step(torch.from_numpy(np.asarray(tokens, dtype=np.int64)), tensors)
+        tensors = {name: self._tensor(value) for name, value in state.items()}
+        log_probs, new = self.model.step(self._tensor(tokens, np.int64), tensors)
         return _array(log_probs), {name: _array(value) for name, value in new.items()}
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
     # under bfloat16 autocast (training) a state comes out in bfloat16, which NumPy lacks
-    return (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+    return (tensor.float() if tensor.is_floating_point() else tensor).cpu().numpy()

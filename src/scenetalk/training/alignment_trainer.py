@@ -117,11 +117,28 @@ class AlignmentTrainer(Trainer):
 
     def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
         ids = self.train_ids[idx]
-        ids = ids[:, : int((ids != 0).sum(1).max())]
+        ids = ids[:, : int((ids != 0).sum(1).max())].to(self.device)
         rows = self.train_rows[idx]
-        scores = self.model(self.regions[rows], ids)
+        scores = self.model(self.regions[rows].to(self.device), ids)
+        rows = rows.to(self.device)
         loss = ranking_loss(scores, image_ids=rows, margin=self.config.margin, hardest=self.config.hardest)
         return loss, int((ids != 0).sum()), {}
+
+    def distributed_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, dict]:
+        """Eq. 9 ranks each image against every sentence of the batch, so on several ranks each
+        embeds its slice's images and sentences, gathers everyone's (the gradient flowing back
+        to each rank's own), and scores the whole batch; its share of the loss is 1/ranks."""
+        if self.world.size == 1:
+            return super().distributed_loss(idx)
+        ids = self.train_ids[idx]
+        length = int((ids != 0).sum(1).max())
+        local = self.world.shard(idx)
+        v = self.world.gather(self.model.embed_regions(self.regions[self.train_rows[local]].to(self.device)))
+        s, _ = self.model.embed_words(self.train_ids[local][:, :length].to(self.device))
+        scores = self.model.scores(v, self.world.gather(s), (ids[:, :length] != 0).to(self.device))
+        loss = ranking_loss(scores, image_ids=self.train_rows[idx].to(self.device), margin=self.config.margin,
+                            hardest=self.config.hardest)
+        return loss / self.world.size, loss.detach(), int((ids != 0).sum()), {}
 
     def evaluate(self) -> dict[str, float]:
         dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float32
@@ -190,5 +207,5 @@ def lock(model: AlignmentModel, vocab: Vocabulary, locked: AlignmentModel, locke
     trained_rows[rows] = 0.0
     # eq. 2's table is one matrix: its locked rows get no gradient (and, with no weight decay,
     # SGD's and Adam's steps of a zero gradient are zero)
-    model.W_w.weight.register_hook(lambda grad: grad * trained_rows.to(grad.dtype))
+    model.W_w.weight.register_hook(lambda grad: grad * trained_rows.to(grad.device, grad.dtype))
     return language

@@ -158,10 +158,14 @@ class CaptionTrainer(Trainer):
     def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
         return self.xe_loss(idx) if self.config.objective == "xe" else self.scst_loss(idx)
 
+    def loss_weight(self, idx: torch.Tensor, n: int) -> float:
+        return n if self.config.objective == "xe" else len(idx)   # SCST: a mean over images' samples
+
     def xe_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
         ids = self.train.ids[idx]
         length = int((ids != self.vocab.pad_id).sum(1).max())
-        logits = self.model(self.features[self.train.image_rows[idx]], ids[:, : length - 1])
+        ids = ids[:, :length].to(self.device)
+        logits = self.model(self.features[self.train.image_rows[idx]].to(self.device), ids[:, : length - 1])
         loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
         return loss, n, {}
 
@@ -171,19 +175,20 @@ class CaptionTrainer(Trainer):
         weight each one's log-probability by its reward minus the others' mean."""
         cfg, vocab, k = self.config, self.vocab, self.config.scst_samples
         rows = self.train_images[idx]
-        image = self.features[rows].repeat_interleave(k, dim=0)
+        image = self.features[rows].repeat_interleave(k, dim=0).to(self.device)
         generator = np.random.default_rng(cfg.seed * 1_000_003 + self.step)
         with eval_mode(self.model):
             steps = TorchSteps(self.model)
-            samples = sample(steps, steps.init_state(image.numpy()), len(image), vocab.start_id,
+            samples = sample(steps, steps.init_state(image.cpu().numpy()), len(image), vocab.start_id,
                              vocab.end_id, max_len=cfg.scst_max_len, generator=generator, banned=(vocab.unk_id,))
             texts = [" ".join(vocab.decode(h.tokens)) for h in samples]
             refs = [self.train.references[int(r)] for r in rows for _ in range(k)]
-            rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k)
+            rewards = torch.from_numpy(self.reward.score(texts, refs)).float().view(len(rows), k).to(self.device)
             seqs = [[vocab.start_id, *h.tokens] + ([vocab.end_id] if h.complete else []) for h in samples]
             ids = torch.full((len(seqs), max(map(len, seqs))), vocab.pad_id, dtype=torch.long)
             for i, seq in enumerate(seqs):
                 ids[i, : len(seq)] = torch.tensor(seq)
+            ids = ids.to(self.device)
             logits = self.model(image, ids[:, :-1])
         loss = self_critical_loss(logits, ids[:, 1:], rewards, vocab.pad_id)
         return loss, int((ids[:, 1:] != vocab.pad_id).sum()), {"reward": float(rewards.mean())}

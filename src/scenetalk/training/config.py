@@ -218,18 +218,25 @@ def _build_trainer(path, task, cfg, dataset, store, feats, row_of, out, progress
 
 def train(config: str | os.PathLike | Mapping, features: str | os.PathLike | None = None,
           out: str | os.PathLike | None = None, root: str | os.PathLike | None = None, resume: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, max_steps: int | None = None) -> TrainResult:
     """Train what ``config`` says (a YAML file, a shipped config's name or a dict with the same
     keys) and return the run's ``TrainResult``. ``features``, ``out`` and ``root`` override the
     config's. A run folder that holds a run already is refused unless ``resume``, which
-    continues that run from its last checkpoint exactly as if it had never stopped."""
+    continues that run from its last checkpoint exactly as if it had never stopped.
+    ``max_steps`` stops the run at that step (its schedule stays the whole run's: ``resume``
+    continues it). Under ``torchrun`` each process calls this; rank 0's result holds the
+    validation scores (the other ranks' ``best_val`` is empty)."""
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise ScenetalkError(f"max_steps must be a whole number of steps ≥ 1, not {max_steps!r}")
     trainer, task = trainer_for(config, features, out, root, progress, resume=resume)
     resumed_from = trainer.step if resume and trainer.resume() else None
     if resumed_from is None and (trainer.out / "last").exists():
         raise ScenetalkError(f"{trainer.out}: holds a run already; pass --resume to continue it or choose another --out")
+    trainer.stop_at = max_steps
     history = trainer.run()
     metric = trainer.config.select_metric
-    best = max(history["val"], key=lambda h: -h[metric] if metric in trainer.lower_is_better else h[metric])
+    best = max(history["val"], key=lambda h: -h[metric] if metric in trainer.lower_is_better else h[metric],
+               default={})
     return TrainResult(out=trainer.out, steps=trainer.step, best_val=best, task=task,
                        resumed_from_step=resumed_from, best=trainer.out / "best",
                        history=trainer.out / "history.json")

@@ -10,6 +10,10 @@ A run folder holds ``last/`` (written every ``checkpoint_every`` steps, with the
 and random-number state, so ``resume=True`` continues a killed run exactly as if it had
 never stopped), ``best/`` (the checkpoint with the best validation score, chosen on the
 validation split only), ``history.json`` and ``curves.png``.
+
+Under ``torchrun`` the same loop runs data-parallel (``training.distributed``): every rank
+reads the same global batches, computes its slice's share of the loss, and the gradients are
+summed over the ranks before the step; rank 0 validates and writes the run folder.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ from scenetalk.limits import MAX_EPOCHS, MAX_TRAIN_BATCH
 from scenetalk.models import eval_mode
 from scenetalk.models.fields import Bounds, check_fields
 from scenetalk.progress import progress_bar
+from scenetalk.training.distributed import current_world
 
 
 @dataclass
@@ -55,10 +61,13 @@ class LoopConfig:
     precision: str = "fp32"        # "bf16": forward and backward matrix products in bfloat16 (autocast),
     #                                weights and optimiser in float32; faster on CPUs with AVX-512 BF16
     #                                (BENCHMARKS.md "Captioning quality", the bfloat16 paragraph)
+    device: str = "auto"           # where the steps run: "cpu", "cuda", or "auto" (CUDA when PyTorch sees a
+    #                                GPU); validation runs on the CPU code the shipped models use. Not part
+    #                                of what a run is: a run resumes on another device
 
     #: allowed values of the string fields; subclasses add their own
     choices = {"optimizer": ("rmsprop", "adam", "sgd"), "lr_schedule": ("constant", "cosine"),
-               "precision": ("fp32", "bf16")}
+               "precision": ("fp32", "bf16"), "device": ("auto", "cpu", "cuda")}
 
     #: allowed ranges of the number fields (``limits``); subclasses add their own
     ranges = {"batch_size": Bounds(1, MAX_TRAIN_BATCH), "lr": Bounds(0, None, low_open=True),
@@ -81,6 +90,16 @@ def training_vocabulary(dataset: CaptionDataset, min_count: int) -> Vocabulary:
                              zh_mode=dataset.zh_mode)
     vocab.learn_forms([s.raw for s in sentences], [s.tokens for s in sentences])
     return vocab
+
+
+def training_device(name: str) -> torch.device:
+    """The device a config's ``device`` names (``auto``: CUDA when PyTorch sees a GPU)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ScenetalkError("device: cuda, but this PyTorch sees no CUDA GPU (the pinned torch is the CPU build: "
+                             "install a CUDA build of the same version, docs/scale.md)")
+    return torch.device(name)
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -128,7 +147,9 @@ class Trainer:
     element-wise clipping, periodic validation with model selection, ``last/`` checkpoints
     that resume exactly, progress, history and curves. A subclass sets ``model``,
     ``items_per_epoch`` and implements ``batch_loss``, ``evaluate`` and ``checkpoint_meta``.
-    ``on_step`` is called after every optimisation step (tests use it to simulate a crash)."""
+    ``on_step`` is called after every optimisation step (tests use it to simulate a crash);
+    ``stop_at`` ends the run at that step (``scenetalk train --max-steps``), the learning-rate
+    schedule still the whole run's, so ``resume`` continues it."""
 
     model: torch.nn.Module
     extractor_id: str
@@ -143,6 +164,11 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.history: dict[str, list] = {"train": [], "val": []}
         self.best: float | None = None
+        self.stop_at: int | None = None
+        self.device = training_device(config.device)
+        self.world = current_world(self.device.type)
+        if self.device.type == "cuda":   # under torchrun, this rank's GPU (LOCAL_RANK)
+            self.device = torch.device("cuda", torch.cuda.current_device())
 
     def make_optimizer(self) -> None:
         cfg = self.config
@@ -159,6 +185,25 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         raise NotImplementedError
 
+    def loss_weight(self, idx: torch.Tensor, n: int) -> float:
+        """What ``batch_loss(idx)`` is a mean over (here: its ``n`` tokens), so that slices of
+        a batch on several ranks weigh as they do in the whole batch."""
+        return n
+
+    def distributed_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, dict]:
+        """``(loss to back-propagate, the global batch's loss, its tokens, extras)`` for the
+        global batch ``idx``. One process: ``batch_loss(idx)``. Several: the loss of this
+        rank's slice times its share of the batch's ``loss_weight``, so that the gradients
+        summed over the ranks are those of the whole batch's mean loss."""
+        if self.world.size == 1:
+            loss, n, extra = self.batch_loss(idx)
+            return loss, loss.detach(), n, extra
+        local = self.world.shard(idx)
+        loss, n, extra = self.batch_loss(local)
+        weight = float(self.loss_weight(local, n))
+        part = loss * (weight / float(self.world.sum(weight)))
+        return part, self.world.sum(part.detach()).float(), int(self.world.sum(n)), extra
+
     def checkpoint_meta(self) -> dict:
         raise NotImplementedError
 
@@ -172,6 +217,8 @@ class Trainer:
                 **extra}
 
     def save_last(self) -> None:
+        if not self.world.main:
+            return
         opt_tensors, opt_meta = _optimizer_to_tensors(self.optimizer)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"optim.{k}": v for k, v in opt_tensors.items()})
@@ -181,6 +228,7 @@ class Trainer:
                      "best": self.best, "optimizer": opt_meta, "history": self.history}))
 
     def resume(self) -> bool:
+        self.model.to(self.device)   # before the optimiser's state is loaded: it goes where its parameter is
         if not (self.out / "last").exists():
             return False
         tensors, meta = load_checkpoint(self.out / "last", expect_extractor_id=self.extractor_id)
@@ -189,7 +237,7 @@ class Trainer:
         if not (isinstance(t, dict) and isinstance(meta.get("train_config"), dict) and "rng" in tensors
                 and all(k in t for k in ("step", "epoch", "batch_in_epoch", "best", "history", "optimizer"))):
             raise ScenetalkError(damaged)
-        if meta["train_config"] != asdict(self.config):
+        if _run_config(meta["train_config"]) != _run_config(asdict(self.config)):
             raise ScenetalkError(f"{self.out / 'last'}: was trained with another configuration; "
                                  "use a new output folder or the same config to resume")
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -202,7 +250,9 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        with eval_mode(self.model), torch.no_grad():
+        if not self.world.main:  # the other ranks go on and wait for rank 0 at the next batch
+            return {}
+        with eval_mode(self.model), torch.no_grad(), on_cpu(self.model):
             scores = self.evaluate()
         scores.update(step=self.step, epoch=self.epoch, time=time.time())
         self.history["val"].append(scores)
@@ -220,24 +270,30 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         steps_per_epoch = math.ceil(self.items_per_epoch / cfg.batch_size)
         total = cfg.max_steps or steps_per_epoch * cfg.epochs
-        bar = progress_bar(total=total, initial=self.step, disable=not self.progress, unit="step")
+        end = min(total, self.stop_at or total)
+        bar = progress_bar(total=total, initial=self.step, disable=not (self.progress and self.world.main), unit="step")
+        if not self.world.main:  # dropout masks of their own (rank 0's are the saved state's)
+            torch.manual_seed(cfg.seed * 100_003 + self.step * 1_009 + self.world.rank)
+        self.model.to(self.device)
         self.model.train()
         started, words_done = time.time(), 0
-        while self.step < total and self.epoch < cfg.epochs:
+        while self.step < end and self.epoch < cfg.epochs:
             batches = _batches(self.items_per_epoch, cfg.batch_size, cfg.seed, self.epoch)
             for idx in batches[self.batch_in_epoch:]:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                    loss, n, extra = self.batch_loss(idx)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    part, loss, n, extra = self.distributed_loss(idx)
                 if not torch.isfinite(loss):  # one step more and every weight would be NaN
                     bar.close()
-                    atomic_write_text(self.out / "history.json", json.dumps(self.history))
+                    if self.world.main:
+                        atomic_write_text(self.out / "history.json", json.dumps(self.history))
                     best = f"; the best checkpoint so far is {self.out / 'best'}" if self.best is not None else ""
                     raise ScenetalkError(f"training diverged: the loss is {loss.item()} at step {self.step + 1} "
                                          f"(epoch {self.epoch}); lower the learning rate (lr: {cfg.lr}){best}")
                 self.optimizer.zero_grad(set_to_none=True)
                 for group in self.optimizer.param_groups:
                     group["lr"] = scheduled_lr(cfg, self.step, total)
-                loss.backward()
+                part.backward()
+                self.world.sum_gradients(self.model.parameters())
                 torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.clip)
                 self.optimizer.step()
                 loss = loss.item()
@@ -254,7 +310,7 @@ class Trainer:
                     self.save_last()
                 if self.on_step:
                     self.on_step(self.step)
-                if self.step >= total:
+                if self.step >= end:
                     break
             else:
                 self.epoch += 1
@@ -262,10 +318,33 @@ class Trainer:
                 if self.step % cfg.eval_every:
                     self.validate()
         bar.close()
+        if self.step < total and not any(h["step"] == self.step for h in self.history["val"]):
+            self.validate()  # stopped early (stop_at): a best checkpoint of the steps so far
         self.save_last()
-        atomic_write_text(self.out / "history.json", json.dumps(self.history))
-        plot_curves(self.history, self.out / "curves.png", self.curves)
+        if self.world.main:
+            atomic_write_text(self.out / "history.json", json.dumps(self.history))
+            plot_curves(self.history, self.out / "curves.png", self.curves)
         return self.history
+
+
+def _run_config(config: dict) -> dict:
+    """What a resumed run must share with the one it continues: the config, the device aside."""
+    return {k: v for k, v in config.items() if k != "device"}
+
+
+@contextmanager
+def on_cpu(model: torch.nn.Module):
+    """``model`` on the CPU for the block (validation runs the CPU code the shipped models use),
+    then back on its device; its parameters stay the same objects, so the optimiser keeps them."""
+    device = next(model.parameters()).device
+    if device.type == "cpu":
+        yield model
+        return
+    model.to("cpu")
+    try:
+        yield model
+    finally:
+        model.to(device)
 
 
 def plot_curves(history: dict, path: Path, curves: dict[str, str]) -> None:

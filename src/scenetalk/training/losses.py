@@ -56,7 +56,7 @@ def ranking_loss(scores: torch.Tensor, image_ids: torch.Tensor | None = None, ma
     n = scores.size(0)
     scores = scores.float()
     positive = scores.diag()
-    ids = torch.arange(n) if image_ids is None else image_ids
+    ids = torch.arange(n, device=scores.device) if image_ids is None else image_ids
     negatives = ids[:, None] != ids[None, :]
     rank_sentences = (margin + scores - positive[:, None]).clamp(min=0) * negatives    # image k vs sentences l
     rank_images = (margin + scores - positive[None, :]).clamp(min=0) * negatives       # sentence l vs images k

@@ -201,7 +201,7 @@ def freeze_all_but_rows(model: CaptionGenerator, rows: list[int]) -> list:
         trainable = name in ("E_I.weight", "W_o.weight")
         param.requires_grad_(trainable)
         if trainable:
-            hooks.append(param.register_hook(lambda grad: grad * keep))
+            hooks.append(param.register_hook(lambda grad: grad * keep.to(grad.device)))
     return hooks
 
 
@@ -227,7 +227,8 @@ class NewWordsTrainer(Trainer):
         idx = idx % len(self.examples.ids)
         ids = self.examples.ids[idx]
         length = int((ids != self.vocab.pad_id).sum(1).max())
-        logits = self.model(self.features[self.examples.image_rows[idx]], ids[:, : length - 1])
+        ids = ids[:, :length].to(self.device)
+        logits = self.model(self.features[self.examples.image_rows[idx]].to(self.device), ids[:, : length - 1])
         loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
         return loss, n, {}
 
