@@ -197,7 +197,7 @@ def _build_trainer(path, task, cfg, dataset, store, feats, row_of, out, progress
     if task == "alignment":
         from scenetalk.training.alignment_trainer import AlignmentTrainer
 
-        return AlignmentTrainer(cfg, dataset, store.model_input("regions"), row_of, store.extractor_id,
+        return AlignmentTrainer(cfg, dataset, store.model_rows("regions"), row_of, store.extractor_id,
                                 out, progress=progress), task
     if cfg.init_from:
         from scenetalk.checkpoint import read_meta
@@ -209,7 +209,7 @@ def _build_trainer(path, task, cfg, dataset, store, feats, row_of, out, progress
     if model_type not in GENERATORS:
         raise ScenetalkError(f"{path}: train.model.type must be one of {', '.join(GENERATORS)}")
     if task == "caption":
-        feats = store.model_input(GENERATORS[model_type][0].image_input)
+        feats = store.model_rows(GENERATORS[model_type][0].image_input)
     elif GENERATORS[model_type][0].image_input != "global":
         raise ScenetalkError(f"{path}: task regions takes one feature vector per region; "
                              f"model type {model_type!r} reads a grid")
@@ -234,6 +234,7 @@ def train(config: str | os.PathLike | Mapping, features: str | os.PathLike | Non
         raise ScenetalkError(f"{trainer.out}: holds a run already; pass --resume to continue it or choose another --out")
     trainer.stop_at = max_steps
     history = trainer.run()
+    trainer.world.close()
     metric = trainer.config.select_metric
     best = max(history["val"], key=lambda h: -h[metric] if metric in trainer.lower_is_better else h[metric],
                default={})

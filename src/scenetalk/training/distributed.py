@@ -21,6 +21,7 @@ and nothing here is used.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -64,7 +65,10 @@ class World:
 
         sizes = [int(n) for n in _all_sizes(len(x), self.size, x.device)]
         padded = torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, max(sizes) - len(x)))
-        return torch.cat([part[:n] for part, n in zip(all_gather(padded), sizes)])
+        with warnings.catch_warnings():  # deprecated for a private successor; still the public one
+            warnings.simplefilter("ignore", FutureWarning)
+            parts = all_gather(padded)
+        return torch.cat([part[:n] for part, n in zip(parts, sizes)])
 
     def sum_gradients(self, parameters) -> None:
         """Sum every trainable parameter's gradient over the ranks, in one all-reduce. A
@@ -86,6 +90,14 @@ class World:
     def barrier(self) -> None:
         if self.size > 1:
             dist.barrier()
+
+    def close(self) -> None:
+        """The end of a run: wait for every rank (rank 0 validates and writes last), then
+        leave the process group, so that no process exits with its communication threads
+        still running (which aborts it)."""
+        if self.size > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def _all_sizes(n: int, size: int, device: torch.device) -> torch.Tensor:
