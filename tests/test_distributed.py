@@ -194,3 +194,4 @@ def test_asking_for_a_gpu_without_one_is_a_one_line_error(squares, tmp_path, cap
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "device: cuda" in err and "no CUDA GPU" in err and len(err.strip().splitlines()) == 1
+

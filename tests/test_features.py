@@ -438,3 +438,16 @@ def test_extract_images_fails_fast_on_a_missing_file_unless_skip_bad(tmp_path, e
                             skip_bad=True, grid=False, progress=False)
     assert (result.count, result.bad) == (2, ["gone.png"])
     assert FeatureStore.open(tmp_path / "store").names == ["img00.png", "gone.png"]
+
+
+def test_training_reads_features_through_the_memory_map_as_the_copy_gives_them(squares):
+    torch = pytest.importorskip("torch", reason="model_input gives PyTorch tensors (the train extra)")
+
+    store = FeatureStore.open(squares / "features")
+    for kind in ("global", "regions"):
+        rows, copy = store.model_rows(kind), store.model_input(kind)
+        assert rows.size() == tuple(copy.shape) and rows.size(-1) == copy.size(-1) and len(rows) == len(copy)
+        for idx in (torch.tensor([5, 0, 5]), [3, 1], slice(2, 6)):
+            got = rows[idx]
+            assert got.dtype == torch.float32 and torch.equal(got, copy[idx])
+        assert rows.float() is rows
