@@ -14,6 +14,10 @@ def run(args: argparse.Namespace) -> int:
     from scenetalk.training.distributed import launch, main_process
 
     if args.nproc != 1 and "WORLD_SIZE" not in os.environ:
+        from scenetalk.training.config import read_config, train_config
+
+        path, data = read_config(args.config)   # a mistake in it: one line here, not one per process
+        train_config(path, data.get("train") or {}, data.get("task", "caption"))
         return launch(args.nproc, _argv(args))
     from scenetalk.training.config import train
 

@@ -126,16 +126,26 @@ def main_process() -> bool:
 
 
 def launch(nproc: int, argv: list[str]) -> int:
-    """Run ``scenetalk ARGV`` on ``nproc`` local processes through ``torchrun --standalone``
-    (a rendezvous on a free loopback port); returns torchrun's exit status, non-zero when any
-    rank failed (torchrun then stops the others)."""
-    import subprocess
+    """Run ``scenetalk ARGV`` on ``nproc`` local processes, as ``torchrun --standalone`` does
+    (PyTorch's elastic launcher, a rendezvous on a free loopback port). Returns 0, or 2 when a
+    process failed (the launcher then stops the others): that process has printed its own
+    error, and this adds one line saying which, instead of the launcher's traceback."""
     import sys
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     from scenetalk.errors import ScenetalkError
 
     if isinstance(nproc, bool) or not isinstance(nproc, int) or not 1 <= nproc <= MAX_PROCESSES:
         raise ScenetalkError(f"--nproc must be a number of processes from 1 to {MAX_PROCESSES}, not {nproc!r}")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "scenetalk", *argv]
-    return subprocess.run(command, check=False).returncode
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0)
+    try:
+        elastic_launch(config, sys.executable)("-m", "scenetalk", *argv)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        raise ScenetalkError(f"training process {rank} of {nproc} failed (exit code {failure.exitcode}); "
+                             "the others were stopped; --resume continues from the last checkpoint") from None
+    return 0
