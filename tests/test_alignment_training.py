@@ -177,3 +177,35 @@ def test_a_locked_model_gains_a_language_and_keeps_its_own(tmp_path):
     with pytest.raises(ScenetalkError, match="sentences in other languages"):
         AlignmentTrainer(AlignTrainConfig(locked_from=locked, **common), english, feats, rows, "synthetic-regions",
                          tmp_path / "x", progress=False)
+
+
+def test_language_repeats_oversample_a_language_each_epoch(tmp_path):
+    """Issue #17: German, with fewer sentences, seen `language_repeats` times an epoch."""
+    from scenetalk.data.multilingual import merge_languages
+    from scenetalk.data.text import tokenize
+    from scenetalk.errors import ScenetalkError
+
+    english, feats, rows = synthetic(n_per_split=(10, 4))
+    german = CaptionDataset("de", [ImageRecord(im.file_name, im.split, im.image_id,
+                                               [Sentence("ein hund", tokenize("ein hund", "de"), "de", 0)])
+                                   for im in english.images])
+    data = merge_languages({"en": english, "de": german})
+    small = {"embed_dim": 8, "word_dim": 8, "hidden_dim": 8}
+    common = dict(model=small, min_count=1, batch_size=5, epochs=1)
+    plain = AlignmentTrainer(AlignTrainConfig(**common), data, feats, rows, "synthetic-regions", tmp_path / "a",
+                             progress=False)
+    more = AlignmentTrainer(AlignTrainConfig(language_repeats={"de": 3}, **common), data, feats, rows,
+                            "synthetic-regions", tmp_path / "b", progress=False)
+    assert plain.items_per_epoch == 10 * 3 + 10 and more.items_per_epoch == 10 * 3 + 3 * 10
+    de = more.vocab.languages.index("de")
+    first_words = more.vocab.word_languages()[more.train_ids[:, 0].numpy()]
+    assert (first_words == de).sum() == 30
+    # each German sentence three times over, with its own photo
+    german_rows = more.train_rows[torch.from_numpy(first_words == de)]
+    assert sorted(german_rows.tolist()) == sorted(plain.train_rows[torch.from_numpy(
+        plain.vocab.word_languages()[plain.train_ids[:, 0].numpy()] == de)].tolist() * 3)
+    with pytest.raises(ScenetalkError, match="language_repeats names fr"):
+        AlignmentTrainer(AlignTrainConfig(language_repeats={"fr": 2}, **common), data, feats, rows,
+                         "synthetic-regions", tmp_path / "c", progress=False)
+    with pytest.raises(ValueError, match="language_repeats"):
+        AlignTrainConfig(language_repeats={"de": 0})

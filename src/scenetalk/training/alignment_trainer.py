@@ -54,6 +54,8 @@ class AlignTrainConfig(LoopConfig):
     optimizer: str = "sgd"
     lr: float = 0.01
     select_metric: str = "rsum"
+    language_repeats: dict[str, int] = field(default_factory=dict)  # e.g. {de: 3}: each German training
+    #                                sentence 3 times an epoch (a language with fewer sentences seen as often)
 
     choices = {**LoopConfig.choices, "select_metric": ("rsum",)}
     ranges = {**LoopConfig.ranges, "margin": Bounds(0), "min_count": Bounds(1), "max_words": Bounds(1, MAX_WORDS)}
@@ -67,6 +69,9 @@ class AlignTrainConfig(LoopConfig):
                 raise ValueError("model: with locked_from the layers are the locked model's; only dropout may be set")
             if self.weight_decay:
                 raise ValueError("weight_decay would move the locked words' vectors; leave it 0 with locked_from")
+        for code, times in self.language_repeats.items():
+            if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+                raise ValueError(f"language_repeats: {code}: {times!r} is not a whole number of times >= 1")
 
 
 class AlignmentTrainer(Trainer):
@@ -104,6 +109,9 @@ class AlignmentTrainer(Trainer):
         self.val = sentence_set(dataset, "val", self.vocab, row_of, config.max_words)
         # the training sentences as tensors, indexed by the loop's batches of positions
         self.train_ids, self.train_rows = torch.from_numpy(self.train.ids), torch.from_numpy(self.train.image_rows)
+        if config.language_repeats:
+            order = repeated_positions(dataset, config.language_repeats)
+            self.train_ids, self.train_rows = self.train_ids[order], self.train_rows[order]
         self.make_optimizer()
 
     def make_optimizer(self) -> None:
@@ -113,7 +121,7 @@ class AlignmentTrainer(Trainer):
 
     @property
     def items_per_epoch(self) -> int:
-        return len(self.train.ids)
+        return len(self.train_ids)
 
     def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:
         ids = self.train_ids[idx]
@@ -154,6 +162,19 @@ class AlignmentTrainer(Trainer):
 
     def checkpoint_meta(self) -> dict:
         return {"kind": "alignment", "model": self.model_config, "vocabulary": self.vocab.to_dict()}
+
+
+def repeated_positions(dataset: CaptionDataset, repeats: dict[str, int]) -> torch.Tensor:
+    """The training sentences' positions (``sentence_set``'s order), each of language L
+    ``repeats[L]`` times (1 for the others): an epoch then holds that many copies, shuffled
+    with the rest, so the loop's batches oversample L."""
+    languages = [s.language for image in dataset.split("train") for s in image.sentences]
+    unknown = sorted(set(repeats) - set(languages))
+    if unknown:
+        raise ScenetalkError(f"language_repeats names {', '.join(unknown)}, but the training sentences are in "
+                             f"{', '.join(sorted(set(languages)))}")
+    times = torch.tensor([repeats.get(code, 1) for code in languages])
+    return torch.repeat_interleave(torch.arange(len(languages)), times)
 
 
 def extended_vocabulary(locked: Vocabulary, dataset: CaptionDataset, min_count: int) -> Vocabulary:
