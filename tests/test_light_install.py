@@ -17,7 +17,7 @@ from conftest import REPO, copy_sample_photos
 
 #: the train extra's packages, none of which inference may need
 TRAIN_EXTRA = ("torch", "onnx", "efficientnet_lite_pytorch", "sentence_transformers", "transformers",
-               "pycocoevalcap", "pycocotools", "matplotlib", "skimage")
+               "pycocoevalcap", "pycocotools", "matplotlib", "skimage", "cv2")
 BLOCK = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in TRAIN_EXTRA)
 
 

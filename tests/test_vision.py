@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
 from scenetalk.errors import ScenetalkError
@@ -248,6 +251,75 @@ def test_detector_on_real_photo(detector, shared_data):
     assert len(det) >= TOP_K  # the graph keeps up to 100 boxes scoring at least 0.01
     assert det.class_names[0] == "person" and det.scores[0] > 0.5
     assert COCO_LABELS[1] == "person" and COCO_LABELS[90] == "toothbrush"
+
+
+def test_resize_is_opencvs_bilinear_bit_for_bit():
+    """What blobFromImage does before the network, re-done in NumPy: up and down, odd sizes, one pixel."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV (the train extra) is the reference")
+    from scenetalk.vision.detector import resize_bilinear
+
+    rng = np.random.default_rng(3)
+    for h, w in [(224, 224), (375, 500), (51, 37), (1, 1), (2, 900), (299, 301), (768, 1024)]:
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(resize_bilinear(rgb, 300, 300),
+                                      cv2.resize(rgb, (300, 300), interpolation=cv2.INTER_LINEAR))
+
+
+def test_non_maximum_suppression_keeps_the_best_box_of_each_overlapping_group():
+    from scenetalk.vision.detector import non_maximum_suppression
+
+    boxes = np.array([[0.0, 0.0, 0.5, 0.5],   # 0: best dog
+                      [0.0, 0.0, 0.5, 0.45],  # 1: IoU 0.9 with 0: suppressed as a dog, kept as a cat
+                      [0.5, 0.5, 1.0, 1.0],   # 2: apart from the others
+                      [0.0, 0.0, 0.5, 0.25]],  # 3: IoU 0.5 with 0, under 0.6: kept
+                     np.float32)
+    scores = np.zeros((4, 3), np.float32)
+    scores[:, 1] = [0.9, 0.8, 0.3, 0.2]   # dog
+    scores[:, 2] = [0.0, 0.5, 0.005, 0.0]  # cat: box 2 is under the 0.01 threshold
+    rows = non_maximum_suppression(boxes, scores)
+    assert rows[:, 0].tolist() == [1, 2, 1, 1]
+    np.testing.assert_allclose(rows[:, 1], [0.9, 0.5, 0.3, 0.2])
+    np.testing.assert_array_equal(rows[:, 2:], boxes[[0, 1, 2, 3]])
+    assert non_maximum_suppression(boxes, np.zeros((4, 3), np.float32)).shape == (0, 6)
+
+
+@pytest.mark.slow
+def test_the_onnx_detector_gives_opencvs_detections(detector, shared_data):
+    """The shipped graph (weights read from the TF file in place) against OpenCV's dnn on the same
+    weights: the same classes in the same order, boxes and scores equal to float32 rounding."""
+    pytest.importorskip("cv2", reason="OpenCV (the train extra) is the reference")
+    from scenetalk.vision.detector import OpenCvDetector, model_files
+
+    reference = OpenCvDetector(*model_files())
+    names = sorted(os.listdir(shared_data / "flickr8k" / "images"))[::800]
+    for name in names:
+        rgb = np.asarray(load_image(shared_data / "flickr8k" / "images" / name))
+        ours, theirs = detector.detect(rgb), reference.detect(rgb)
+        assert len(ours) == len(theirs), name
+        np.testing.assert_allclose(ours.scores, theirs.scores, atol=1e-4, err_msg=name)
+        top = slice(0, NUM_REGIONS - 1)  # what the regions use; further down, near-ties may swap
+        assert ours.class_ids[top].tolist() == theirs.class_ids[top].tolist(), name
+        np.testing.assert_allclose(ours.boxes[top], theirs.boxes[top], atol=1e-4, err_msg=name)
+
+
+def test_the_shipped_detector_graph_is_what_the_export_builds(tmp_path):
+    pytest.importorskip("onnx", reason="the export needs the train extra")
+    from scenetalk.training.detector_export import ship_detector
+    from scenetalk.vision import detector as detector_module
+
+    out = ship_detector(tmp_path / "detector")
+    shipped = REPO / "src" / "scenetalk" / "weights" / "detector"
+    for name in (detector_module.GRAPH, detector_module.META):
+        assert (out / name).read_bytes() == (shipped / name).read_bytes(), name
+
+
+def test_the_detector_refuses_weights_its_graph_was_not_made_from(tmp_path):
+    from scenetalk.vision.detector import Detector
+
+    other = tmp_path / "frozen_inference_graph.pb"
+    other.write_bytes(b"not the weights")
+    with pytest.raises(ScenetalkError, match="not the detector weights the shipped graph was made from"):
+        Detector(str(other))
 
 
 @pytest.mark.slow

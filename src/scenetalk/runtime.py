@@ -83,11 +83,16 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session(path: str | os.PathLike, threads: int | None = None):
-    """An ONNX Runtime CPU session for the graph at ``path``."""
+def session(path: str | os.PathLike, threads: int | None = None, initializers: dict[str, np.ndarray] | None = None):
+    """An ONNX Runtime CPU session for the graph at ``path``; ``initializers`` gives the values
+    of the graph's external weights (the detector's, read from another file), by name; ONNX
+    Runtime reads them in place, so the arrays must outlive the session."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    if initializers:
+        options.add_external_initializers(list(initializers),
+                                          [onnxruntime.OrtValue.ortvalue_from_numpy(a) for a in initializers.values()])
     options.intra_op_num_threads = threads or cpu_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
