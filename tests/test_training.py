@@ -137,6 +137,25 @@ def test_bad_config_values_are_refused(bad, message):
         config(**bad)
 
 
+def test_label_smoothing_is_the_equations_mix_of_likelihood_and_uniform_target():
+    """ε-smoothed targets (1 − ε)·one-hot + ε/V: loss = (1 − ε)·NLL + ε·mean_v(−log p_v), padding excluded."""
+    import torch
+
+    from scenetalk.training.losses import caption_cross_entropy
+
+    torch.manual_seed(0)
+    logits, targets = torch.randn(2, 3, 5), torch.tensor([[1, 4, 0], [2, 0, 0]])
+    log_p = torch.log_softmax(logits, -1)[targets != 0]
+    words = targets[targets != 0]
+    nll = -log_p[torch.arange(len(words)), words].mean()
+    uniform = -log_p.mean()
+    loss, n = caption_cross_entropy(logits, targets, 0, label_smoothing=0.2)
+    assert n == 3 and float(loss) == pytest.approx(float(0.8 * nll + 0.2 * uniform), rel=1e-6)
+    assert float(caption_cross_entropy(logits, targets, 0)[0]) == pytest.approx(float(nll), rel=1e-6)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        config(label_smoothing=0.7)
+
+
 def scst_config(start, **kw):
     base = dict(model=None, init_from=str(start), objective="scst", optimizer="adam", lr=0.01, batch_size=8,
                 max_steps=40, eval_every=20, checkpoint_every=5, scst_samples=4)

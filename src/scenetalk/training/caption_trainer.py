@@ -43,10 +43,12 @@ class TrainConfig(LoopConfig):
     max_words: int = 20            # longer training sentences are cut (after this many words)
     select_metric: str = "cider"   # "cider" or "bleu4" (greedy captions on val), or "perplexity"
     val_images: int | None = None  # score only the first N validation images (faster)
+    label_smoothing: float = 0.0   # ε of the cross-entropy's smoothed targets (losses.caption_cross_entropy)
 
     choices = {**LoopConfig.choices, "select_metric": ("cider", "bleu4", "perplexity"), "objective": ("xe", "scst")}
     ranges = {**LoopConfig.ranges, "scst_samples": Bounds(1, MAX_BEAM), "scst_max_len": Bounds(1, MAX_CAPTION_WORDS),
-              "min_count": Bounds(1), "max_words": Bounds(1, MAX_WORDS), "val_images": Bounds(1)}
+              "min_count": Bounds(1), "max_words": Bounds(1, MAX_WORDS), "val_images": Bounds(1),
+              "label_smoothing": Bounds(0.0, 0.5)}
 
     def __post_init__(self):
         super().__post_init__()
@@ -166,7 +168,7 @@ class CaptionTrainer(Trainer):
         length = int((ids != self.vocab.pad_id).sum(1).max())
         ids = ids[:, :length].to(self.device)
         logits = self.model(self.features[self.train.image_rows[idx]].to(self.device), ids[:, : length - 1])
-        loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id)
+        loss, n = caption_cross_entropy(logits, ids[:, 1:length], self.vocab.pad_id, self.config.label_smoothing)
         return loss, n, {}
 
     def scst_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int, dict]:

@@ -6,17 +6,21 @@ import torch
 import torch.nn.functional as F
 
 
-def caption_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, pad_id: int = 0) -> tuple[torch.Tensor, int]:
+def caption_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, pad_id: int = 0,
+                          label_smoothing: float = 0.0) -> tuple[torch.Tensor, int]:
     """Mean negative log-likelihood of the target words (Karpathy & Fei-Fei §3.2: "maximize
     the log probability assigned to the target labels"), padding excluded.
 
     logits (B, T, V), targets (B, T). Returns the mean loss and the number of words scored;
-    exp(mean loss) is the per-word perplexity.
+    exp(mean loss) is the per-word perplexity. ``label_smoothing`` ε (Szegedy et al. 2016,
+    §7) trains against (1 − ε)·one-hot + ε/V: the loss is (1 − ε)·NLL + ε·(mean over the
+    vocabulary of −log p); 0 is the plain likelihood (and what perplexity is measured with).
     """
     mask = targets != pad_id
     n = int(mask.sum())
     logits = logits.float()  # softmax in float32 even when the model ran in bfloat16
-    loss = F.cross_entropy(logits[mask], targets[mask], reduction="mean") if n else logits.sum() * 0
+    loss = (F.cross_entropy(logits[mask], targets[mask], reduction="mean", label_smoothing=label_smoothing)
+            if n else logits.sum() * 0)
     return loss, n
 
 
