@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--rerank-photos", type=int, default=50_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compare", action="store_true", help="compare FAISS index types on 1M synthetic photos")
+    parser.add_argument("--spec", action="append", default=[], metavar="FACTORY=NPROBES",
+                        help='with --compare: only these index types, e.g. "IVF1024,PQ100=64,128" (repeatable)')
     args = parser.parse_args()
 
     import faiss
@@ -261,7 +263,7 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
     print(f"\n{args.synthetic:,} synthetic photos generated in {time.perf_counter() - start:.1f} s "
           f"(bounds and whole-image vectors: {X.numel() * 4 / 2**30:.2f} GiB float32 each)")
     timed = texts[::max(1, len(texts) // args.queries)][:args.queries]
-    embedded_timed = [searcher.embed_query(t)[0] for t in timed]
+    embedded_timed = [torch.from_numpy(np.asarray(searcher.embed_query(t)[0], dtype=np.float32)) for t in timed]
     q = torch.stack([s.sum(dim=0) for s in embedded_timed])
     recall_idx = list(range(0, len(timed), max(1, len(timed) // args.recall_queries)))[:args.recall_queries]
     start = time.perf_counter()
@@ -279,7 +281,7 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
     Xn = X.numpy()
 
     if args.compare:
-        compare(Xn, q, top10, recall_idx)
+        compare(Xn, q, top10, recall_idx, specs=[parse_spec(t) for t in args.spec] or None)
         return
 
     indexes = []
@@ -317,7 +319,7 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
             t0 = time.perf_counter()
             s, _, _ = searcher.embed_query(text)
             t1 = time.perf_counter()
-            rows = faiss_candidates(index, whole_index, s.sum(dim=0)[None].numpy(), c)[0]
+            rows = faiss_candidates(index, whole_index, np.asarray(s).sum(axis=0)[None], c)[0]
             t2 = time.perf_counter()
             rescore(vectors, np.unique(rows % len(vectors)), s, 10, "max")
             t3 = time.perf_counter()
@@ -352,8 +354,21 @@ def synthetic_rerank_file(v, path, n, seed=1):
     out.flush()
 
 
-def compare(X, q, top10, recall_idx, c=1000):
-    """The FAISS index types the choice was made from, on the synthetic bounds: build time,
+#: the index types the choice was made from: (factory string, training points, nprobes)
+COMPARED = (("IVF1024,Flat", 65_536, (64,)), ("IVF1024,SQ8", 65_536, (64,)),
+            ("IVF1024,SQfp16", 65_536, (16, 64, 128)), ("IVF256,SQfp16", 16_384, (16, 32)))
+
+
+def parse_spec(text: str) -> tuple[str, int, tuple[int, ...]]:
+    """``--spec "IVF1024,PQ100=64,128"``: a FAISS factory string and the nprobes to time it at."""
+    spec, _, nprobes = text.partition("=")
+    nlist = int(spec.split(",")[0].removeprefix("IVF"))
+    return spec, 64 * nlist, tuple(int(x) for x in nprobes.split(",")) if nprobes else (64,)
+
+
+def compare(X, q, top10, recall_idx, c=1000, specs=None):
+    """The FAISS index types the choice was made from (or ``specs``, without the HNSW graph), on
+    the synthetic bounds: build time, bytes a photo (the serialised index over the photos),
     latency for C=1000 and recall of the exhaustive top-10 inside the candidates."""
     import faiss
 
@@ -361,28 +376,31 @@ def compare(X, q, top10, recall_idx, c=1000):
     print(f"\nFAISS index types, {n:,} photos, C={c}, {len(q)} queries timed, recall over {len(recall_idx)}:")
     rng = np.random.default_rng(0)
 
-    def timed_search(index, label, build):
+    def timed_search(index, label, build, per_photo):
         times, ids = [], []
         for j in range(len(q)):
             t0 = time.perf_counter()
             _, found = index.search(q[j:j + 1].numpy(), c)
             times.append(time.perf_counter() - t0)
             ids.append(found[0])
-        print(f"  {label:28s}: build {build:5.1f} s, median {pct(times, 50):5.1f} ms, p90 {pct(times, 90):5.1f} ms, "
+        print(f"  {label:28s}: build {build:5.1f} s, {per_photo:7.1f} bytes a photo, p50 {pct(times, 50):5.1f} ms, "
+              f"p90 {pct(times, 90):5.1f} ms, p99 {pct(times, 99):5.1f} ms, "
               f"recall {recall_at(top10, [ids[j] for j in recall_idx]):.3f}")
 
-    for spec, train, nprobes in (("IVF1024,Flat", 65_536, (64,)), ("IVF1024,SQ8", 65_536, (64,)),
-                                 ("IVF1024,SQfp16", 65_536, (16, 64, 128)), ("IVF256,SQfp16", 16_384, (16, 32))):
+    for spec, train, nprobes in specs or COMPARED:
         start = time.perf_counter()
         index = faiss.index_factory(h, spec, faiss.METRIC_INNER_PRODUCT)
         index.train(X[np.sort(rng.choice(n, train, replace=False))])
         for a in range(0, n, 100_000):
             index.add(X[a:a + 100_000])
         build = time.perf_counter() - start
+        per_photo = len(faiss.serialize_index(index)) / n
         for nprobe in nprobes:
             index.nprobe = nprobe
-            timed_search(index, f"{spec} nprobe {nprobe}", build)
+            timed_search(index, f"{spec} nprobe {nprobe}", build, per_photo)
         del index
+    if specs:
+        return
     start = time.perf_counter()
     index = faiss.IndexHNSWFlat(h, 32, faiss.METRIC_INNER_PRODUCT)
     for a in range(0, n, 100_000):
@@ -390,7 +408,7 @@ def compare(X, q, top10, recall_idx, c=1000):
     build = time.perf_counter() - start
     for ef in (c, 2 * c):  # a search returns at most efSearch results
         index.hnsw.efSearch = ef
-        timed_search(index, f"HNSW32,Flat efSearch {ef}", build)
+        timed_search(index, f"HNSW32,Flat efSearch {ef}", build, len(faiss.serialize_index(index)) / n)
 
 
 if __name__ == "__main__":
