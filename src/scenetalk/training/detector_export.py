@@ -160,10 +160,11 @@ def parse_text_graph(text: str) -> list[dict]:
             stack[-1].append((key, json.loads(value) if value.startswith('"') else value))
         else:
             raise ScenetalkError(f"text graph line {number}: cannot read {line!r}")
-    return [dict(_node(message)) for key, message in root if key == "node"]
+    return [_node(message) for key, message in root if key == "node"]
 
 
 def _node(message: list) -> dict:
+    """A node's name, op, inputs and attributes (each attribute's value message as pairs)."""
     node = {"name": None, "op": None, "input": [], "attr": {}}
     for key, value in message:
         if key == "input":
@@ -173,7 +174,7 @@ def _node(message: list) -> dict:
             node["attr"][entry["key"]] = entry["value"]
         else:
             node[key] = value
-    return node.items()
+    return node
 
 
 def _values(message: list, key: str) -> list:
@@ -243,7 +244,7 @@ def build_detector_graph(pb_path: str | os.PathLike, pbtxt_path: str | os.PathLi
         initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    scores = encodings = None
+    scores = encodings = detection = None
     priors = []
     for node in nodes:
         op, name, inputs = node["op"], node["name"], node["input"]
@@ -299,8 +300,9 @@ def build_detector_graph(pb_path: str | os.PathLike, pbtxt_path: str | os.PathLi
             detection = node
         else:
             raise ScenetalkError(f"{pbtxt_path}: layer {name!r} has an op this export does not know: {op}")
-    if scores is None or encodings is None or len(priors) == 0:
-        raise ScenetalkError(f"{pbtxt_path}: not an SSD text graph (no box encodings, scores or priors)")
+    if scores is None or encodings is None or detection is None or len(priors) == 0:
+        raise ScenetalkError(f"{pbtxt_path}: not an SSD text graph (no box encodings, scores, priors or "
+                             "DetectionOutput)")
 
     classes = int(dict(detection["attr"]["num_classes"])["i"])
     # the feature maps the priors sit on: SSD-MobileNet-v2 at 300 has 19, 10, 5, 3, 2, 1
