@@ -98,6 +98,7 @@ def main() -> None:
     p.add_argument("--venv", choices=("light", "full", "before"), action="append",
                    help="only these installs (default all three); the others' figures are kept from earlier runs")
     args = p.parse_args()
+    args.root_given, args.root = args.root, os.path.abspath(args.root)  # the probes run in their own folders
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     args.work = str(work)
@@ -131,9 +132,23 @@ def main() -> None:
     report(results, args)
 
 
+def site_packages_parts(venv: Path, top: int = 10) -> list[tuple[str, float]]:
+    """The largest packages of a venv's site-packages (``du``), a package's ``.libs`` folder
+    of bundled libraries counted with it; metadata folders left out."""
+    parts: dict[str, float] = {}
+    for site in venv.glob("lib/python*/site-packages"):
+        for entry in site.iterdir():
+            if entry.name.endswith((".dist-info", ".pth")) or entry.name == "__pycache__":
+                continue
+            name = entry.name.removesuffix(".libs").lower()
+            name = {"pil": "pillow", "faiss_cpu": "faiss"}.get(name, name)
+            parts[name] = parts.get(name, 0.0) + du_mb(entry)
+    return sorted(parts.items(), key=lambda kv: -kv[1])[:top]
+
+
 def report(results: dict, args) -> None:
     print("### The light install against the full one (issue #16)\n")
-    print(f"`python benchmarks/bench_light.py --root {args.root} --work {args.work} --before BEFORE` "
+    print(f"`python benchmarks/bench_light.py --root {args.root_given} --work {args.work} --before BEFORE` "
           "(BEFORE: a checkout of the commit before the light install), the 2-core development machine, "
           f"{time.strftime('%Y-%m-%d')}, one run each, nothing else running. *before*: the code before "
           "the light install (PyTorch for the models, ONNX Runtime for the backbone); *light*: `pip install .` "
@@ -150,6 +165,10 @@ def report(results: dict, args) -> None:
             print(f"| {what} | {r['mb']:,.0f} MB | {r['seconds']:.0f} s | {goal} |")
         print(f"\n(an empty venv with pip is {ins['light']['empty_venv_mb']:.0f} MB of each; packages come from "
               "this machine's local package cache, so the times are install times, not downloads)\n")
+        light = Path(args.work) / "light"
+        if light.is_dir():
+            print("Largest parts of the light venv's site-packages (`du`, a package's bundled libraries with it): "
+                  + ", ".join(f"{name} {mb:.0f} MB" for name, mb in site_packages_parts(light)) + ".\n")
     if "speed" in results:
         sp = results["speed"]
         rows = [("`scenetalk --help`, new process (median of 10)", "help_s", lambda v: f"{med(v):.2f} s", "≤ 0.3 s"),
