@@ -215,19 +215,20 @@ def build_detector_graph(pb_path: str | os.PathLike, pbtxt_path: str | os.PathLi
     nodes = parse_text_graph(Path(pbtxt_path).read_text(encoding="utf-8"))
     onnx_nodes, initializers, tensors = [], [], {}
     alias: dict[str, str] = {}  # Identity nodes: a name for another tensor
-    local_consts = {n["name"]: n for n in nodes if n["op"] == "Const"}
+    local_consts = {n["name"] for n in nodes if n["op"] == "Const"}
+    embedded: set[str] = set()
 
     def weight(name: str) -> str:
         """An input that is a .pb constant: an external initializer (large) or an embedded one."""
-        if name in tensors or any(t.name == name for t in initializers):
+        if name in tensors or name in embedded:
             return name
         if name not in constants:
             raise ScenetalkError(f"{pb_path}: no constant {name!r}, which the text graph needs")
         c = constants[name]
         if c.offset is None:
-            array = np.array(c.values, dtype=c.dtype).reshape(c.shape) if c.shape else np.array(c.values[0], c.dtype)
-            initializers.append(numpy_helper.from_array(array, name))
-            return name
+            embedded.add(name)
+            return constant(name, np.array(c.values, dtype=c.dtype).reshape(c.shape) if c.shape
+                            else np.array(c.values[0], c.dtype))
         # declared below, as an initializer with external data
         tensors[name] = {"offset": c.offset, "length": c.length, "dtype": np.dtype(c.dtype).name, "shape": c.shape}
         return name

@@ -202,8 +202,7 @@ class Detector:
     def blob(self, rgb: np.ndarray) -> np.ndarray:
         """``cv2.dnn.blobFromImage(rgb, size=(300, 300))``: resized, (1, 3, 300, 300) float32 in
         [0, 255]. The TF graph wants RGB, and we already hold RGB: no channel swap."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")
+        _check_rgb(rgb)
         size = self.input_size
         resized = rgb if rgb.shape[:2] == (size, size) else resize_bilinear(rgb, size, size)
         return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
@@ -238,8 +237,7 @@ class OpenCvDetector(Detector):
             cv2.setNumThreads(threads)
 
     def detect(self, rgb: np.ndarray) -> Detections:
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")
+        _check_rgb(rgb)
         size = self.input_size
         blob = self.cv2.dnn.blobFromImage(rgb, size=(size, size), swapRB=False, crop=False)
         with self._lock:
@@ -248,6 +246,11 @@ class OpenCvDetector(Detector):
         rows = rows[rows[:, 2] > 0]
         rows = rows[np.argsort(-rows[:, 2], kind="stable")]
         return _detections(rows[:, 1:7])
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")
 
 
 def _detections(rows: np.ndarray) -> Detections:
