@@ -132,6 +132,26 @@ def synthetic_photos(v, n, seed):
     return src, bounds, v[src[:, 0], 0]
 
 
+class SyntheticBounds:
+    """The bounds of ``synthetic_photos``' photos computed when read (rows, a slice or an array
+    of rows, as float32 NumPy), for collections whose bounds do not fit in memory (10M photos:
+    40 GB): the same values ``synthetic_photos`` gives for the same sources."""
+
+    def __init__(self, v, src):
+        self.groups = v.view(len(v), 4, 5, -1).max(dim=2).values      # bound of each group (N, 4, h)
+        self.src = src
+        self.shape = (len(src), v.size(-1))
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        import torch
+
+        src = self.src[rows] if isinstance(rows, slice) else self.src[torch.as_tensor(rows)]
+        return self.groups[src, torch.arange(4)].max(dim=1).values.numpy()
+
+
 def synthetic_top10(v, src, s, k=10):
     """Exhaustive top-k of the synthetic photos for one query's word vectors s (T, h): each
     word's best region in a photo is the best of its 4 groups' best regions."""
@@ -157,6 +177,8 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="compare FAISS index types on 1M synthetic photos")
     parser.add_argument("--spec", action="append", default=[], metavar="FACTORY=NPROBES",
                         help='with --compare: only these index types, e.g. "IVF1024,PQ100=64,128" (repeatable)')
+    parser.add_argument("--streamed", action="store_true",
+                        help="with --compare and --spec: never hold the synthetic bounds in memory (for 10M photos)")
     args = parser.parse_args()
 
     import faiss
@@ -259,9 +281,15 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
 
     # 1M synthetic photos
     start = time.perf_counter()
-    src, X, W = synthetic_photos(v, args.synthetic, seed=0)
-    print(f"\n{args.synthetic:,} synthetic photos generated in {time.perf_counter() - start:.1f} s "
-          f"(bounds and whole-image vectors: {X.numel() * 4 / 2**30:.2f} GiB float32 each)")
+    if args.streamed:   # the sources only: the bounds are computed as the indexes read them
+        src = torch.randint(0, len(v), (args.synthetic, 4), generator=torch.Generator().manual_seed(0))
+        X = SyntheticBounds(v, src)
+        print(f"\n{args.synthetic:,} synthetic photos' sources drawn (the same as synthetic_photos'); their bounds "
+              f"({args.synthetic * v.size(-1) * 4 / 2**30:.1f} GiB in float32) are computed as they are read")
+    else:
+        src, X, W = synthetic_photos(v, args.synthetic, seed=0)
+        print(f"\n{args.synthetic:,} synthetic photos generated in {time.perf_counter() - start:.1f} s "
+              f"(bounds and whole-image vectors: {X.numel() * 4 / 2**30:.2f} GiB float32 each)")
     timed = texts[::max(1, len(texts) // args.queries)][:args.queries]
     embedded_timed = [torch.from_numpy(np.asarray(searcher.embed_query(t)[0], dtype=np.float32)) for t in timed]
     q = torch.stack([s.sum(dim=0) for s in embedded_timed])
@@ -270,6 +298,11 @@ def run(args, checkpoint, dataset, store, model, vocab, work: Path) -> None:
     top10 = np.stack([synthetic_top10(v, src, embedded_timed[j]) for j in recall_idx])
     print(f"exhaustive top-10 of {len(recall_idx)} queries: {time.perf_counter() - start:.1f} s")
 
+    if args.streamed:
+        compare(X, q, top10, recall_idx, specs=[parse_spec(t) for t in args.spec] or None)
+        print(f"peak memory of this process (ru_maxrss): "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB")
+        return
     brute_times = []
     for j in range(min(20, len(q))):
         t0 = time.perf_counter()
@@ -391,9 +424,11 @@ def compare(X, q, top10, recall_idx, c=1000, specs=None):
         start = time.perf_counter()
         index = faiss.index_factory(h, spec, faiss.METRIC_INNER_PRODUCT)
         index.train(X[np.sort(rng.choice(n, train, replace=False))])
+        trained = time.perf_counter() - start
         for a in range(0, n, 100_000):
             index.add(X[a:a + 100_000])
         build = time.perf_counter() - start
+        print(f"  {spec}: trained on {train:,} photos in {trained:.1f} s, built in {build:.1f} s", flush=True)
         per_photo = len(faiss.serialize_index(index)) / n
         for nprobe in nprobes:
             index.nprobe = nprobe

@@ -57,4 +57,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[train,dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[train,cluster,dev]"

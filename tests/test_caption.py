@@ -16,7 +16,7 @@ from scenetalk.data.registry import load_dataset
 from scenetalk.data.sample_photos import sample_photo_paths
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ImageError, ScenetalkError
-from scenetalk.features.extract import extract_images
+from scenetalk.features.jobs import extract_images
 from scenetalk.features.store import FeatureStore
 from scenetalk.results import to_data
 from scenetalk.weights import shipped_captioner

@@ -413,7 +413,7 @@ def test_image_list_of_a_folder_and_of_a_dataset(tmp_path):
     ({"images_dir": "{tmp}/nowhere"}, ImageError, "nowhere: not a folder"),
 ])
 def test_extract_images_refuses_bad_arguments_before_any_work(tmp_path, options, error, message):
-    from scenetalk.features.extract import extract_images
+    from scenetalk.features.jobs import extract_images
 
     make_images(tmp_path / "images", 2)
     (tmp_path / "empty").mkdir()
@@ -426,7 +426,7 @@ def test_extract_images_refuses_bad_arguments_before_any_work(tmp_path, options,
 
 
 def test_extract_images_fails_fast_on_a_missing_file_unless_skip_bad(tmp_path, extractor):
-    from scenetalk.features.extract import extract_images
+    from scenetalk.features.jobs import extract_images
 
     make_images(tmp_path / "images", 2)
     dataset = write_dataset(tmp_path / "dataset_tiny.json", ["img00.png", "gone.png", "img01.png"])

@@ -2,6 +2,7 @@
 changes the answer when it says it is exact; describing a photo ranks every sentence by its
 exact S_kl; bad input is refused with a clear message."""
 
+import os
 import shutil
 
 import numpy as np
@@ -469,9 +470,9 @@ def test_brute_force_candidates_never_claim_exact_wrongly(tmp_path):
         query = " ".join(rng.choice(WORDS, size=rng.integers(1, 6)))
         exact = brute_force_scores(searcher, query)
         q = searcher.embed_query(query)[0].sum(axis=0)
-        ub = torch.from_numpy(searcher.bounds @ q)
+        ub = torch.from_numpy(searcher.parts[0].bounds @ q)
         for c in (5, 10, 30, 100, 299):
-            rows, left_out = bound_candidates(searcher.bounds, searcher.whole, q, c)
+            rows, left_out = bound_candidates(searcher.parts[0].bounds, searcher.parts[0].whole, q, c)
             assert len(rows) == c and len(set(rows.tolist())) == c
             by_whole += not np.isin(rows, ub.topk(c).indices.numpy()).all()
             others = np.setdiff1d(np.arange(n), rows)
@@ -818,10 +819,10 @@ def test_a_large_index_is_read_from_its_memory_map_with_the_same_answers(index, 
 
     path, ckpt, _ = index
     small = Searcher(path, ckpt)
-    assert small._vectors32 is not None                        # a small index: float32 in memory
+    assert small.parts[0].vectors32 is not None                        # a small index: float32 in memory
     monkeypatch.setattr(search_module, "IN_MEMORY_VALUES", 0)
     large = Searcher(path, ckpt)
-    assert large._vectors32 is None                            # read from the memory map
+    assert large.parts[0].vectors32 is None                            # read from the memory map
     for query in ("a cat sits on the table", "a red rocket in space"):
         a, b = small.search(query, k=4, rerank=0), large.search(query, k=4, rerank=0)
         assert [h.name for h in a.hits] == [h.name for h in b.hits]
@@ -882,3 +883,203 @@ def test_one_index_answers_queries_in_three_languages(tmp_path, brnn):
                                        sentences=["a dog runs", "一只狗在奔跑", "ein Hund rennt", "the man"])
     assert len(description.hits) == 3
     assert main(["search", str(tmp_path / "idx"), "一只狗在草地上奔跑", "--top", "2", "--json"]) == 0
+
+
+def test_index_add_indexes_only_the_new_photos_and_search_covers_every_part(index, tmp_path, capsys):
+    """``index add`` writes the new photos as a part of the index; searching, describing and
+    region retrieval over the parts give what an index built of all the photos at once gives."""
+    import json
+
+    from scenetalk.cli import main
+    from scenetalk.retrieval.index import PARTS_DIR, add_to_index, index_folder
+
+    _, ckpt, root = index
+    photos = copy_sample_photos(tmp_path / "photos")
+    everything = index_folder(photos, tmp_path / "all", ckpt, progress=False).out
+    names = sorted(p.name for p in photos.iterdir())
+    later = tmp_path / "later"
+    later.mkdir()
+    for name in names[2:]:
+        (photos / name).rename(later / name)
+    idx = index_folder(photos, tmp_path / "idx", ckpt, progress=False).out
+    (photos / "new").mkdir()
+    (later / names[2]).rename(photos / names[2])
+    (later / names[3]).rename(photos / "new" / names[3])
+    (photos / "new" / "broken.jpg").write_bytes(b"not a jpeg")
+    # a sub-folder of the index's folder: the names stay relative to the index's folder
+    summary = add_to_index(idx, photos / "new", ckpt, progress=False)
+    assert (summary.added, summary.already, summary.photos, summary.part) == (1, 0, 3, f"{PARTS_DIR}/0001")
+    assert summary.skipped == [f"new{os.sep}broken.jpg"]
+    assert main(["index", "add", str(idx), "--checkpoint", str(ckpt), "--quiet"]) == 0   # the index's folder
+    out = capsys.readouterr().out
+    assert f"added 1 images of {photos} to {idx} as {PARTS_DIR}/0002 (2 were in it already); it holds 4" in out
+    assert main(["index", "add", str(idx), "--recursive", "--quiet"]) == 0      # the model the index records
+    assert "nothing to add" in capsys.readouterr().out
+    assert json.loads((idx / INDEX_FILE).read_text())["parts"] == [f"{PARTS_DIR}/0001", f"{PARTS_DIR}/0002"]
+    parts, whole = Searcher(idx, ckpt), Searcher(everything, ckpt)
+    assert sorted(parts.names) == sorted(n if n != names[3] else f"new{os.sep}{n}" for n in whole.names)
+    assert len(parts.parts) == 3 and [len(p.names) for p in parts.parts] == [2, 1, 1]
+    same = {n: n if n != names[3] else f"new{os.sep}{n}" for n in whole.names}
+    for query in ("a red cup on the table", "the cat sits", "an astronaut in space"):
+        for c in (1, 2, 1000):
+            got, want = parts.search(query, k=3, candidates=c), whole.search(query, k=3, candidates=1000)
+            assert [(h.name, round(h.score, 4)) for h in got.hits] == [(same[h.name], round(h.score, 4))
+                                                                      for h in want.hits]
+            assert got.exact and got.candidates == 4   # each part scores k of its photos at least: all here
+        got, want = parts.best_regions(query, top=3), whole.best_regions(query, top=3)
+        assert [(r.image, r.region, r.class_name, r.box) for r in got.regions] == [
+            (same[r.image], r.region, r.class_name, r.box) for r in want.regions]
+    for name in whole.names:
+        np.testing.assert_array_equal(parts.global_features(same[name]), whole.global_features(name))
+        np.testing.assert_array_equal(parts.image_vectors(same[name])[1], whole.image_vectors(name)[1])
+    sentences = ["a red cup on the table", "a cat sits", "an astronaut in space"]
+    assert ([h.sentence for h in parts.describe(same[names[3]], k=3, sentences=sentences).hits]
+            == [h.sentence for h in whole.describe(names[3], k=3, sentences=sentences).hits])
+    # re-ranked by the captioner, which reads each photo's global features from its part
+    cap = random_captioner(tmp_path / "cap", whole.meta["extractor_id"])
+    got = parts.search("a red cup on the table", k=3, rerank=3, captioner=cap)
+    want = whole.search("a red cup on the table", k=3, rerank=3, captioner=cap)
+    assert [(h.name, round(h.log_likelihood, 4)) for h in got.hits] == [
+        (same[h.name], round(h.log_likelihood, 4)) for h in want.hits]
+    # refused, in one line each, before any photo is read: a folder outside the index's, another model
+    assert main(["index", "add", str(idx), str(later), "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert "not inside the folder the index" in err and len(err.splitlines()) == 1
+    other = random_checkpoint(tmp_path / "other", whole.meta["extractor_id"], seed=1)
+    assert main(["index", "add", str(idx), "--checkpoint", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "--checkpoint" in err and "built with alignment model" in err and len(err.splitlines()) == 1
+    assert main(["index", "add", str(tmp_path / "nowhere")]) == 2
+    assert "not a scenetalk index" in capsys.readouterr().err
+    # a rebuild holds every photo itself: the parts go
+    index_folder(photos, idx, ckpt, recursive=True, progress=False, overwrite=True)
+    assert not (idx / PARTS_DIR).exists() and len(Searcher(idx, ckpt).parts) == 1
+
+
+def test_an_interrupted_index_add_leaves_the_index_as_it_was_and_resumes(index, tmp_path, monkeypatch):
+    import scenetalk.retrieval.index as index_module
+    from scenetalk.retrieval.index import PARTS_DIR, add_to_index, index_folder
+
+    _, ckpt, _ = index
+    photos = copy_sample_photos(tmp_path / "photos")
+    last = sorted(photos.iterdir())[-1]
+    last.rename(tmp_path / last.name)
+    idx = index_folder(photos, tmp_path / "idx", ckpt, progress=False).out
+    before = (idx / INDEX_FILE).read_bytes()
+    (tmp_path / last.name).rename(last)
+    written = index_module.atomic_write_text
+
+    def crash(path, text):
+        if path == idx / INDEX_FILE:
+            raise KeyboardInterrupt  # stopped after the part was written, before it was listed
+        written(path, text)
+
+    monkeypatch.setattr(index_module, "atomic_write_text", crash)
+    with pytest.raises(KeyboardInterrupt):
+        add_to_index(idx, checkpoint=ckpt, progress=False)
+    assert (idx / INDEX_FILE).read_bytes() == before and (idx / PARTS_DIR / "0001").is_dir()
+    assert len(Searcher(idx, ckpt).names) == len(list(photos.iterdir())) - 1
+    monkeypatch.setattr(index_module, "atomic_write_text", written)
+    summary = add_to_index(idx, checkpoint=ckpt, progress=False)
+    assert (summary.added, summary.part) == (1, f"{PARTS_DIR}/0001")
+    assert last.name in Searcher(idx, ckpt).names
+    # a part that went missing, or a photo listed in two parts, is a one-line error
+    import json
+    import shutil
+
+    meta = json.loads((idx / INDEX_FILE).read_text())
+    shutil.copytree(idx / PARTS_DIR / "0001", idx / PARTS_DIR / "0002")
+    (idx / INDEX_FILE).write_text(json.dumps({**meta, "parts": meta["parts"] + [f"{PARTS_DIR}/0002"]}))
+    with pytest.raises(SearchIndexError, match="a photo is in two parts"):
+        Searcher(idx, ckpt)
+    shutil.rmtree(idx / PARTS_DIR / "0002")
+    with pytest.raises(SearchIndexError, match="a part of the index is missing"):
+        Searcher(idx, ckpt)
+    (idx / INDEX_FILE).write_text(json.dumps({**meta, "parts": ["../elsewhere"]}))
+    with pytest.raises(SearchIndexError, match="'parts' is not a list of folders"):
+        Searcher(idx, ckpt)
+
+
+def test_product_quantised_candidate_lists_find_what_brute_force_finds(tmp_path, capsys):
+    """``faiss_codes="PQm"``: the FAISS indexes store m bytes a photo; search re-scores the
+    candidates exactly, and with every photo a candidate answers as brute force does."""
+    import faiss
+
+    from scenetalk.cli import main
+    from scenetalk.retrieval.candidates import PQ_MIN_PHOTOS, check_faiss_codes
+
+    n, extractor_id = PQ_MIN_PHOTOS, "efficientnet-lite0-224-000000000000+x"
+    ckpt = random_checkpoint(tmp_path / "align", extractor_id)
+    torch.manual_seed(2)
+    v, names = torch.randn(n, 2, 16), [f"p{i:05d}.jpg" for i in range(n)]
+    pq = Searcher(write_index(tmp_path / "pq", v, names, ckpt, extractor_id, faiss_min=n, faiss_codes="PQ4"), ckpt)
+    assert pq.meta["candidate_index"]["faiss"].endswith(",PQ4") and pq.parts[0].scan == 128
+    assert isinstance(pq.candidate_index, faiss.IndexIVFPQ)
+    assert pq.candidate_index.code_size == 4   # bytes a photo
+    for query in ("a cat sits on the table", "a red rocket in space"):
+        exact = brute_force_scores(pq, query)
+        full = pq.search(query, k=5, candidates=n)
+        assert full.exact and [h.name for h in full.hits] == [names[i] for i in exact.argsort(descending=True)[:5]]
+        narrow = pq.search(query, k=5, candidates=200)
+        assert not narrow.exact
+        assert [h.score for h in narrow.hits] == pytest.approx([float(exact[names.index(h.name)])
+                                                                for h in narrow.hits], rel=1e-5)
+    for bad in ("PQ3", "PQ0", "IVF", "SQ8", "PQ"):
+        with pytest.raises(ScenetalkError, match="--faiss-codes"):
+            check_faiss_codes(bad, 16)
+    with pytest.raises(ScenetalkError, match="at least 9,984 photos"):
+        write_index(tmp_path / "small", v[:500], names[:500], ckpt, extractor_id, faiss_min=10, faiss_codes="PQ4")
+    assert main(["index", "build", str(tmp_path), "--out", str(tmp_path / "x"), "--faiss-codes", "PQ7"]) == 2
+    err = capsys.readouterr().err
+    assert "--faiss-codes" in err and "PQ100" in err and len(err.splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_parts_searched_together_never_claim_exact_wrongly(tmp_path):
+    """Three parts (the bounds of two, FAISS in one) against one index of the same photos: the
+    same answer when every photo is scored, and whenever the parts' proof says exact."""
+    import json
+
+    from scenetalk.retrieval.index import PARTS_DIR
+
+    extractor_id = "efficientnet-lite0-224-000000000000+x"
+    ckpt = random_checkpoint(tmp_path / "align", extractor_id)
+    torch.manual_seed(3)
+    sizes = (300, 120, 400)
+    # regions near their photo's first one: the bounds are tight enough to prove some answers
+    v = torch.randn(sum(sizes), 1, 16) * torch.rand(sum(sizes), 1, 1) * 3 + 0.05 * torch.randn(sum(sizes), 20, 16)
+    names = [f"p{i:03d}.jpg" for i in range(sum(sizes))]
+    whole = Searcher(write_index(tmp_path / "whole", v, names, ckpt, extractor_id), ckpt)
+    idx, start, parts = tmp_path / "idx", 0, []
+    for i, size in enumerate(sizes):
+        out = idx if i == 0 else idx / PARTS_DIR / f"{i:04d}"
+        write_index(out, v[start:start + size], names[start:start + size], ckpt, extractor_id,
+                    faiss_min=400 if i == 2 else 10_000)
+        start += size
+        parts += [f"{PARTS_DIR}/{i:04d}"] if i else []
+    meta = json.loads((idx / INDEX_FILE).read_text())
+    (idx / INDEX_FILE).write_text(json.dumps({**meta, "parts": parts}))
+    searcher = Searcher(idx, ckpt)
+    assert searcher.names == names and [p.candidate_index is not None for p in searcher.parts] == [False, False, True]
+    rng, proved = np.random.default_rng(0), 0
+    for _ in range(30):
+        query = " ".join(rng.choice(WORDS, size=rng.integers(1, 6)))
+        want = whole.search(query, k=5, candidates=len(names))
+        full = searcher.search(query, k=5, candidates=len(names))
+        assert full.exact and [h.name for h in full.hits] == [h.name for h in want.hits]
+        assert [h.score for h in full.hits] == pytest.approx([h.score for h in want.hits], rel=1e-5)
+        for c in (10, 60):
+            got = searcher.search(query, k=5, candidates=c)
+            # each part scores its share of the candidates, k at least; the FAISS part proves nothing
+            assert got.candidates <= sum(max(5, -(-c * size // len(names))) for size in sizes) and not got.exact
+        # without the FAISS part: two parts of exact bounds, proved exact or not
+        two = Searcher(idx, ckpt)
+        two.parts = two.parts[:2]
+        for c in (10, 60, 200):
+            got = two.search(query, k=5, candidates=c)
+            exact = brute_force_scores(whole, query, whole.vectors[:420])  # as stored: float16
+            if got.exact:
+                proved += 1
+                assert [h.name for h in got.hits] == [names[i] for i in exact.argsort(descending=True)[:5]]
+            assert [h.score for h in got.hits] == pytest.approx([float(exact[names.index(h.name)]) for h in got.hits],
+                                                                rel=1e-5)
+    assert proved > 0

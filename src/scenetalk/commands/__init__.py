@@ -17,6 +17,19 @@ from scenetalk.errors import ScenetalkError
 DATA_ROOT_HELP = "data folder (default: $SCENETALK_DATA, ./data or ../shared/data)"
 
 
+def add_ray(p: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]``: extract features on a Ray cluster (``features.jobs``)."""
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="extract on a Ray cluster, a task per 1,024 images (resumable per shard): a local one "
+                        "started for the command, or the running cluster at ADDRESS (auto, HOST:6379, "
+                        "ray://HOST:10001); needs the cluster extra")
+
+
+def ray_target(args: argparse.Namespace) -> bool | str | None:
+    """``--ray``'s value as the library takes it: None, True (a local cluster) or an address."""
+    return None if args.ray is None else True if args.ray == "local" else args.ray
+
+
 def add_checkpoint(p: argparse.ArgumentParser, what: str = "alignment checkpoint",
                    default: str = "the shipped one", metavar: str | None = None) -> None:
     """``--checkpoint``: the model folder a command uses instead of its default."""

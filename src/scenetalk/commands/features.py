@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from scenetalk.commands import add_quiet, add_root
+from scenetalk.commands import add_quiet, add_ray, add_root, ray_target
 
 #: kept here, not imported from scenetalk.vision (which loads OpenCV), so the CLI starts fast
 BACKBONE_NAMES = ("efficientnet-lite0", "efficientnet-lite2")
@@ -45,17 +45,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="replace a store (or interrupted run) of another extractor or image list")
     parser.add_argument("--skip-bad", action="store_true",
                         help="store zeros for unreadable images and list them, instead of stopping")
+    add_ray(parser)
     add_quiet(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from scenetalk.features.extract import extract_images
+    from scenetalk.features.jobs import extract_images
 
     result = extract_images(args.dataset, args.out, images_dir=args.images, root=args.root, limit=args.limit,
                             backbone=args.backbone, regions=args.regions, grid=not args.no_grid,
                             batch_size=args.batch_size, progress=not args.quiet, region_method=args.region_method,
-                            region_size=args.region_size, overwrite=args.overwrite, skip_bad=args.skip_bad)
+                            region_size=args.region_size, overwrite=args.overwrite, skip_bad=args.skip_bad,
+                            ray=ray_target(args))
     if result.already_done:
         print(f"already extracted: {result.path} holds features of these {result.count} images "
               f"by {result.extractor_id}")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from scenetalk.commands import add_checkpoint, add_quiet, warn
+from scenetalk.commands import add_checkpoint, add_quiet, add_ray, ray_target, warn
 
 
 def run(args: argparse.Namespace) -> int:
     from scenetalk.retrieval.index import index_folder
 
     summary = index_folder(args.folder, args.out, args.checkpoint, recursive=args.recursive,
-                           sentence_file=args.sentences, progress=not args.quiet, overwrite=args.overwrite)
+                           sentence_file=args.sentences, progress=not args.quiet, overwrite=args.overwrite,
+                           ray=ray_target(args), **faiss_codes(args))
     if summary.blank_lines:
         warn("index", f"skipped {summary.blank_lines} blank line(s) of {args.sentences}")
     for name in summary.skipped:
@@ -20,6 +21,36 @@ def run(args: argparse.Namespace) -> int:
           + (f" ({len(summary.skipped)} skipped)" if summary.skipped else "")
           + (f", with {summary.sentences} sentences for `scenetalk describe`" if summary.sentences else ""))
     return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from scenetalk.retrieval.index import add_to_index
+
+    summary = add_to_index(args.index, args.folder, args.checkpoint, recursive=args.recursive,
+                           progress=not args.quiet, **faiss_codes(args))
+    for name in summary.skipped:
+        warn("index", f"skipped {name} (not readable as an image)")
+    if not summary.added:
+        print(f"nothing to add: {summary.index} holds the {summary.already} images of {summary.folder} already"
+              + (f", and {len(summary.skipped)} more could not be read" if summary.skipped else "")
+              + f" ({summary.photos} images in all)")
+    else:
+        print(f"added {summary.added} images of {summary.folder} to {summary.index} as {summary.part}"
+              + (f" ({summary.already} were in it already)" if summary.already else "")
+              + f"; it holds {summary.photos} images")
+    return 0
+
+
+def add_faiss_codes(p: argparse.ArgumentParser) -> None:
+    # No default here: the library's (candidates.DEFAULT_FAISS_CODES) applies, and --help stays light.
+    p.add_argument("--faiss-codes", metavar="CODES",
+                   help="what the candidate lists of a large collection (FAISS, from 100,000 photos) store: SQfp16 "
+                        "(float16, ~2 KB a photo; the default) or PQm (m bytes a photo, e.g. PQ100: 1/18 of the "
+                        "memory for 92%% of the candidate recall, BENCHMARKS.md)")
+
+
+def faiss_codes(args: argparse.Namespace) -> dict:
+    return {"faiss_codes": args.faiss_codes} if args.faiss_codes else {}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,5 +68,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sentences (one per line) to store in the index, embedded once, for `scenetalk describe`")
     b.add_argument("--overwrite", action="store_true",
                    help="start again when INDEX holds features of another extractor or photo list")
+    add_faiss_codes(b)
+    add_ray(b)
     add_quiet(b)
     b.set_defaults(func=run)
+    a = actions.add_parser("add", help="add new photos to an index, without rebuilding it",
+                           description="Index the photos of the index's folder (or of a sub-folder, DIR) that it does "
+                                       "not hold yet, as a new part of it; what it holds is not read again.")
+    a.add_argument("index", metavar="INDEX", help="index folder (`scenetalk index build`)")
+    a.add_argument("folder", metavar="DIR", nargs="?",
+                   help="where the new photos are: the index's folder (the default) or a folder inside it")
+    add_checkpoint(a, default="the one INDEX was built with, else the shipped one")
+    a.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
+    add_faiss_codes(a)
+    add_quiet(a)
+    a.set_defaults(func=run_add)

@@ -63,6 +63,8 @@ from scenetalk.vision.regions import (
 )
 
 PROGRESS_FILE = "progress.json"
+#: where ``features.jobs`` keeps the shards of an extraction on Ray until they are merged
+SHARDS_DIR = ".shards"
 NAMES_FILE = "names.json"
 _ARRAY_FILES = tuple(array_file(name) for name in ARRAY_NAMES)
 DEFAULT_BATCH_SIZE = 16
@@ -210,18 +212,9 @@ def extract(
     os.makedirs(out, exist_ok=True)
 
     with _locked(out):
-        existing = _complete_store(out)
-        if existing is not None:
-            problem = _mismatch(existing, ex.extractor_id, names, specs, "a feature store", exact=False)
-            if problem is None:
-                with contextlib.suppress(FileNotFoundError):
-                    shutil.rmtree(partial)  # a stale partial next to a complete store
-                return ExtractResult(out, ex.extractor_id, len(names), 0, time.perf_counter() - started,
-                                     already_done=True, bad=list(existing.get("bad", [])),
-                                     arrays={k: tuple(v["shape"]) for k, v in existing["arrays"].items()})
-            if not overwrite:
-                raise FeatureStoreError(f"{out}: {problem}; pass --overwrite to replace it")
-            _remove_store(out)
+        done = _complete_result(out, ex, names, specs, overwrite, started)
+        if done is not None:
+            return done
         _check_folder(out)
 
         state = _read_progress(partial)
@@ -243,6 +236,84 @@ def extract(
     return ExtractResult(out, ex.extractor_id, len(names), len(names) - resumed_from,
                          time.perf_counter() - started, resumed_from=resumed_from,
                          bad=list(index["bad"]), arrays={k: tuple(s.shape) for k, s in specs.items()})
+
+
+def _complete_result(out: str, ex: Extractor, names: list[str], specs: dict[str, ArraySpec], overwrite: bool,
+                     started: float) -> ExtractResult | None:
+    """The result of extracting into ``out`` when it holds these features already (None when
+    it holds no complete store, or one of others that ``overwrite`` removed; an error when it
+    holds one of others and not ``overwrite``). Called holding the folder's lock."""
+    existing = _complete_store(out)
+    if existing is None:
+        return None
+    problem = _mismatch(existing, ex.extractor_id, names, specs, "a feature store", exact=False)
+    if problem is None:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(os.path.join(out, PARTIAL_DIR))  # a stale partial next to a complete store
+        return ExtractResult(out, ex.extractor_id, len(names), 0, time.perf_counter() - started,
+                             already_done=True, bad=list(existing.get("bad", [])),
+                             arrays={k: tuple(v["shape"]) for k, v in existing["arrays"].items()})
+    if not overwrite:
+        raise FeatureStoreError(f"{out}: {problem}; pass --overwrite to replace it")
+    _remove_store(out)
+    return None
+
+
+def store_status(images: Sequence[tuple[str, str | os.PathLike]], out_dir: str | os.PathLike, ex: Extractor,
+                 overwrite: bool = False) -> ExtractResult | None:
+    """What ``extract`` checks before any work, for extractions that run elsewhere
+    (``features.jobs``): the result when ``out_dir`` holds these features already, None
+    when they are still to compute; a store of other features is an error unless ``overwrite``."""
+    names = [str(name) for name, _ in images]
+    _check_unique(names)
+    out = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise FeatureStoreError(f"{out}: exists and is not a folder")
+    os.makedirs(out, exist_ok=True)
+    with _locked(out):
+        done = _complete_result(out, ex, names, ex.array_specs(len(names)), overwrite, time.perf_counter())
+        if done is None:
+            _check_folder(out)
+        return done
+
+
+#: Rows copied at a time when shards are merged: 1,024 rows of regions are 50 MB.
+MERGE_ROWS = 1024
+
+
+def merge_stores(out_dir: str | os.PathLike, shards: Sequence[str | os.PathLike], ex: Extractor,
+                 names: list[str]) -> dict:
+    """One store at ``out_dir`` of complete shard stores (``features.jobs``), which hold
+    ``names`` in order: their arrays copied into ``.partial`` a block of rows at a time, then
+    renamed into place and ``index.json`` written last (``_finish``). Returns the index."""
+    from scenetalk.features.store import FeatureStore
+
+    out = os.path.abspath(os.fspath(out_dir))
+    specs = ex.array_specs(len(names))
+    with _locked(out):
+        partial = os.path.join(out, PARTIAL_DIR)
+        shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(partial)
+        arrays = {name: np.lib.format.open_memmap(os.path.join(partial, array_file(name)), "w+",
+                                                  np.dtype(spec.dtype), spec.shape) for name, spec in specs.items()}
+        row, bad = 0, []
+        for shard in shards:
+            store = FeatureStore.open(shard, expect_extractor_id=ex.extractor_id)
+            if store.names != names[row:row + len(store)]:
+                raise FeatureStoreError(f"{shard}: holds other images than its shard of the list; run again")
+            for name, target in arrays.items():
+                source = store.array(name)
+                for a in range(0, len(store), MERGE_ROWS):
+                    target[row + a:row + min(a + MERGE_ROWS, len(store))] = source[a:a + MERGE_ROWS]
+            reasons = store.index.get("bad_reasons", {})
+            bad += [(name, reasons.get(name, "")) for name in store.bad]
+            row += len(store)
+        if row != len(names):
+            raise FeatureStoreError(f"{out}: the shards hold {row} images of {len(names)}; run again")
+        for array in arrays.values():
+            array.flush()
+        del arrays
+        return _finish(out, partial, ex, names, specs, {"bad": bad})
 
 
 #: The ``dataset`` of ``image_list`` and ``extract_images`` that means "every image in the folder".
@@ -275,50 +346,6 @@ def image_list(dataset: str, images_dir: str | os.PathLike | None = None,
 #: The crop (or RoI image) sizes ``extract_images`` accepts: below 32 pixels the CNN's feature
 #: map has no cells left; above 2048 one photo's 19 crops take gigabytes.
 MIN_REGION_SIZE, MAX_REGION_SIZE = 32, 2048
-
-
-def extract_images(
-    dataset: str,
-    out_dir: str | os.PathLike,
-    images_dir: str | os.PathLike | None = None,
-    root: str | os.PathLike | None = None,
-    limit: int | None = None,
-    backbone: str | Backbone = DEFAULT_BACKBONE,
-    regions: bool = False,
-    grid: bool = True,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: bool = True,
-    *,
-    region_method: str | None = None,
-    region_size: int | None = None,
-    overwrite: bool = False,
-    skip_bad: bool = False,
-) -> ExtractResult:
-    """``extract`` for the images of ``image_list(dataset, images_dir, root)`` (the first
-    ``limit`` of them), as ``scenetalk features`` runs it: the arguments are checked first, and
-    unless ``skip_bad`` a missing image file stops the run before any work (a wrong image folder
-    should fail now, not after minutes of work). ``region_method`` and ``region_size`` need
-    ``regions``; ``region_method`` defaults to ``vision.regions.DEFAULT_REGION_METHOD``."""
-    if limit is not None and limit < 1:
-        raise ScenetalkError(f"--limit must be at least 1, got {limit}")
-    if (region_method or region_size is not None) and not regions:
-        raise ScenetalkError("--region-method and --region-size need --regions")
-    if region_size is not None and not (type(region_size) is int and MIN_REGION_SIZE <= region_size <= MAX_REGION_SIZE):
-        raise ScenetalkError(f"--region-size must be a whole number of pixels from {MIN_REGION_SIZE} to "
-                             f"{MAX_REGION_SIZE} (got {region_size!r})")
-    images = image_list(dataset, images_dir, root)
-    if limit is not None:
-        images = images[:limit]
-    if not images:
-        raise ScenetalkError(f"no images found in {images_dir}" if dataset == FOLDER else "the dataset lists no images")
-    if not skip_bad:
-        missing = [path for _, path in images if not os.path.isfile(path)]
-        if missing:
-            raise ImageError(missing[0], f"file not found ({len(missing)} of {len(images)} images are missing; "
-                                         "check --images, or pass --skip-bad)")
-    return extract(images, out_dir, backbone=backbone, regions=regions, grid=grid, batch_size=batch_size,
-                   progress=progress, region_method=region_method or DEFAULT_REGION_METHOD,
-                   region_size=region_size, overwrite=overwrite, skip_bad=skip_bad)
 
 
 # -- the batch loop ------------------------------------------------------------------------
@@ -485,7 +512,7 @@ def _remove_store(out: str) -> None:
 
 
 def _check_folder(out: str) -> None:
-    ours = {INDEX_FILE, PARTIAL_DIR, *_ARRAY_FILES}
+    ours = {INDEX_FILE, PARTIAL_DIR, SHARDS_DIR, *_ARRAY_FILES}
     others = sorted(e for e in os.listdir(out) if e not in ours and not e.startswith("." + INDEX_FILE))
     if others:
         shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")

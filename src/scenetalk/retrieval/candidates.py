@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from scenetalk.errors import ScenetalkError
 from scenetalk.retrieval.similarity import alignment_scores, top_k
 
 #: Each FAISS index scans about this many photos per candidate asked for (and at least 1/16 of
@@ -31,6 +32,36 @@ from scenetalk.retrieval.similarity import alignment_scores, top_k
 #: 91% as much of the exhaustive top 10 among the candidates as the exact bound does, at ~8 ms
 #: a query; twice as many lists reach the bound's recall at twice the time.
 SCAN_PER_CANDIDATE = 64
+
+
+#: What the candidate lists store of each vector (``index build --faiss-codes``): "SQfp16", its
+#: float16 values (2 bytes a dimension: 2,012 bytes a photo at h = 1000), or "PQm", m bytes a
+#: photo by product quantisation (m sub-vectors of h/m dimensions, one byte each). On 1M
+#: synthetic photos PQ100 keeps 92% of SQfp16's candidate recall in 1/18 of the memory when it
+#: scans twice as many lists, at the same latency (BENCHMARKS.md "Search: candidate stage").
+DEFAULT_FAISS_CODES = "SQfp16"
+
+
+#: PQ's one-byte codes are 256 k-means centroids a sub-vector, which FAISS trains on at least
+#: 39 points each.
+PQ_MIN_PHOTOS = 39 * 256
+
+
+def check_faiss_codes(codes: str, dim: int) -> str:
+    """``codes`` if the candidate lists can store vectors of ``dim`` dimensions so, else a
+    ``ScenetalkError`` naming --faiss-codes."""
+    m = codes[2:] if codes.startswith("PQ") else ""
+    if codes == "SQfp16" or (m.isdigit() and m[0] != "0" and dim % int(m) == 0):
+        return codes
+    divisors = [d for d in (10, 20, 25, 50, 100, 125, 200, 250) if dim % d == 0] or [1]
+    raise ScenetalkError(f"faiss codes (--faiss-codes) {codes!r}: give SQfp16 (float16 values) or PQm, m bytes a "
+                         f"photo, with m dividing the model's {dim} dimensions (such as PQ{divisors[len(divisors) // 2]})")
+
+
+def scan_per_candidate(codes: str) -> int:
+    """Photos a FAISS index of these codes scans per candidate asked for: PQ's approximate
+    distances rank worse, so it scans twice as many lists (measured, see DEFAULT_FAISS_CODES)."""
+    return SCAN_PER_CANDIDATE * (2 if codes.startswith("PQ") else 1)
 
 
 #: Candidates are re-ranked this many photos at a time: the float32 copy of a block (2.5 MB at
@@ -44,22 +75,28 @@ RESCORE_BLOCK = 32
 PROOF_SLACK = 1e-5
 
 
-def build_candidate_index(bounds: np.ndarray, seed: int = 0):
+def build_candidate_index(bounds: np.ndarray, seed: int = 0, codes: str = DEFAULT_FAISS_CODES):
     """A FAISS inverted-file index of one vector a photo (the bounds u_k, or the whole-image
-    vectors v_0) for maximum inner product search, with vectors stored in float16. About
-    sqrt(N) lists (1,024 at 1M photos). Chosen by measurement on 1M synthetic photos
-    (BENCHMARKS.md): a flat scan takes ~250 ms a query; an HNSW graph took 6 minutes to build
-    and, for inner products, found a third of what the inverted file finds; float16 lists find
-    what float32 ones do in half the memory and scan faster than 8-bit ones."""
+    vectors v_0) for maximum inner product search, with vectors stored as ``codes``
+    (``DEFAULT_FAISS_CODES``: float16). About sqrt(N) lists (1,024 at 1M photos). Chosen by
+    measurement on 1M synthetic photos (BENCHMARKS.md): a flat scan takes ~250 ms a query; an
+    HNSW graph took 6 minutes to build and, for inner products, found a third of what the
+    inverted file finds; float16 lists find what float32 ones do in half the memory and scan
+    faster than 8-bit ones."""
     import faiss
 
     n, h = bounds.shape
+    check_faiss_codes(codes, h)
+    if codes.startswith("PQ") and n < PQ_MIN_PHOTOS:
+        raise ScenetalkError(f"faiss codes (--faiss-codes) {codes}: product quantisation is trained on at least "
+                             f"{PQ_MIN_PHOTOS:,} photos and this index has {n:,}; use SQfp16")
     # faiss wants >= 39 training points per list; fewer lists than that for tiny collections.
     nlist = max(1, min(2 ** round(math.log2(math.sqrt(n))), n // 39))
-    index = faiss.index_factory(h, f"IVF{nlist},SQfp16", faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(h, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
     # k-means on 64 points per list (65,536 at 1M): training on all 1M takes minutes, for lists
-    # that are no better for ranking.
-    sample = np.sort(np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False))
+    # that are no better for ranking (PQ's centroids want PQ_MIN_PHOTOS at least).
+    want = max(64 * nlist, PQ_MIN_PHOTOS if codes.startswith("PQ") else 0)
+    sample = np.sort(np.random.default_rng(seed).choice(n, min(n, want), replace=False))
     index.train(np.ascontiguousarray(bounds[sample], dtype=np.float32))
     for start in range(0, n, 100_000):  # in slices: a memory-mapped array is never copied whole
         index.add(np.ascontiguousarray(bounds[start:start + 100_000], dtype=np.float32))
@@ -78,13 +115,14 @@ def merge_candidates(by_bound: np.ndarray, by_whole: np.ndarray, c: int) -> np.n
     return np.sort(np.concatenate([taken, rest]).astype(np.int64))
 
 
-def faiss_rankings(index, queries: np.ndarray, c: int) -> list[np.ndarray]:
+def faiss_rankings(index, queries: np.ndarray, c: int, scan: int = SCAN_PER_CANDIDATE) -> list[np.ndarray]:
     """For each query q (a row of ``queries``), the rows of about the ``c`` largest products
-    xᵀq of the vectors x of a FAISS index, best first."""
+    xᵀq of the vectors x of a FAISS index, best first, scanning about ``scan`` photos per
+    candidate (``scan_per_candidate``)."""
     import faiss
 
     ivf = faiss.extract_index_ivf(index)
-    ivf.nprobe = min(ivf.nlist, max(ivf.nlist // 16, math.ceil(ivf.nlist * SCAN_PER_CANDIDATE * c / index.ntotal)))
+    ivf.nprobe = min(ivf.nlist, max(ivf.nlist // 16, math.ceil(ivf.nlist * scan * c / index.ntotal)))
     # One query scans a few thousand vectors: OpenMP threads cost more than they save (1M photos,
     # C=1000: 29.7 ms on one thread, 103 ms on two on a busy 2-core machine; BENCHMARKS.md).
     threads = faiss.omp_get_max_threads()
@@ -96,12 +134,13 @@ def faiss_rankings(index, queries: np.ndarray, c: int) -> list[np.ndarray]:
     return [row[row >= 0] for row in ids]  # -1: the lists scanned held fewer than c photos
 
 
-def faiss_candidates(bound_index, whole_index, queries: np.ndarray, c: int) -> list[np.ndarray]:
+def faiss_candidates(bound_index, whole_index, queries: np.ndarray, c: int, scan: int = SCAN_PER_CANDIDATE
+                     ) -> list[np.ndarray]:
     """For each query q = Σ_t s_t (a row of ``queries``), about ``c`` candidate rows, sorted,
     from the FAISS indexes of the bounds u and of the whole-image vectors v_0
     (``merge_candidates``)."""
-    return [merge_candidates(b, w, c) for b, w in zip(faiss_rankings(bound_index, queries, c),
-                                                      faiss_rankings(whole_index, queries, c))]
+    return [merge_candidates(b, w, c) for b, w in zip(faiss_rankings(bound_index, queries, c, scan),
+                                                      faiss_rankings(whole_index, queries, c, scan))]
 
 
 def bound_candidates(bounds: np.ndarray, whole: np.ndarray, query: np.ndarray, c: int

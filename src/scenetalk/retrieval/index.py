@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,7 +31,12 @@ from scenetalk.checkpoint import as_alignment, checkpoint_id, load_alignment_eng
 from scenetalk.data.text import sentence_tokens, tokenize
 from scenetalk.errors import DataError, ScenetalkError, SearchIndexError
 from scenetalk.io import atomic_path, atomic_write_text
-from scenetalk.retrieval.candidates import build_candidate_index
+from scenetalk.retrieval.candidates import (
+    DEFAULT_FAISS_CODES,
+    build_candidate_index,
+    check_faiss_codes,
+    scan_per_candidate,
+)
 
 INDEX_FILE, VECTORS_FILE, BOUNDS_FILE, FEATURES_DIR = "index.json", "regions_embedded.npy", "bounds.npy", "features"
 
@@ -38,8 +44,16 @@ INDEX_FILE, VECTORS_FILE, BOUNDS_FILE, FEATURES_DIR = "index.json", "regions_emb
 WHOLE_FILE, FAISS_FILE, WHOLE_FAISS_FILE, SENTENCES_FILE = "whole.npy", "bounds.faiss", "whole.faiss", "sentences.npz"
 
 
-#: Version of the index folder's layout; 2 added the whole-image vectors (``WHOLE_FILE``).
-INDEX_FORMAT = 2
+#: Photos added to an index after it was built (``add_to_index``) are parts of it, each a
+#: complete index folder of its own in ``parts/`` (like a search engine's segments): adding
+#: reads and writes only the new photos, and search scores every part.
+PARTS_DIR = "parts"
+
+
+#: Version of the index folder's layout; 2 added the whole-image vectors (``WHOLE_FILE``), 3 the
+#: parts (``PARTS_DIR``). Format 2 is format 3 without parts, so both are read.
+INDEX_FORMAT = 3
+READ_FORMATS = (2, 3)
 
 
 #: Collections of at least this many photos get FAISS candidate indexes. Below it the exact
@@ -52,6 +66,44 @@ FAISS_MIN_PHOTOS = 100_000
 #: Photos embedded and written at a time when an index is built: 256 photos' regions are 26 MB
 #: in float32, where a whole collection's would be 100 GB at 1M photos.
 BUILD_BLOCK = 256
+
+
+#: What ``index.json`` must hold, and the type of each value.
+META_KEYS = {"format": int, "names": list, "extractor_id": str, "checkpoint_id": str}
+
+
+def read_index_meta(meta_path: Path) -> dict:
+    """``index.json`` of an index, checked: JSON, its format this code's (a newer one is named
+    as such), the keys search reads, of the right types."""
+    index = meta_path.parent
+    rebuild = f"rebuild the index with `scenetalk index build DIR --out {index}`"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SearchIndexError(f"{meta_path}: damaged ({' '.join(str(exc).split())}); {rebuild}") from None
+    if not isinstance(meta, dict):
+        raise SearchIndexError(f"{meta_path}: damaged (not a JSON object); {rebuild}")
+    version = meta.get("format")
+    if type(version) is int and version > INDEX_FORMAT:
+        raise SearchIndexError(f"{index}: an index of format {version}, made by a newer scenetalk (this one reads "
+                               f"format {INDEX_FORMAT}); upgrade scenetalk")
+    if version not in READ_FORMATS:
+        raise SearchIndexError(f"{index}: an index of an earlier version of scenetalk; {rebuild}")
+    for key, kind in META_KEYS.items():
+        if key not in meta:
+            raise SearchIndexError(f"{meta_path}: damaged (no {key!r}); {rebuild}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise SearchIndexError(f"{meta_path}: damaged ({key!r} is not a {kind.__name__}); {rebuild}")
+    if not all(isinstance(n, str) for n in meta["names"]):
+        raise SearchIndexError(f"{meta_path}: damaged ('names' is not a list of photo names); {rebuild}")
+    for key, kind in (("folder", str), ("bad", list), ("sentences", dict), ("candidate_index", dict),
+                      ("parts", list)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise SearchIndexError(f"{meta_path}: damaged ({key!r} is not a {kind.__name__}); {rebuild}")
+    if not all(isinstance(p, str) and Path(p).parts[:1] == (PARTS_DIR,) and ".." not in Path(p).parts
+               for p in meta.get("parts") or []):
+        raise SearchIndexError(f"{meta_path}: damaged ('parts' is not a list of folders in {PARTS_DIR}/); {rebuild}")
+    return meta
 
 
 def read_sentence_file(path: str | os.PathLike, language: str = "en") -> tuple[list[str], int]:
@@ -205,21 +257,25 @@ def check_index_folder(out: str | os.PathLike) -> Path:
 
 def index_folder(folder: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
                  recursive: bool = False, sentence_file: str | os.PathLike | None = None, progress: bool = True,
-                 overwrite: bool = False) -> IndexSummary:
+                 overwrite: bool = False, faiss_codes: str = DEFAULT_FAISS_CODES,
+                 ray: bool | str | None = None) -> IndexSummary:
     """An index of the photos in ``folder`` (``build_index``; with ``recursive``, of its
     sub-folders too) with the alignment checkpoint (default: the shipped one), and the
     sentences of ``sentence_file`` (one a line) for ``describe``. The sentence file is read
-    before the (long) feature extraction, so that a bad one fails fast."""
+    before the (long) feature extraction, so that a bad one fails fast. ``faiss_codes``: what
+    the candidate lists of a large collection store (``candidates.DEFAULT_FAISS_CODES``);
+    ``ray``: extract the features on a Ray cluster (True: a local one; or its address)."""
     from scenetalk.checkpoint import read_meta
     from scenetalk.vision.images import list_images
     from scenetalk.weights import shipped_alignment
 
-    check_index_folder(out)  # before the photos are listed: a wrong --out fails fast
+    check_index_folder(out)  # before the photos are listed: a wrong --out or option fails fast
+    checkpoint = checkpoint or shipped_alignment()
+    check_faiss_codes(faiss_codes, model_dim(checkpoint))
     found = list_images(folder, recursive=recursive)
     if not found:
         raise ScenetalkError(f"{folder}: no images in this folder"
                              + ("" if recursive else " (use --recursive to look in sub-folders)"))
-    checkpoint = checkpoint or shipped_alignment()
     sentences, blank = None, 0
     if sentence_file:
         language = read_meta(checkpoint).get("vocabulary", {}).get("language", "en")
@@ -233,22 +289,120 @@ def index_folder(folder: str | os.PathLike, out: str | os.PathLike, checkpoint: 
         if vocab is not None:
             unknown_words(sentences, sentence_tokens(sentences, vocab), vocab, where=sentence_file)
     out = build_index([(rel, os.path.join(folder, rel)) for rel in found], out, checkpoint, progress=progress,
-                      sentences=sentences, overwrite=overwrite, folder=folder)
+                      sentences=sentences, overwrite=overwrite, folder=folder, faiss_codes=faiss_codes, ray=ray)
     meta = json.loads((out / INDEX_FILE).read_text(encoding="utf-8"))
     return IndexSummary(out, os.fspath(folder), len(meta["names"]), meta.get("bad", []),
                         len(sentences) if sentences else 0, blank)
 
 
+class NoReadableImages(ScenetalkError):
+    """None of the images given to ``build_index`` could be read; ``bad``: their names."""
+
+    def __init__(self, message: str, bad: Sequence[str]):
+        super().__init__(message)
+        self.bad = list(bad)
+
+
+@dataclass
+class AddSummary:
+    index: Path            # the index photos were added to
+    folder: str            # the folder looked in
+    added: int             # photos added (0: every photo found was indexed already)
+    already: int           # photos found that the index held already
+    photos: int            # photos in the index now, all parts together
+    part: str | None       # the part written (``PARTS_DIR``/NNNN), None when nothing was added
+    skipped: list[str]     # files left out: not readable as images
+
+
+def index_names(index: str | os.PathLike, meta: dict) -> list[str]:
+    """The names of every photo of an index, its first part's (``meta``) and then its added
+    parts' in order."""
+    names = list(meta["names"])
+    for part in meta.get("parts") or []:
+        meta_path = Path(index) / part / INDEX_FILE
+        if not meta_path.is_file():
+            raise SearchIndexError(f"{Path(index) / part}: a part of the index is missing; rebuild the index")
+        names += read_index_meta(meta_path)["names"]
+    return names
+
+
+def add_to_index(index: str | os.PathLike, folder: str | os.PathLike | None = None,
+                 checkpoint: str | os.PathLike | None = None, recursive: bool = False, progress: bool = True,
+                 faiss_codes: str = DEFAULT_FAISS_CODES, faiss_min: int = FAISS_MIN_PHOTOS) -> AddSummary:
+    """Add the photos of ``folder`` (default: the folder the index was built from; it must be
+    that folder or inside it, so that every photo's name stays its path relative to it) that
+    the index does not hold yet, without touching what it holds: their features and region
+    vectors are written as a new part (``PARTS_DIR``), and the part becomes part of the index
+    only when it is complete, when ``index.json`` is renamed into place with it listed. An
+    interrupted add resumes its extraction when run again. ``checkpoint``: the alignment model
+    the index was built with (default: the one it records, else the shipped one)."""
+    from scenetalk.vision.images import list_images
+    from scenetalk.weights import shipped_alignment
+
+    index = Path(index)
+    meta_path = index / INDEX_FILE
+    if not meta_path.is_file():
+        raise SearchIndexError(f"{index}: not a scenetalk index (no {INDEX_FILE}); build one with "
+                               "`scenetalk index build DIR --out INDEX`")
+    meta = read_index_meta(meta_path)
+    meta["format"] = INDEX_FORMAT   # it gets parts
+    if not meta.get("folder"):
+        raise SearchIndexError(f"{index}: the index does not record the folder its photos are in (it was written "
+                               "from Python without one); build it with `scenetalk index build DIR --out INDEX`")
+    root = Path(meta["folder"])
+    folder = Path(folder) if folder is not None else root
+    if not folder.is_dir():
+        raise ScenetalkError(f"{folder}: not a folder" if folder.exists() else f"{folder}: no such folder")
+    try:
+        prefix = Path(os.path.relpath(folder.resolve(), root.resolve()))
+    except ValueError:   # another drive (Windows)
+        prefix = Path("..")
+    if ".." in prefix.parts:
+        raise ScenetalkError(f"{folder}: not inside the folder the index {index} was built from ({root}); put the "
+                             "photos there, or build an index of this folder and search it on its own")
+    if checkpoint is None:
+        built_with = meta.get("checkpoint")
+        checkpoint = built_with if built_with and Path(built_with).is_dir() else shipped_alignment()
+    have = checkpoint_id(checkpoint)
+    if have != meta["checkpoint_id"]:
+        raise SearchIndexError(f"checkpoint (--checkpoint) {checkpoint}: the index {index} was built with alignment "
+                               f"model {meta['checkpoint_id']}, not {have}; add photos with the model it was built "
+                               "with")
+    check_faiss_codes(faiss_codes, model_dim(checkpoint))
+    known = set(index_names(index, meta))
+    found = [os.path.normpath(prefix / name) for name in list_images(folder, recursive=recursive)]
+    new = [name for name in found if name not in known]
+    parts = list(meta.get("parts") or [])
+    if not new:
+        return AddSummary(index, os.fspath(folder), 0, len(found), len(known), None, [])
+    # The next part's folder; one left by an interrupted add is reused (its extraction resumes
+    # when the photos are the same, and starts again when they are not).
+    part = f"{PARTS_DIR}/{len(parts) + 1:04d}"
+    try:
+        build_index([(name, os.path.join(root, name)) for name in new], index / part, checkpoint, progress=progress,
+                    faiss_min=faiss_min, overwrite=True, folder=root, faiss_codes=faiss_codes)
+    except NoReadableImages as exc:   # every new file is unreadable: reported, nothing added
+        shutil.rmtree(index / part, ignore_errors=True)
+        return AddSummary(index, os.fspath(folder), 0, len(found) - len(new), len(known), None, exc.bad)
+    added = json.loads((index / part / INDEX_FILE).read_text(encoding="utf-8"))
+    meta["parts"] = parts + [part]
+    atomic_write_text(meta_path, json.dumps(meta, indent=1, ensure_ascii=False))  # the part is in the index now
+    return AddSummary(index, os.fspath(folder), len(added["names"]), len(found) - len(new),
+                      len(known) + len(added["names"]), part, added.get("bad", []))
+
+
 def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoint: str | os.PathLike,
                 progress: bool = True, sentences: Sequence[str] | None = None,
                 faiss_min: int = FAISS_MIN_PHOTOS, overwrite: bool = False,
-                folder: str | os.PathLike | None = None) -> Path:
+                folder: str | os.PathLike | None = None, faiss_codes: str = DEFAULT_FAISS_CODES,
+                ray: bool | str | None = None) -> Path:
     """Features and regions of ``images`` ((name, path) pairs; resumable), then their region
     vectors in the checkpoint's space and the candidate vectors (``write_index``), streamed a
     block of photos at a time. The features are the ones the checkpoint was trained on
     (backbone and region crop size from its extractor id), without the grid search never
     reads; ``overwrite`` replaces features of another extractor or image list. ``folder``: where
-    the photos are (their names are relative to it), recorded for ``scenetalk sheet``."""
+    the photos are (their names are relative to it), recorded for ``scenetalk sheet``. ``ray``:
+    the features are extracted on a Ray cluster (``features.jobs``; True: a local one)."""
     from scenetalk.checkpoint import read_meta
     from scenetalk.features.extract import extract, extractor_for
     from scenetalk.features.store import FeatureStore
@@ -256,17 +410,27 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
     out = check_index_folder(out)
     extractor_id = read_meta(checkpoint).get("extractor_id") or ""
     extractor = extractor_for(extractor_id, checkpoint, grid=False)  # before hours of extraction
-    result = extract(images, out / FEATURES_DIR, extractor=extractor, progress=progress, skip_bad=True,
-                     overwrite=overwrite)
+    if ray:
+        from functools import partial
+
+        from scenetalk.features.jobs import extract_on_ray
+
+        make = partial(extractor_for, extractor_id, os.fspath(checkpoint), grid=False)
+        result = extract_on_ray(images, out / FEATURES_DIR, make, address=None if ray is True else ray,
+                                progress=progress, skip_bad=True, overwrite=overwrite)
+    else:
+        result = extract(images, out / FEATURES_DIR, extractor=extractor, progress=progress, skip_bad=True,
+                         overwrite=overwrite)
     store = FeatureStore.open(out / FEATURES_DIR)
     model, _, _ = load_alignment_engine(checkpoint, expect_extractor_id=store.extractor_id)
     bad = set(result.bad)  # unreadable files: reported by extract, left out of the index
     keep = np.array([i for i, name in enumerate(store.names) if name not in bad], dtype=np.int64)
     if not len(keep):
-        raise ScenetalkError("none of the images could be read; nothing to index")
+        raise NoReadableImages("none of the images could be read; nothing to index", result.bad)
     return write_index(out, region_vectors(model, store.regions, keep, progress=progress),
                        [store.names[i] for i in keep], checkpoint, store.extractor_id, result.bad,
-                       sentences=sentences, faiss_min=faiss_min, folder=folder, progress=progress)
+                       sentences=sentences, faiss_min=faiss_min, folder=folder, progress=progress,
+                       faiss_codes=faiss_codes)
 
 
 def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BUILD_BLOCK,
@@ -287,13 +451,15 @@ def region_vectors(model, regions: np.ndarray, rows: np.ndarray, block: int = BU
 def write_index(out: str | os.PathLike, v: np.ndarray | Iterable[np.ndarray], names: list[str],
                 checkpoint: str | os.PathLike, extractor_id: str, bad: Sequence[str] = (),
                 sentences: Sequence[str] | None = None, faiss_min: int = FAISS_MIN_PHOTOS,
-                folder: str | os.PathLike | None = None, progress: bool = False) -> Path:
+                folder: str | os.PathLike | None = None, progress: bool = False,
+                faiss_codes: str = DEFAULT_FAISS_CODES) -> Path:
     """The searchable part of an index from the region vectors of the photos ``names``: ``v``
     is an (N, R, h) array, or an iterable of (B, R, h) arrays, consecutive blocks of the
     photos in the order of ``names`` (only one block is in memory at a time). Written: the
-    vectors in float16, their bounds u_k and whole-image vectors v_0, a FAISS index of each for
-    ``faiss_min`` photos or more, the word vectors of ``sentences``, and ``index.json`` (with
-    ``folder``, the absolute path of the photos' folder)."""
+    vectors in float16, their bounds u_k and whole-image vectors v_0, a FAISS index of each
+    (storing ``faiss_codes``) for ``faiss_min`` photos or more, the word vectors of
+    ``sentences``, and ``index.json`` (with ``folder``, the absolute path of the photos'
+    folder). Parts added to an earlier index in ``out`` are removed: these photos replace them."""
     out, n = Path(out), len(names)
     if hasattr(v, "shape"):   # one array (or tensor) of every photo
         v = np.asarray(v)
@@ -335,10 +501,11 @@ def write_index(out: str | os.PathLike, v: np.ndarray | Iterable[np.ndarray], na
             import faiss
 
             for f, array in ((FAISS_FILE, arrays[BOUNDS_FILE]), (WHOLE_FAISS_FILE, arrays[WHOLE_FILE])):
-                index = build_candidate_index(array)  # reads the memory map in slices
+                index = build_candidate_index(array, codes=faiss_codes)  # reads the memory map in slices
                 faiss.write_index(index, files.enter_context(atomic_path(out / f)))
             meta["candidate_index"] = {"files": {"bound": FAISS_FILE, "whole": WHOLE_FAISS_FILE},
-                                       "faiss": f"IVF{faiss.extract_index_ivf(index).nlist},SQfp16"}
+                                       "faiss": f"IVF{faiss.extract_index_ivf(index).nlist},{faiss_codes}",
+                                       "scan_per_candidate": scan_per_candidate(faiss_codes)}
     if n < faiss_min:
         for f in (FAISS_FILE, WHOLE_FAISS_FILE):  # from an earlier, larger build: they would not match these photos
             with suppress(FileNotFoundError):
@@ -356,7 +523,20 @@ def write_index(out: str | os.PathLike, v: np.ndarray | Iterable[np.ndarray], na
         with suppress(FileNotFoundError):
             os.unlink(out / SENTENCES_FILE)
     atomic_write_text(out / INDEX_FILE, json.dumps(meta, indent=1, ensure_ascii=False))
+    if old.get("parts"):  # photos added to the earlier index: this build replaces them
+        shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
     return out
+
+
+def model_dim(checkpoint: str | os.PathLike) -> int:
+    """The dimension h of an alignment checkpoint's space (0 when its config does not say;
+    loading it then names what is wrong)."""
+    from scenetalk.checkpoint import read_meta
+
+    try:
+        return int(read_meta(checkpoint)["model"]["embed_dim"])
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def sentence_priors(texts: Sequence[str], vocab, store_path: Path, progress: bool = False

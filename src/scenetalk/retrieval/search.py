@@ -15,7 +15,7 @@ BENCHMARKS.md "Re-ranking"). ``describe`` ranks a collection of sentences for on
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,19 +27,20 @@ from scenetalk.checkpoint import checkpoint_id, load_alignment_engine
 from scenetalk.data.text import sentence_tokens, untagged
 from scenetalk.errors import ScenetalkError, SearchIndexError
 from scenetalk.features.store import first_non_finite
-from scenetalk.retrieval.candidates import bound_candidates, faiss_candidates, proves_exact, rescore
+from scenetalk.retrieval.candidates import SCAN_PER_CANDIDATE, bound_candidates, faiss_candidates, proves_exact, rescore
 from scenetalk.retrieval.index import (
     BOUNDS_FILE,
     FAISS_FILE,
     FEATURES_DIR,
     INDEX_FILE,
-    INDEX_FORMAT,
     SENTENCES_FILE,
     VECTORS_FILE,
     WHOLE_FAISS_FILE,
     WHOLE_FILE,
     SentenceCollection,
     embed_sentences,
+    index_names,
+    read_index_meta,
     read_sentence_file,
     unknown_words,
 )
@@ -190,113 +191,68 @@ def best_regions(vectors: np.ndarray, query: np.ndarray, top: int, include_whole
     return out
 
 
-#: What ``index.json`` must hold, and the type of each value.
-META_KEYS = {"format": int, "names": list, "extractor_id": str, "checkpoint_id": str}
+def top_rows(found: Sequence[tuple[np.ndarray, np.ndarray, int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best scores and their rows of several parts' best (``IndexPart.best``), best first."""
+    scores = np.concatenate([f[0] for f in found])
+    rows = np.concatenate([f[1] for f in found])
+    best, pos = top_k(scores, min(k, len(scores)))
+    return best, rows[pos]
 
 
-def read_index_meta(meta_path: Path) -> dict:
-    """``index.json`` of an index, checked: JSON, its format this code's (a newer one is named
-    as such), the keys search reads, of the right types."""
-    index = meta_path.parent
-    rebuild = f"rebuild the index with `scenetalk index build DIR --out {index}`"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SearchIndexError(f"{meta_path}: damaged ({' '.join(str(exc).split())}); {rebuild}") from None
-    if not isinstance(meta, dict):
-        raise SearchIndexError(f"{meta_path}: damaged (not a JSON object); {rebuild}")
-    version = meta.get("format")
-    if type(version) is int and version > INDEX_FORMAT:
-        raise SearchIndexError(f"{index}: an index of format {version}, made by a newer scenetalk (this one reads "
-                               f"format {INDEX_FORMAT}); upgrade scenetalk")
-    if version != INDEX_FORMAT:
-        raise SearchIndexError(f"{index}: an index of an earlier version of scenetalk; {rebuild}")
-    for key, kind in META_KEYS.items():
-        if key not in meta:
-            raise SearchIndexError(f"{meta_path}: damaged (no {key!r}); {rebuild}")
-        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
-            raise SearchIndexError(f"{meta_path}: damaged ({key!r} is not a {kind.__name__}); {rebuild}")
-    if not all(isinstance(n, str) for n in meta["names"]):
-        raise SearchIndexError(f"{meta_path}: damaged ('names' is not a list of photo names); {rebuild}")
-    for key, kind in (("folder", str), ("bad", list), ("sentences", dict), ("candidate_index", dict)):
-        if meta.get(key) is not None and not isinstance(meta[key], kind):
-            raise SearchIndexError(f"{meta_path}: damaged ({key!r} is not a {kind.__name__}); {rebuild}")
-    return meta
+class IndexPart:
+    """The photos of one ``index build`` or ``index add`` (``retrieval.index.PARTS_DIR``): their
+    region vectors (memory-mapped float16, or float32 in memory when small), the candidate
+    stage's bounds and whole-image vectors (or their FAISS indexes) and their feature store.
+    ``start``: the row of its first photo among all the index's photos."""
 
-
-class Searcher:
-    """An alignment model plus an index built with it. What it loads on first use (the
-    feature store, the captioner that re-ranks, the image feature extractor, the stored
-    sentences) it keeps: keep the Searcher (``scenetalk.load().open_index``) to answer fast.
-    ``generators``: a dict of loaded re-ranking captioners to share with other Searchers."""
-
-    def __init__(self, index_dir: str | os.PathLike, checkpoint: str | os.PathLike, generators: dict | None = None):
-        self.path = Path(index_dir)
-        meta_path = self.path / INDEX_FILE
-        if not meta_path.is_file():
-            raise SearchIndexError(f"{self.path}: not a scenetalk index (no {INDEX_FILE}); build one with "
-                              "`scenetalk index build DIR --out INDEX`")
-        self.meta = read_index_meta(meta_path)
+    def __init__(self, path: Path, meta: dict, embed_dim: int, start: int = 0):
+        self.path, self.meta, self.start = path, meta, start
+        self.names: list[str] = meta["names"]
         needed = [VECTORS_FILE, BOUNDS_FILE, WHOLE_FILE]
-        if self.meta.get("candidate_index"):
+        if meta.get("candidate_index"):
             needed += [FAISS_FILE, WHOLE_FAISS_FILE]
         for f in needed:
-            if not (self.path / f).is_file():
-                raise SearchIndexError(f"{self.path}: missing {f}; rebuild the index")
-        self.model, self.vocab, model_meta = load_alignment_engine(checkpoint,
-                                                                   expect_extractor_id=self.meta["extractor_id"])
-        self.score_kind = model_meta["model"].get("score", "max")
-        embed_dim = int(model_meta["model"].get("embed_dim", 0))
-        have = checkpoint_id(checkpoint)
-        if have != self.meta["checkpoint_id"]:
-            raise SearchIndexError(f"{self.path}: built with alignment model {self.meta['checkpoint_id']}, but the model "
-                              f"given is {have}; rebuild the index with this model")
-        self.names: list[str] = self.meta["names"]
-        self.candidate_index = self.whole_index = None
+            if not (path / f).is_file():
+                raise SearchIndexError(f"{path}: missing {f}; rebuild the index")
         try:
-            self.vectors = np.load(self.path / VECTORS_FILE, mmap_mode="r")  # (N, R, h) float16
-            bounds = np.load(self.path / BOUNDS_FILE, mmap_mode="r")          # (N, h) float32
-            whole = np.load(self.path / WHOLE_FILE, mmap_mode="r")            # (N, h) float32
+            self.vectors = np.load(path / VECTORS_FILE, mmap_mode="r")  # (N, R, h) float16
+            bounds = np.load(path / BOUNDS_FILE, mmap_mode="r")          # (N, h) float32
+            whole = np.load(path / WHOLE_FILE, mmap_mode="r")            # (N, h) float32
         except (OSError, ValueError, EOFError) as exc:
-            raise SearchIndexError(f"{self.path}: damaged index arrays ({' '.join(str(exc).split())}); "
+            raise SearchIndexError(f"{path}: damaged index arrays ({' '.join(str(exc).split())}); "
                                    "rebuild the index") from None
         if not (self.vectors.ndim == 3 and bounds.shape == whole.shape == (len(self.vectors), self.vectors.shape[2])
                 and all(np.issubdtype(a.dtype, np.floating) for a in (self.vectors, bounds, whole))):
-            raise SearchIndexError(f"{self.path}: damaged index arrays (their shapes disagree); rebuild the index")
+            raise SearchIndexError(f"{path}: damaged index arrays (their shapes disagree); rebuild the index")
         if len(self.vectors) != len(self.names):
-            raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
+            raise SearchIndexError(f"{path}: index files disagree on the number of photos; rebuild the index")
         if self.vectors.shape[2] != embed_dim:
-            raise SearchIndexError(f"{self.path}: damaged index arrays (vectors of {self.vectors.shape[2]} "
+            raise SearchIndexError(f"{path}: damaged index arrays (vectors of {self.vectors.shape[2]} "
                                    f"dimensions for a model of {embed_dim}); rebuild the index")
         # Once at open, the region vectors a block at a time: NaN or garbled bytes would otherwise
         # be searched silently, every score NaN.
         for file, array in ((BOUNDS_FILE, bounds), (WHOLE_FILE, whole), (VECTORS_FILE, self.vectors)):
             row = first_non_finite(array)
             if row is not None:
-                raise SearchIndexError(f"{self.path / file}: damaged: non-finite values (NaN or inf) for photo "
+                raise SearchIndexError(f"{path / file}: damaged: non-finite values (NaN or inf) for photo "
                                        f"{row}; rebuild the index")
-        if self.meta.get("candidate_index"):
+        self.candidate_index = self.whole_index = None
+        self.scan = SCAN_PER_CANDIDATE
+        if meta.get("candidate_index"):
             self.candidate_index, self.whole_index = (self._read_faiss(f) for f in (FAISS_FILE, WHOLE_FAISS_FILE))
+            scan = meta["candidate_index"].get("scan_per_candidate", SCAN_PER_CANDIDATE)
+            self.scan = scan if type(scan) is int and scan > 0 else SCAN_PER_CANDIDATE
         # A small index's region vectors in float32, in memory: NumPy turns float16 into float32
         # at ~0.5 GB/s, which would be most of a query's time; a large one is read from its
         # memory map, only the candidates' rows.
-        self._vectors32 = (np.array(self.vectors, dtype=np.float32) if self.vectors.size <= IN_MEMORY_VALUES
-                           else None)
+        self.vectors32 = (np.array(self.vectors, dtype=np.float32) if self.vectors.size <= IN_MEMORY_VALUES
+                          else None)
         # The FAISS indexes replace the bounds and whole-image vectors in memory (4 GB each at 1M photos).
         if self.candidate_index is None:
             self.bounds, self.whole = np.array(bounds, dtype=np.float32), np.array(whole, dtype=np.float32)
         else:
             self.bounds = self.whole = None
-        self._row_of: dict[str, int] | None = None
-        self._extractor = None
-        self._last_global: tuple[str, np.ndarray] | None = None  # (name, global features) of the last image file read
-        self._priors: dict[str, dict[str, float]] = {}   # captioner id -> sentence -> log P(s), of sentences given
         self._store = None
-        self._unseen: UnseenWords | None = None
-        # (captioner, language) -> (model, vocab), or why it cannot re-rank
-        self._rerankers: dict[tuple[str, str], tuple | ScenetalkError] = {}
-        self._generators = {} if generators is None else generators
-        self._sentences: tuple[tuple, SentenceCollection] | None = None  # (the file's stat, the collection)
 
     def _read_faiss(self, file: str):
         import faiss
@@ -308,6 +264,103 @@ class Searcher:
         if index.ntotal != len(self.names):
             raise SearchIndexError(f"{self.path}: index files disagree on the number of photos; rebuild the index")
         return index
+
+    @property
+    def scored(self) -> np.ndarray:
+        """The region vectors search reads: float32 in memory, or the memory map."""
+        return self.vectors if self.vectors32 is None else self.vectors32
+
+    @property
+    def store(self):
+        """The part's feature store (global features, boxes and classes of its photos)."""
+        if self._store is None:
+            from scenetalk.features.store import FeatureStore
+
+            self._store = FeatureStore.open(self.path / FEATURES_DIR)
+        return self._store
+
+    def best(self, s: np.ndarray, q: np.ndarray, k: int, candidates: int, score: str
+             ) -> tuple[np.ndarray, np.ndarray, int, float]:
+        """The ``k`` best exact S_kl of the part's photos among ``candidates`` (see the module)
+        for the word vectors ``s`` (q = Σ_t s_t): their scores, their rows (of the whole
+        index), how many photos were scored, and the largest upper bound of a photo left out
+        (-inf: none; +inf: unknown, FAISS is approximate)."""
+        n = len(self.names)
+        c = min(n, max(k, candidates))
+        if c == n:  # every photo is a candidate: no bound needed
+            rows, left_out = np.arange(n), float("-inf")
+        elif self.candidate_index is not None:
+            [rows] = faiss_candidates(self.candidate_index, self.whole_index, q[None], c, self.scan)
+            left_out = float("inf")
+        else:
+            rows, left_out = bound_candidates(self.bounds, self.whole, q, c)
+        best, best_rows = rescore(self.scored, rows, s, k, score)
+        return best, best_rows + self.start, len(rows), left_out
+
+
+class Searcher:
+    """An alignment model plus an index built with it. What it loads on first use (the
+    feature store, the captioner that re-ranks, the image feature extractor, the stored
+    sentences) it keeps: keep the Searcher (``scenetalk.load().open_index``) to answer fast.
+    ``generators``: a dict of loaded re-ranking captioners to share with other Searchers.
+    An index with photos added (``index add``) is several ``IndexPart``s, searched together:
+    rows and ``names`` run over all of them, the first part's photos first."""
+
+    def __init__(self, index_dir: str | os.PathLike, checkpoint: str | os.PathLike, generators: dict | None = None):
+        self.path = Path(index_dir)
+        meta_path = self.path / INDEX_FILE
+        if not meta_path.is_file():
+            raise SearchIndexError(f"{self.path}: not a scenetalk index (no {INDEX_FILE}); build one with "
+                              "`scenetalk index build DIR --out INDEX`")
+        self.meta = read_index_meta(meta_path)
+        self.model, self.vocab, model_meta = load_alignment_engine(checkpoint,
+                                                                   expect_extractor_id=self.meta["extractor_id"])
+        self.score_kind = model_meta["model"].get("score", "max")
+        self.embed_dim = int(model_meta["model"].get("embed_dim", 0))
+        have = checkpoint_id(checkpoint)
+        if have != self.meta["checkpoint_id"]:
+            raise SearchIndexError(f"{self.path}: built with alignment model {self.meta['checkpoint_id']}, but the model "
+                              f"given is {have}; rebuild the index with this model")
+        self.parts = [IndexPart(self.path, self.meta, self.embed_dim)]
+        #: every photo of the index, by row: its parts' photos in order
+        self.names: list[str] = index_names(self.path, self.meta)   # every part is there, before any is read
+        for folder in self.meta.get("parts") or []:
+            meta = read_index_meta(self.path / folder / INDEX_FILE)
+            if (meta["checkpoint_id"], meta["extractor_id"]) != (self.meta["checkpoint_id"], self.meta["extractor_id"]):
+                raise SearchIndexError(f"{self.path / folder}: a part of the index made with another model or "
+                                       "extractor; rebuild the index")
+            start = self.parts[-1].start + len(self.parts[-1].names)
+            self.parts.append(IndexPart(self.path / folder, meta, self.embed_dim, start=start))
+        self._starts = np.array([part.start for part in self.parts])
+        self._row_of: dict[str, int] | None = None
+        if len(self.parts) > 1 and len(set(self.names)) != len(self.names):
+            raise SearchIndexError(f"{self.path}: damaged: a photo is in two parts of the index; rebuild the index")
+        self._extractor = None
+        self._last_global: tuple[str, np.ndarray] | None = None  # (name, global features) of the last image file read
+        self._priors: dict[str, dict[str, float]] = {}   # captioner id -> sentence -> log P(s), of sentences given
+        self._unseen: UnseenWords | None = None
+        # (captioner, language) -> (model, vocab), or why it cannot re-rank
+        self._rerankers: dict[tuple[str, str], tuple | ScenetalkError] = {}
+        self._generators = {} if generators is None else generators
+        self._sentences: tuple[tuple, SentenceCollection] | None = None  # (the file's stat, the collection)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The region vectors (N, R, h) of every photo as stored (float16): the memory map of a
+        one-part index, a copy of all parts' otherwise."""
+        if len(self.parts) == 1:
+            return self.parts[0].vectors
+        return np.concatenate([part.vectors for part in self.parts])
+
+    @property
+    def candidate_index(self):
+        """The FAISS index of the bounds of the first part, None when it has none (exact bounds)."""
+        return self.parts[0].candidate_index
+
+    def part_of(self, row: int) -> tuple[IndexPart, int]:
+        """The part holding the photo of row ``row`` (of the whole index), and its row there."""
+        part = self.parts[int(np.searchsorted(self._starts, row, side="right")) - 1]
+        return part, int(row) - part.start
 
     @property
     def unseen_words(self) -> UnseenWords:
@@ -340,12 +393,21 @@ class Searcher:
 
     @property
     def feature_store(self):
-        """The index's feature store (global features, boxes and classes of every photo)."""
-        if self._store is None:
-            from scenetalk.features.store import FeatureStore
+        """The feature store of the index's first part (every part's was made by the same
+        extractor; ``part_of(row)[0].store`` holds a photo's)."""
+        return self.parts[0].store
 
-            self._store = FeatureStore.open(self.path / FEATURES_DIR)
-        return self._store
+    def photo_features(self, rows: Sequence[int] | np.ndarray, kind: str = "global") -> np.ndarray:
+        """The ``kind`` features of the photos ``rows`` (of the whole index) from their parts'
+        feature stores, float32, in the order of ``rows``."""
+        out = None
+        for i, row in enumerate(np.asarray(rows, dtype=np.int64).tolist()):
+            part, local = self.part_of(row)
+            x = part.store.array(kind)[part.store.row(part.names[local])]
+            if out is None:
+                out = np.zeros((len(rows), *x.shape), np.float32)
+            out[i] = x
+        return out if out is not None else np.zeros((0,), np.float32)
 
     def query_language(self, query: str, lang: str | None = None) -> str:
         """The language a query is read in: ``lang`` if given (checked against the model's),
@@ -397,10 +459,8 @@ class Searcher:
         from scenetalk.captioning.likelihood import step_log_likelihoods
 
         model, vocab = self._load_reranker(captioner, language)
-        store = self.feature_store
         ids, _ = vocab.encode_batch([vocab.tokenize(query)])       # <start> words <end>
-        features = np.asarray(store.array("global")[store.rows([self.names[int(r)] for r in rows])], dtype=np.float32)
-        return step_log_likelihoods(model, features, ids, vocab.pad_id)
+        return step_log_likelihoods(model, self.photo_features(rows), ids, vocab.pad_id)
 
     def search(self, query: str, k: int = 10, candidates: int = 1000, rerank: int | bool | None = 0,
                rerank_weight: float = RERANK_WEIGHT, captioner: str | os.PathLike | None = None,
@@ -424,17 +484,15 @@ class Searcher:
             except ScenetalkError as exc:
                 rerank, not_reranked = 0, str(exc)
         rerank = RERANK_TOP if rerank is True else int(rerank)
-        n = len(self.names)
-        c = min(n, max(k, candidates))
+        n, kept = len(self.names), max(k, rerank)
         q = s.sum(axis=0)  # Σ_t s_t: the bounds are u_kᵀq and v_0ᵀq
-        if c == n:  # every photo is a candidate: no bound needed
-            rows, left_out = np.arange(n), float("-inf")
-        elif self.candidate_index is not None:  # approximate: the best bound left out is unknown
-            [rows], left_out = faiss_candidates(self.candidate_index, self.whole_index, q[None], c), float("inf")
-        else:
-            rows, left_out = bound_candidates(self.bounds, self.whole, q, c)
-        vectors = self.vectors if self._vectors32 is None else self._vectors32
-        best, best_rows = rescore(vectors, rows, s, max(k, rerank), self.score_kind)
+        # Each part gives its best by exact S_kl among its share of the candidates (all of a
+        # part smaller than k); the best of all parts are the answer, proved exact when the
+        # k-th best score beats every part's best bound left out.
+        found = [part.best(s, q, kept, math.ceil(candidates * len(part.names) / n), self.score_kind)
+                 for part in self.parts]
+        scored, left_out = sum(f[2] for f in found), max(f[3] for f in found)
+        best, best_rows = (found[0][0], found[0][1]) if len(found) == 1 else top_rows(found, kept)
         # The bound holds for eq. 8 only (eq. 7 sums over regions instead of taking the max).
         proved = self.score_kind == "max" and len(best) > 0 and proves_exact(float(best[-1]), left_out)
         if rerank and len(best):
@@ -446,7 +504,7 @@ class Searcher:
         else:
             hits = [Hit(self.names[int(r)], float(b)) for b, r in zip(best, best_rows)]
             rerank, meaning = 0, MATCH_SCORE_MEANING
-        return SearchResult(query, hits, unknown, len(rows) == n or proved, len(rows), not_reranked, rerank, meaning,
+        return SearchResult(query, hits, unknown, scored == n or proved, scored, not_reranked, rerank, meaning,
                             placed, language)
 
     def row(self, name: str) -> int | None:
@@ -464,7 +522,8 @@ class Searcher:
             name = os.fspath(image)
             row = self.row(name)
             if row is not None:
-                return name, np.array(self.vectors[row:row + 1], dtype=np.float32)  # a copy: memmaps are read-only
+                part, local = self.part_of(row)
+                return name, np.array(part.vectors[local:local + 1], dtype=np.float32)  # a copy: memmaps are read-only
             if not os.path.exists(name):
                 raise ScenetalkError(f"{name}: neither a photo of the index {self.path} nor an image file")
         else:
@@ -483,8 +542,7 @@ class Searcher:
         ``image_vectors`` read last: what a captioner reads."""
         row = self.row(name)
         if row is not None:
-            store = self.feature_store
-            return np.asarray(store.array("global")[store.row(name)], dtype=np.float32)
+            return self.photo_features([row])[0]
         if self._last_global is not None and self._last_global[0] == name:
             return self._last_global[1]
         raise ScenetalkError(f"{name}: not a photo of the index {self.path}")
@@ -502,7 +560,7 @@ class Searcher:
             stamp = None  # load reports the missing file
         # Kept while the file is unchanged: it is rewritten (renamed into place) when the index is rebuilt.
         if stamp is None or self._sentences is None or self._sentences[0] != stamp:
-            self._sentences = (stamp, SentenceCollection.load(path, self.vectors.shape[2]))
+            self._sentences = (stamp, SentenceCollection.load(path, self.embed_dim))
         return self._sentences[1]
 
     def describe(self, image, k: int = 5, sentences: Sequence[str] | None = None,
@@ -631,11 +689,12 @@ class Searcher:
         if top < 1 or per_photo < 1:
             raise ScenetalkError(f"top and per_photo must be at least 1 (got {top} and {per_photo})")
         s, unknown, _ = self.embed_query(snippet)
-        store = self.feature_store
-        found = []
-        vectors = self.vectors if self._vectors32 is None else self._vectors32
-        for row, region, score in best_regions(vectors, s.sum(axis=0), top, include_whole, per_photo):
-            name = self.names[row]
+        q, found = s.sum(axis=0), []
+        best = sorted(((score, part, row, region) for part in self.parts
+                       for row, region, score in best_regions(part.scored, q, top, include_whole, per_photo)),
+                      key=lambda hit: -hit[0])[:top]  # each part's best `top`: the best of all among them
+        for score, part, row, region in best:
+            store, name = part.store, part.names[row]
             at = store.row(name)
             found.append(RegionHit(name, region, store.class_name(store.box_classes[at, region]),
                                    [float(x) for x in store.boxes[at, region]], score))
