@@ -11,8 +11,12 @@ words and random features, one epoch, on the CPU.
    MB) and, for ``--task alignment``, 20 regions of 1280 float16 each (6.3 GB).
 2. Runs ``scenetalk train`` on it (``--task caption``: the shipped m-RNN config's model;
    ``alignment``: the shipped alignment config's model), under ``/usr/bin/time -v``, and
-   prints its peak resident memory, wall time and steps. The model is small next to the data:
-   what grows with COCO is the dataset's sentences, the vocabulary and the feature rows.
+   prints its peak resident memory and wall time, and the time a step takes (the progress
+   bar's last rate) with the epoch's time it implies. ``--max-steps N`` stops it early (its
+   validation still runs): every step reads a batch the same way, so the epoch's peak is
+   reached in its first steps and at validation, and the epoch's time is N steps' rate times
+   its steps. What grows with COCO is the dataset's sentences, the vocabulary and the feature
+   rows, not the model.
 3. The same for loading the dataset and building the vocabulary alone (what every run pays
    before its first step).
 
@@ -151,12 +155,18 @@ train:
   eval_every: 1000000
   checkpoint_every: 1000000
 """ + ("  val_images: 1000\n" if args.task == "caption" else "  precision: bf16\n"))
-    run = timed_run([sys.executable, "-m", "scenetalk", "train", str(config), "--quiet"]
+    run = timed_run([sys.executable, "-m", "scenetalk", "train", str(config)]
                     + (["--max-steps", str(args.max_steps)] if args.max_steps else []), env)
+    # the progress bar's last rate: the time a step takes once running
+    rates = re.findall(r"([\d.]+)(s/step|step/s)", run["out"])
+    step_s = (float(rates[-1][0]) if rates[-1][1] == "s/step" else 1 / float(rates[-1][0])) if rates else None
+    epoch_steps = -(-SPLITS[0][1] * 5 // args.batch_size)
     print(f"scenetalk train ({args.task}, batch {args.batch_size}, "
           f"{'1 epoch' if not args.max_steps else f'{args.max_steps} steps'}; feature store {size:.2f} GiB): "
           f"peak {run['peak_gib']:.2f} GiB, {run['wall_s'] / 60:.1f} min")
-    print("\n".join(run["out"].splitlines()[-4:]))
+    if step_s:
+        print(f"a step takes {step_s:.2f} s (the progress bar's last rate): one epoch of {epoch_steps:,} steps "
+              f"would take {epoch_steps * step_s / 3600:.1f} h on this machine")
 
 
 if __name__ == "__main__":

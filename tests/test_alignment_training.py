@@ -209,3 +209,29 @@ def test_language_repeats_oversample_a_language_each_epoch(tmp_path):
                          "synthetic-regions", tmp_path / "c", progress=False)
     with pytest.raises(ValueError, match="language_repeats"):
         AlignTrainConfig(language_repeats={"de": 0})
+
+
+def test_validation_in_bfloat16_reads_only_the_split_images_from_the_store():
+    """What training validates with (``score_split`` in bfloat16) reads the val images' rows of a
+    store's memory map, never the whole store: at COCO size the float32 copy of every photo's
+    regions was 12.6 GB, and a synthetic COCO-size run died of it (benchmarks/bench_coco_memory.py)."""
+    import numpy as np
+
+    from scenetalk.features.store import FeatureRows
+    from scenetalk.models import build_alignment
+    from scenetalk.retrieval.scoring import score_split, sentence_set
+    from scenetalk.training.loop import training_vocabulary
+
+    data, feats, rows = synthetic()
+    vocab = training_vocabulary(data, 1)
+    torch.manual_seed(0)
+    model = build_alignment({"embed_dim": 16, "word_dim": 8, "hidden_dim": 16, "dropout": 0.0,
+                             "vocab_size": len(vocab), "region_dim": 12})
+    val = sentence_set(data, "val", vocab, rows, 40)
+
+    class StoreRows(FeatureRows):
+        def __array__(self, *args, **kwargs):
+            raise AssertionError("the whole store was read")
+
+    from_store = score_split(model, StoreRows(feats.numpy()), val, dtype=torch.bfloat16)
+    np.testing.assert_array_equal(from_store, score_split(model, feats, val, dtype=torch.bfloat16))

@@ -92,11 +92,17 @@ def score_split_bf16(model, regions, sentences: SentenceSet, batch_size: int = 5
     from scenetalk.models import eval_mode
     from scenetalk.models.alignment import all_pairs_scores
 
-    regions = torch.as_tensor(np.asarray(regions, dtype=np.float32)) if not torch.is_tensor(regions) else regions
     ids = torch.from_numpy(np.asarray(sentences.ids))
-    images = torch.from_numpy(np.asarray(sentences.images))
+    images = np.asarray(sentences.images)
+
+    def rows(at: np.ndarray) -> torch.Tensor:
+        """These images' regions as float32, read from a tensor, an array or a store's memory
+        map (``FeatureRows``) without a copy of the rest: at COCO size all of them would be 12.6 GB."""
+        x = regions[at] if not torch.is_tensor(regions) else regions[torch.from_numpy(at)]
+        return x.float() if torch.is_tensor(x) else torch.from_numpy(np.asarray(x, dtype=np.float32))
+
     with torch.no_grad(), eval_mode(model), torch.autocast("cpu", dtype=torch.bfloat16):
-        v = torch.cat([model.embed_regions(regions[images[i:i + batch_size]].float())
+        v = torch.cat([model.embed_regions(rows(images[i:i + batch_size]))
                        for i in range(0, len(images), batch_size)]).float()
         s_all, m_all = _embed_in_length_order(
             lambda x: tuple(t.float().numpy() if t.is_floating_point() else t.numpy()
