@@ -118,6 +118,17 @@ def test_cli_features_and_index_build_on_ray(tmp_path, capsys):
     assert one["names"] == other["names"]
     np.testing.assert_array_equal(np.load(tmp_path / "index" / "regions_embedded.npy"),
                                   np.load(tmp_path / "index-ray" / "regions_embedded.npy"))
+    # index add --ray: the new photo's part is extracted on the cluster, as index build --ray's photos are
+    last = sorted(folder.iterdir())[-1]
+    last.rename(tmp_path / last.name)
+    assert main(["index", "build", str(folder), "--out", str(tmp_path / "grown"), "--checkpoint", str(ckpt),
+                 "--quiet"]) == 0
+    (tmp_path / last.name).rename(last)
+    assert main(["index", "add", str(tmp_path / "grown"), "--checkpoint", str(ckpt), "--ray", "--quiet"]) == 0
+    assert "added 1 images" in capsys.readouterr().out
+    grown = json.loads((tmp_path / "grown" / "index.json").read_text())
+    part = json.loads((tmp_path / "grown" / grown["parts"][0] / "index.json").read_text())
+    assert sorted(grown["names"] + part["names"]) == sorted(one["names"]) and part["names"] == [last.name]
 
 
 def test_without_ray_the_option_says_what_to_install(tmp_path, monkeypatch):

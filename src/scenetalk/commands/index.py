@@ -27,7 +27,7 @@ def run_add(args: argparse.Namespace) -> int:
     from scenetalk.retrieval.index import add_to_index
 
     summary = add_to_index(args.index, args.folder, args.checkpoint, recursive=args.recursive,
-                           progress=not args.quiet, **faiss_codes(args))
+                           progress=not args.quiet, ray=ray_target(args), **faiss_codes(args))
     for name in summary.skipped:
         warn("index", f"skipped {name} (not readable as an image)")
     if not summary.added:
@@ -46,7 +46,7 @@ def add_faiss_codes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faiss-codes", metavar="CODES",
                    help="what the candidate lists of a large collection (FAISS, from 100,000 photos) store: SQfp16 "
                         "(float16, ~2 KB a photo; the default) or PQm (m bytes a photo, e.g. PQ100: 1/18 of the "
-                        "memory for 92%% of the candidate recall, BENCHMARKS.md)")
+                        "memory for 92%% of the candidate recall at 1M photos, less at 10M: docs/scale.md)")
 
 
 def faiss_codes(args: argparse.Namespace) -> dict:
@@ -81,5 +81,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_checkpoint(a, default="the one INDEX was built with, else the shipped one")
     a.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
     add_faiss_codes(a)
+    add_ray(a)
     add_quiet(a)
     a.set_defaults(func=run_add)

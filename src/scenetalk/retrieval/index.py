@@ -328,14 +328,16 @@ def index_names(index: str | os.PathLike, meta: dict) -> list[str]:
 
 def add_to_index(index: str | os.PathLike, folder: str | os.PathLike | None = None,
                  checkpoint: str | os.PathLike | None = None, recursive: bool = False, progress: bool = True,
-                 faiss_codes: str = DEFAULT_FAISS_CODES, faiss_min: int = FAISS_MIN_PHOTOS) -> AddSummary:
+                 faiss_codes: str = DEFAULT_FAISS_CODES, faiss_min: int = FAISS_MIN_PHOTOS,
+                 ray: bool | str | None = None) -> AddSummary:
     """Add the photos of ``folder`` (default: the folder the index was built from; it must be
     that folder or inside it, so that every photo's name stays its path relative to it) that
     the index does not hold yet, without touching what it holds: their features and region
     vectors are written as a new part (``PARTS_DIR``), and the part becomes part of the index
     only when it is complete, when ``index.json`` is renamed into place with it listed. An
     interrupted add resumes its extraction when run again. ``checkpoint``: the alignment model
-    the index was built with (default: the one it records, else the shipped one)."""
+    the index was built with (default: the one it records, else the shipped one); ``ray``: as
+    for ``build_index``."""
     from scenetalk.vision.images import list_images
     from scenetalk.weights import shipped_alignment
 
@@ -380,7 +382,7 @@ def add_to_index(index: str | os.PathLike, folder: str | os.PathLike | None = No
     part = f"{PARTS_DIR}/{len(parts) + 1:04d}"
     try:
         build_index([(name, os.path.join(root, name)) for name in new], index / part, checkpoint, progress=progress,
-                    faiss_min=faiss_min, overwrite=True, folder=root, faiss_codes=faiss_codes)
+                    faiss_min=faiss_min, overwrite=True, folder=root, faiss_codes=faiss_codes, ray=ray)
     except NoReadableImages as exc:   # every new file is unreadable: reported, nothing added
         shutil.rmtree(index / part, ignore_errors=True)
         return AddSummary(index, os.fspath(folder), 0, len(found) - len(new), len(known), None, exc.bad)
