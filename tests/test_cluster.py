@@ -131,6 +131,20 @@ def test_cli_features_and_index_build_on_ray(tmp_path, capsys):
     assert sorted(grown["names"] + part["names"]) == sorted(one["names"]) and part["names"] == [last.name]
 
 
+def test_an_address_where_no_cluster_answers_is_a_one_line_error_in_seconds(tmp_path):
+    from scenetalk.features.jobs import check_reachable
+
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1"):
+        with pytest.raises(ScenetalkError, match="nothing answers there") as exc:
+            check_reachable(address)
+        assert "\n" not in str(exc.value) and address in str(exc.value)
+    for address in ("nowhere", "host:port"):
+        with pytest.raises(ScenetalkError, match="not a cluster address"):
+            check_reachable(address)
+    check_reachable(None)
+    check_reachable("auto")
+
+
 def test_without_ray_the_option_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)   # import ray fails
     images = photos(tmp_path / "images", 2)

@@ -1083,3 +1083,18 @@ def test_parts_searched_together_never_claim_exact_wrongly(tmp_path):
             assert [h.score for h in got.hits] == pytest.approx([float(exact[names.index(h.name)]) for h in got.hits],
                                                                 rel=1e-5)
     assert proved > 0
+
+
+def test_the_facade_builds_and_grows_an_index(index, tmp_path):
+    """``scenetalk.index_folder`` and ``scenetalk.add_to_index``: what the commands call."""
+    import scenetalk
+
+    _, ckpt, _ = index
+    photos = copy_sample_photos(tmp_path / "photos")
+    last = sorted(photos.iterdir())[-1]
+    last.rename(tmp_path / last.name)
+    built = scenetalk.index_folder(photos, tmp_path / "idx", checkpoint=ckpt, progress=False)
+    (tmp_path / last.name).rename(last)
+    grown = scenetalk.add_to_index(built.out, checkpoint=ckpt, progress=False)
+    assert (grown.added, grown.photos) == (1, built.photos + 1)
+    assert last.name in scenetalk.load(alignment=ckpt).open_index(built.out).names

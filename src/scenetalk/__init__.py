@@ -91,3 +91,37 @@ def export_backbone(name="efficientnet-lite0", sizes=None, out=None):
     from scenetalk.training.export import export_backbone_graphs
 
     return export_backbone_graphs(name, sizes, out)
+
+
+def index_folder(folder, out, **kwargs):
+    """Make a folder of photos searchable with sentences (``scenetalk index build``): returns an
+    ``IndexSummary``. ``checkpoint=``, ``recursive=``, ``sentence_file=``, ``faiss_codes=``
+    ("SQfp16" or "PQm"), ``ray=`` (True: a local Ray cluster, or an address) and the rest: see
+    ``scenetalk.retrieval.index.index_folder``.
+
+        scenetalk.index_folder("photos/", "photos.index")
+        scenetalk.load().search("photos.index", "a dog runs on the beach")
+    """
+    from scenetalk.retrieval.index import index_folder as _index_folder
+
+    return _index_folder(folder, out, **kwargs)
+
+
+def add_to_index(index, folder=None, **kwargs):
+    """Add the photos that appeared in an index's folder (or in ``folder``, inside it) as a new
+    part of the index, without rebuilding it (``scenetalk index add``): returns an
+    ``AddSummary`` (added, already, photos, part, skipped). See
+    ``scenetalk.retrieval.index.add_to_index``."""
+    from scenetalk.retrieval.index import add_to_index as _add_to_index
+
+    return _add_to_index(index, folder, **kwargs)
+
+
+def extract_features(dataset, out, **kwargs):
+    """Extract image features into a store (``scenetalk features``): ``dataset`` is a dataset
+    name or file, or "folder" with ``images_dir=``; ``regions=``, ``ray=`` (True: a local Ray
+    cluster, or an address) and the rest: see ``scenetalk.features.jobs.extract_images``.
+    Returns an ``ExtractResult``."""
+    from scenetalk.features.jobs import extract_images
+
+    return extract_images(dataset, out, **kwargs)

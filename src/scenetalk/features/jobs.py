@@ -53,6 +53,28 @@ def need_ray():
     return ray
 
 
+#: Seconds to wait for a cluster's address to answer before Ray is asked to join it: Ray's own
+#: client waits far longer (over 3 minutes) for an address where nothing listens.
+CONNECT_TIMEOUT_S = 5
+
+
+def check_reachable(address: str | None) -> None:
+    """A one-line error unless ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``; None or
+    ``auto`` are Ray's to find) answers a TCP connection within ``CONNECT_TIMEOUT_S``."""
+    import socket
+
+    if address in (None, "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ScenetalkError(f"--ray {address}: not a cluster address (give auto, HOST:6379 or ray://HOST:10001)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ScenetalkError(f"--ray {address}: nothing answers there ({exc.strerror or exc}); start the cluster "
+                             "with `ray start --head`, or give its head's address") from None
+
+
 def _extract_shard(images: list[tuple[str, str]], folder: str, make_extractor: Callable[[], Extractor],
                    batch_size: int, skip_bad: bool) -> tuple[int, str | None]:
     """One Ray task: a shard's store (resumed if interrupted); the images it computed, and the
@@ -94,6 +116,7 @@ def extract_on_ray(images: Sequence[tuple[str, str]], out_dir: str | os.PathLike
     ray = need_ray()
     started_here = not ray.is_initialized()
     if started_here:
+        check_reachable(address)
         try:
             ray.init(address=address, num_cpus=None if address else (workers or os.cpu_count()),
                      include_dashboard=False, log_to_driver=False, configure_logging=False)

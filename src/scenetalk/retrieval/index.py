@@ -314,16 +314,21 @@ class AddSummary:
     skipped: list[str]     # files left out: not readable as images
 
 
-def index_names(index: str | os.PathLike, meta: dict) -> list[str]:
-    """The names of every photo of an index, its first part's (``meta``) and then its added
-    parts' in order."""
-    names = list(meta["names"])
+def part_metas(index: str | os.PathLike, meta: dict) -> list[dict]:
+    """The ``index.json`` of each part an index lists (``meta``: its own), checked, in order."""
+    found = []
     for part in meta.get("parts") or []:
         meta_path = Path(index) / part / INDEX_FILE
         if not meta_path.is_file():
             raise SearchIndexError(f"{Path(index) / part}: a part of the index is missing; rebuild the index")
-        names += read_index_meta(meta_path)["names"]
-    return names
+        found.append(read_index_meta(meta_path))
+    return found
+
+
+def index_names(index: str | os.PathLike, meta: dict) -> list[str]:
+    """The names of every photo of an index, its first part's (``meta``) and then its added
+    parts' in order."""
+    return [name for m in (meta, *part_metas(index, meta)) for name in m["names"]]
 
 
 def add_to_index(index: str | os.PathLike, folder: str | os.PathLike | None = None,

@@ -39,7 +39,7 @@ from scenetalk.retrieval.index import (
     WHOLE_FILE,
     SentenceCollection,
     embed_sentences,
-    index_names,
+    part_metas,
     read_index_meta,
     read_sentence_file,
     unknown_words,
@@ -321,16 +321,16 @@ class Searcher:
         if have != self.meta["checkpoint_id"]:
             raise SearchIndexError(f"{self.path}: built with alignment model {self.meta['checkpoint_id']}, but the model "
                               f"given is {have}; rebuild the index with this model")
+        metas = part_metas(self.path, self.meta)   # every part is there, before any is read
         self.parts = [IndexPart(self.path, self.meta, self.embed_dim)]
-        #: every photo of the index, by row: its parts' photos in order
-        self.names: list[str] = index_names(self.path, self.meta)   # every part is there, before any is read
-        for folder in self.meta.get("parts") or []:
-            meta = read_index_meta(self.path / folder / INDEX_FILE)
+        for folder, meta in zip(self.meta.get("parts") or [], metas):
             if (meta["checkpoint_id"], meta["extractor_id"]) != (self.meta["checkpoint_id"], self.meta["extractor_id"]):
                 raise SearchIndexError(f"{self.path / folder}: a part of the index made with another model or "
                                        "extractor; rebuild the index")
             start = self.parts[-1].start + len(self.parts[-1].names)
             self.parts.append(IndexPart(self.path / folder, meta, self.embed_dim, start=start))
+        #: every photo of the index, by row: its parts' photos in order
+        self.names: list[str] = [name for part in self.parts for name in part.names]
         self._starts = np.array([part.start for part in self.parts])
         self._row_of: dict[str, int] | None = None
         if len(self.parts) > 1 and len(set(self.names)) != len(self.names):
@@ -400,13 +400,17 @@ class Searcher:
     def photo_features(self, rows: Sequence[int] | np.ndarray, kind: str = "global") -> np.ndarray:
         """The ``kind`` features of the photos ``rows`` (of the whole index) from their parts'
         feature stores, float32, in the order of ``rows``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        which = np.searchsorted(self._starts, rows, side="right") - 1     # each row's part
         out = None
-        for i, row in enumerate(np.asarray(rows, dtype=np.int64).tolist()):
-            part, local = self.part_of(row)
-            x = part.store.array(kind)[part.store.row(part.names[local])]
+        for p in np.unique(which).tolist():   # one read of each part's store, as one part's was
+            part, at = self.parts[p], np.flatnonzero(which == p)
+            store = part.store
+            x = np.asarray(store.array(kind)[store.rows([part.names[r] for r in (rows[at] - part.start).tolist()])],
+                           dtype=np.float32)
             if out is None:
-                out = np.zeros((len(rows), *x.shape), np.float32)
-            out[i] = x
+                out = np.zeros((len(rows), *x.shape[1:]), np.float32)
+            out[at] = x
         return out if out is not None else np.zeros((0,), np.float32)
 
     def query_language(self, query: str, lang: str | None = None) -> str:
