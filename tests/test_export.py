@@ -32,6 +32,8 @@ TINY = {
              {"embed1_dim": 6, "embed2_dim": 10, "multimodal_dim": 12, "recurrent": "lstm", "recurrent_dim": 14},
              {"embed1_dim": 6, "embed2_dim": 10, "multimodal_dim": 12, "output": "transposed"}],
     "attention_lstm": [{"feature_dim": 8, "word_dim": 8, "hidden_dim": 12, "attention_dim": 6}],
+    "updown": [{"feature_dim": 8, "word_dim": 8, "hidden_dim": 12, "attention_dim": 6}],
+    "updown_grid": [{"feature_dim": 8, "word_dim": 8, "hidden_dim": 12, "attention_dim": 6}],
 }
 D = 16
 
@@ -46,14 +48,14 @@ def generator_checkpoint(folder, kind, fields, half=False, seed=0):
     config = {"type": kind, "vocab_size": len(v), "image_dim": D, "dropout": 0.3, **fields}
     model = build_generator(config)
     meta = {"kind": "caption_generator", "model": config, "vocabulary": v.to_dict(), "extractor_id": "test-x"}
-    if model.image_input == "grid":
+    if model.image_input != "global":
         meta["grid_cells"] = 9
     return save_checkpoint(folder, model.state_dict(), meta, half=half)
 
 
 def image_for(steps, n, seed=0):
     rng = np.random.default_rng(seed)
-    shape = (n, 9, D) if steps.image_input == "grid" else (n, D)
+    shape = (n, 9, D) if steps.image_input != "global" else (n, D)
     return rng.standard_normal(shape).astype(np.float32)
 
 

@@ -444,10 +444,22 @@ def test_training_reads_features_through_the_memory_map_as_the_copy_gives_them(s
     torch = pytest.importorskip("torch", reason="model_input gives PyTorch tensors (the train extra)")
 
     store = FeatureStore.open(squares / "features")
-    for kind in ("global", "regions"):
+    for kind in ("global", "regions", "grid", "regions+grid"):
         rows, copy = store.model_rows(kind), store.model_input(kind)
         assert rows.size() == tuple(copy.shape) and rows.size(-1) == copy.size(-1) and len(rows) == len(copy)
         for idx in (torch.tensor([5, 0, 5]), [3, 1], slice(2, 6)):
             got = rows[idx]
             assert got.dtype == torch.float32 and torch.equal(got, copy[idx])
         assert rows.float() is rows
+
+
+def test_regions_and_grid_reach_a_model_as_one_set_regions_first(squares):
+    pytest.importorskip("torch", reason="model_input gives PyTorch tensors (the train extra)")
+    store = FeatureStore.open(squares / "features")
+    both = store.model_input("regions+grid").numpy()
+    regions, grid = store.regions, store.grid
+    assert both.shape == (len(store.names), regions.shape[1] + grid.shape[1], store.feature_dim)
+    assert np.array_equal(both[:, :regions.shape[1]], regions.astype(np.float32))
+    assert np.array_equal(both[:, regions.shape[1]:], grid.astype(np.float32))
+    with pytest.raises(ValueError, match="unknown model input 'boxes'"):
+        store.model_rows("boxes")

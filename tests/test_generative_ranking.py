@@ -100,3 +100,21 @@ def test_rank_split_scores_every_image_of_the_split_against_every_sentence_of_it
                                                vocab.pad_id))
     expected, _ = generative_scores(lik, prior, (ids[:, 1:] != vocab.pad_id).sum(1))
     assert torch.allclose(ranking.to_text, expected, atol=1e-4)
+
+
+def test_the_sentence_prior_of_a_model_that_reads_a_grid_pairs_each_sentence_with_each_whole_grid():
+    import numpy as np
+
+    from scenetalk.captioning.likelihood import sentence_log_priors, step_log_likelihoods
+    from scenetalk.models.generator import TorchSteps
+    from scenetalk.models.updown import UpDownGrid, UpDownGridConfig
+
+    torch.manual_seed(0)
+    steps = TorchSteps(UpDownGrid(UpDownGridConfig(20, image_dim=6, feature_dim=4, word_dim=4, hidden_dim=6,
+                                                   attention_dim=3)).eval())
+    grids = np.random.default_rng(0).standard_normal((3, 5, 6)).astype(np.float32)  # 3 photos of 5 cells
+    ids = np.array([[1, 5, 6, 2, 0], [1, 7, 2, 0, 0]])
+    got = sentence_log_priors(steps, grids, ids, sentences_per_call=2)
+    for l in range(2):
+        each = [float(step_log_likelihoods(steps, grids[k:k + 1], ids[l:l + 1])[0]) for k in range(3)]
+        assert got[l] == pytest.approx(math.log(np.mean(np.exp(each))), abs=1e-4)

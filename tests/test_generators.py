@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
 from scenetalk.models.attention_lstm import AttentionLSTM, AttentionLSTMConfig
 from scenetalk.models.mrnn import MRNN, MRNNConfig, scaled_tanh
 from scenetalk.models.multimodal_rnn import MultimodalRNN, MultimodalRNNConfig
+from scenetalk.models.updown import UpDown, UpDownConfig
 
 V, D = 30, 12
 
@@ -19,14 +20,15 @@ def models():
             MRNN(MRNNConfig(V, image_dim=D, embed1_dim=8, embed2_dim=16, multimodal_dim=16,
                             recurrent="lstm", recurrent_dim=20)),
             AttentionLSTM(AttentionLSTMConfig(V, image_dim=D, feature_dim=8, word_dim=8, hidden_dim=16,
-                                              attention_dim=8))]
+                                              attention_dim=8)),
+            UpDown(UpDownConfig(V, image_dim=D, feature_dim=8, word_dim=8, hidden_dim=16, attention_dim=8))]
 
 
 def image_for(model, batch):
-    return torch.randn(batch, 9, D) if model.image_input == "grid" else torch.randn(batch, D)
+    return torch.randn(batch, 9, D) if model.image_input != "global" else torch.randn(batch, D)
 
 
-@pytest.mark.parametrize("model", models(), ids=["rnn", "lstm", "mrnn", "mrnn_lstm", "attention"])
+@pytest.mark.parametrize("model", models(), ids=["rnn", "lstm", "mrnn", "mrnn_lstm", "attention", "updown"])
 def test_teacher_forcing_equals_stepping(model):
     model.eval()
     image, inputs = image_for(model, 4), torch.randint(0, V, (4, 6))
@@ -87,3 +89,15 @@ def test_attention_weights_are_a_distribution_over_cells_and_follow_the_image():
     perm = torch.randperm(9)
     _, alpha_perm = model.attend(model.init_state(grid[:, perm]))
     assert torch.allclose(alpha_perm, alpha[:, perm], atol=1e-6)
+
+
+def test_updown_reads_the_image_as_a_set_of_vectors_at_every_word():
+    model = models()[5].eval()
+    image, inputs = torch.randn(2, 9, D), torch.randint(0, V, (2, 5))
+    logits = model(image, inputs)
+    # eq. 2-5 only average and attend over the vectors: their order does not matter
+    assert torch.allclose(model(image[:, torch.randperm(9)], inputs), logits, atol=1e-5)
+    # and every word looks at them again: one region changed changes every step's words
+    changed = image.clone()
+    changed[:, 3] += 5.0
+    assert all(not torch.allclose(model(changed, inputs)[:, t], logits[:, t]) for t in range(5))

@@ -4,6 +4,7 @@ dataset written by the test (Karpathy JSON + a feature store of synthetic images
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="needs PyTorch (the train extra)")
@@ -222,3 +223,32 @@ def test_resume_from_a_damaged_run_state_is_one_line(squares, caption_run, tmp_p
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(ScenetalkError, match="damaged run state"):
         scenetalk.train(tiny_config(squares), out=out, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_a_region_attention_captioner_trains_and_captions_photo_files_in_both_engines(squares, tmp_path, monkeypatch):
+    """The up-down model reads the store's regions and grid in training and, for a new photo,
+    the detector's regions and the grid the captioner extracts itself: the same vectors (up to
+    the store's float16), so the same captions; exported, ONNX Runtime captions alike."""
+    from scenetalk.features.store import FeatureStore
+    from scenetalk.training.export import export_checkpoint
+    from scenetalk.vision.images import load_image
+
+    config = tiny_config(squares)
+    config["train"].update(model={"type": "updown", "feature_dim": 16, "word_dim": 8, "hidden_dim": 16,
+                                  "attention_dim": 8, "dropout": 0.0}, epochs=20)
+    run = scenetalk.train(config, out=tmp_path / "updown", progress=False)
+    photos = [squares / "images" / f"{i}.jpg" for i in (12, 13, 14)]    # val: red, blue, green
+    monkeypatch.setenv("SCENETALK_ENGINE", "torch")
+    captioner = scenetalk.load(run.best).captioner
+    store = FeatureStore.open(squares / "features")
+    stored = store.model_input("regions+grid").numpy()[store.rows(["12.jpg", "13.jpg", "14.jpg"])]
+    extracted = captioner.features([load_image(p) for p in photos])
+    assert extracted.shape == stored.shape == (3, 20 + store.grid.shape[1], store.feature_dim)
+    assert np.abs(extracted - stored).max() < 0.05
+    said = [c[0].text for c in scenetalk.load(run.best).caption(photos, beam_size=3)]
+    assert [next(w for w in ("red", "blue", "green") if w in s) for s in said] == ["red", "blue", "green"], said
+    export_checkpoint(run.best)
+    monkeypatch.delenv("SCENETALK_ENGINE")
+    onnx_said = [c[0].text for c in scenetalk.load(run.best).caption(photos, beam_size=3)]
+    assert onnx_said == said

@@ -25,6 +25,7 @@ from scenetalk.checkpoint import CheckpointError, as_steps, load_generator_steps
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ImageError, ScenetalkError
 from scenetalk.features.extract import extractor_for
+from scenetalk.features.store import input_arrays, model_array
 from scenetalk.progress import progress_bar
 from scenetalk.vision.images import ImageLike, load_image, loaded_batches
 
@@ -162,7 +163,7 @@ class Captioner:
         self.checkpoint = Path(checkpoint)
         self.generator, self.vocab, self.meta = load_generator_steps(self.checkpoint)
         self.extractor_id = self.meta.get("extractor_id") or ""
-        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid=self.generator.image_input == "grid")
+        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid="grid" in input_arrays(self.generator.image_input))
         # a captioner given words by analogy (learn-word --from-detector) says them when the detector sees them
         gate = self.meta.get("detector_words")
         if gate is not None and not (isinstance(gate, dict) and isinstance(gate.get("words"), list)
@@ -172,9 +173,9 @@ class Captioner:
         self.gate = DetectorGate(self.vocab, gate["words"], gate["threshold"]) if gate else None
 
     def features(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """The generator's image input for RGB images: (N, D) vectors or (N, cells, D) grids."""
-        arrays = self.extractor.features(list(images))
-        return arrays[self.generator.image_input].astype(np.float32)
+        """The generator's image input for RGB images: (N, D) vectors or (N, cells, D) grids
+        (``features.store.MODEL_INPUTS``)."""
+        return model_array(self.extractor.features(list(images)), self.generator.image_input)
 
     def caption(self, images: ImageLike | Iterable[ImageLike], beam_size: int = 7, n_best: int = 1,
                 max_len: int = 20, min_len: int = 1, length_penalty: float | None = None,

@@ -59,7 +59,8 @@ def sentence_log_priors(steps, prior_images: np.ndarray, ids: np.ndarray, pad_id
     for start in progress_bar(range(0, len(ids), sentences_per_call), unit="batch", desc="sentence prior",
                               disable=not progress):
         block = ids[start:start + sentences_per_call]
-        pairs = step_log_likelihoods(steps, np.tile(images, (len(block), 1)), np.repeat(block, n, axis=0), pad_id)
+        tiled = np.tile(images, (len(block),) + (1,) * (images.ndim - 1))   # every prior image per sentence (grids too)
+        pairs = step_log_likelihoods(steps, tiled, np.repeat(block, n, axis=0), pad_id)
         per_image = pairs.astype(np.float64).reshape(len(block), n)
         top = per_image.max(axis=1, keepdims=True)      # log-mean-exp, stable
         out[start:start + len(block)] = (top[:, 0] + np.log(np.exp(per_image - top).mean(axis=1))).astype(np.float32)

@@ -189,11 +189,20 @@ def extract_images(
         if missing:
             raise ImageError(missing[0], f"file not found ({len(missing)} of {len(images)} images are missing; "
                                          "check --images, or pass --skip-bad)")
+    make = partial(Extractor, backbone, regions=regions, grid=grid,
+                   region_method=region_method or DEFAULT_REGION_METHOD, region_size=region_size)
+    return extract_with(images, out_dir, make, ray, batch_size=batch_size, progress=progress, skip_bad=skip_bad,
+                        overwrite=overwrite)
+
+
+def extract_with(images: Sequence[tuple[str, str]], out_dir: str | os.PathLike, make: Callable[[], Extractor],
+                 ray: bool | str | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
+                 skip_bad: bool = False, overwrite: bool = False) -> ExtractResult:
+    """The one choice between this process and a cluster: ``extract`` with the extractor
+    ``make()`` builds, or, with ``ray`` (True: a local cluster; or its address), ``extract_on_ray``
+    with ``make`` run on each worker. The same store either way."""
     if ray:
-        make = partial(Extractor, backbone, regions=regions, grid=grid,
-                       region_method=region_method or DEFAULT_REGION_METHOD, region_size=region_size)
         return extract_on_ray(images, out_dir, make, address=None if ray is True else ray, batch_size=batch_size,
                               progress=progress, skip_bad=skip_bad, overwrite=overwrite)
-    return extract(images, out_dir, backbone=backbone, regions=regions, grid=grid, batch_size=batch_size,
-                   progress=progress, region_method=region_method or DEFAULT_REGION_METHOD,
-                   region_size=region_size, overwrite=overwrite, skip_bad=skip_bad)
+    return extract(images, out_dir, extractor=make(), batch_size=batch_size, progress=progress,
+                   overwrite=overwrite, skip_bad=skip_bad)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -171,22 +172,19 @@ class FeatureStore:
         return dict(self._rows)
 
     def model_input(self, kind: str) -> torch.Tensor:
-        """All images' features as a float32 tensor, in the form a model reads:
-        ``"global"`` (N, D) vectors, the ``"grid"`` (N, cells, D) or the ``"regions"`` (N, 20, D)."""
+        """All images' features as a float32 tensor, in the form a model reads (``MODEL_INPUTS``):
+        ``"global"`` (N, D) vectors, the ``"grid"`` (N, cells, D), the ``"regions"`` (N, 20, D)
+        or ``"regions+grid"`` (N, 20 + cells, D), the regions followed by the grid cells."""
         import torch
 
-        if kind not in ("global", "grid", "regions"):
-            raise ValueError(f"unknown model input {kind!r}; expected 'global', 'grid' or 'regions'")
-        return torch.from_numpy(np.array(self.array(kind), dtype=np.float32))  # a copy in memory
+        return torch.from_numpy(model_array({n: self.array(n) for n in input_arrays(kind)}, kind))  # a copy
 
     def model_rows(self, kind: str) -> FeatureRows:
         """``model_input(kind)`` without the copy: rows read from the memory map when indexed
         (as float32 tensors), so training holds no copy of the features, at any collection size
         (a COCO-size store's regions are 6 GB as float16, 12 GB as float32), and processes
         training side by side share one page cache."""
-        if kind not in ("global", "grid", "regions"):
-            raise ValueError(f"unknown model input {kind!r}; expected 'global', 'grid' or 'regions'")
-        return FeatureRows(self.array(kind))
+        return FeatureRows(*(self.array(n) for n in input_arrays(kind)))
 
     def rows(self, names: list[str]) -> np.ndarray:
         return np.array([self.row(n) for n in names], dtype=np.int64)
@@ -248,14 +246,35 @@ class FeatureStore:
         return [self.class_name(c) for c in self.box_classes[self.row(name)]]
 
 
-class FeatureRows:
-    """Rows of a store's array, read when indexed: ``rows[idx]`` is a float32 tensor of those
-    rows (``idx`` a tensor, array, list or slice), as indexing ``model_input(kind)`` gives; the
-    few tensor methods the trainers call on their features (``size``, ``float``) work alike."""
+#: What each kind of model input is made of: the store's arrays, joined along the cells.
+MODEL_INPUTS = {"global": ("global",), "grid": ("grid",), "regions": ("regions",),
+                "regions+grid": ("regions", "grid")}
 
-    def __init__(self, array: np.ndarray):
-        self.array = array
-        self.shape = tuple(array.shape)
+
+def input_arrays(kind: str) -> tuple[str, ...]:
+    """The store arrays a model input of ``kind`` is made of (``MODEL_INPUTS``)."""
+    if kind not in MODEL_INPUTS:
+        raise ValueError(f"unknown model input {kind!r}; expected one of {', '.join(map(repr, MODEL_INPUTS))}")
+    return MODEL_INPUTS[kind]
+
+
+def model_array(arrays: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
+    """The float32 model input of ``kind`` from the arrays an extractor or a store gives
+    (one name -> (N, ...) array): one array as it is, several joined along the cells."""
+    parts = [np.array(arrays[name], dtype=np.float32) for name in input_arrays(kind)]  # copies, never views
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+class FeatureRows:
+    """Rows of a store's array (or of several, joined along the cells as ``model_array`` joins
+    them), read when indexed: ``rows[idx]`` is a float32 tensor of those rows (``idx`` a tensor,
+    array, list or slice), as indexing ``model_input(kind)`` gives; the few tensor methods the
+    trainers call on their features (``size``, ``float``) work alike."""
+
+    def __init__(self, *arrays: np.ndarray):
+        self.arrays = arrays
+        first = arrays[0].shape
+        self.shape = first if len(arrays) == 1 else (first[0], sum(a.shape[1] for a in arrays), *first[2:])
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -265,7 +284,8 @@ class FeatureRows:
 
         if isinstance(idx, torch.Tensor):
             idx = idx.numpy()
-        return torch.from_numpy(np.array(self.array[idx], dtype=np.float32))
+        parts = [np.array(a[idx], dtype=np.float32) for a in self.arrays]
+        return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]

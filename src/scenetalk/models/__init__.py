@@ -26,6 +26,8 @@ _GENERATOR_CLASSES = {
     "multimodal_rnn": ("multimodal_rnn", "MultimodalRNN", "MultimodalRNNConfig"),
     "mrnn": ("mrnn", "MRNN", "MRNNConfig"),
     "attention_lstm": ("attention_lstm", "AttentionLSTM", "AttentionLSTMConfig"),
+    "updown": ("updown", "UpDown", "UpDownConfig"),
+    "updown_grid": ("updown", "UpDownGrid", "UpDownGridConfig"),
 }
 #: The PyTorch classes this package names, by the module that holds each (imported on first use).
 _LAZY = {"AlignmentConfig": "alignment", "AlignmentModel": "alignment", "CaptionGenerator": "generator",

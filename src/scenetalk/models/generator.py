@@ -27,7 +27,8 @@ def lstm_step(lstm: nn.LSTM, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) 
 
 
 class CaptionGenerator(nn.Module):
-    #: which cached features the model reads: "global" (B, D) vectors or the "grid" (B, cells, D)
+    #: which cached features the model reads (``features.store.MODEL_INPUTS``): "global" (B, D)
+    #: vectors, the "grid" (B, cells, D), or "regions+grid" (B, 20 + cells, D)
     image_input = "global"
 
     def init_state(self, image: torch.Tensor) -> dict[str, torch.Tensor]:

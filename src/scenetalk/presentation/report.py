@@ -222,7 +222,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
         assignment = align_sentences(unary, mask, beta)
 
         captions = caption_features(captioner, c_vocab,
-                                    np.asarray(store.array(captioner.image_input)[rows], dtype=np.float32),
+                                    store.model_rows(captioner.image_input)[rows].numpy(),
                                     beam_size=BEAM, length_penalty=default_length_penalty(c_meta))
         # Regions 1-19 by detector score, as ``scenetalk regions`` picks them (stable, so equal
         # scores keep the detector's order; grid fillers, score 0, come last).

@@ -410,24 +410,20 @@ def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoin
     reads; ``overwrite`` replaces features of another extractor or image list. ``folder``: where
     the photos are (their names are relative to it), recorded for ``scenetalk sheet``. ``ray``:
     the features are extracted on a Ray cluster (``features.jobs``; True: a local one)."""
+    from functools import partial
+
     from scenetalk.checkpoint import read_meta
-    from scenetalk.features.extract import extract, extractor_for
+    from scenetalk.features.extract import extractor_for
+    from scenetalk.features.jobs import extract_with
     from scenetalk.features.store import FeatureStore
 
     out = check_index_folder(out)
     extractor_id = read_meta(checkpoint).get("extractor_id") or ""
-    extractor = extractor_for(extractor_id, checkpoint, grid=False)  # before hours of extraction
+    make = partial(extractor_for, extractor_id, os.fspath(checkpoint), grid=False)
     if ray:
-        from functools import partial
-
-        from scenetalk.features.jobs import extract_on_ray
-
-        make = partial(extractor_for, extractor_id, os.fspath(checkpoint), grid=False)
-        result = extract_on_ray(images, out / FEATURES_DIR, make, address=None if ray is True else ray,
-                                progress=progress, skip_bad=True, overwrite=overwrite)
-    else:
-        result = extract(images, out / FEATURES_DIR, extractor=extractor, progress=progress, skip_bad=True,
-                         overwrite=overwrite)
+        make()                  # a backbone other than the checkpoint's fails here, not on every worker
+    result = extract_with(images, out / FEATURES_DIR, make, ray, progress=progress, skip_bad=True,
+                          overwrite=overwrite)
     store = FeatureStore.open(out / FEATURES_DIR)
     model, _, _ = load_alignment_engine(checkpoint, expect_extractor_id=store.extractor_id)
     bad = set(result.bad)  # unreadable files: reported by extract, left out of the index

@@ -165,7 +165,7 @@ def example_image(model: CaptionGenerator, meta: dict, batch: int = 3) -> torch.
     """Random image features of the shape ``model`` reads (cells from the checkpoint's grid)."""
     dim = int(meta["model"].get("image_dim", 1280))
     generator = torch.Generator().manual_seed(0)
-    if model.image_input == "grid":
+    if model.image_input != "global":      # the cells axis is dynamic: any count traces the graph
         cells = int(meta.get("grid_cells") or 49)
         return torch.rand(batch, cells, dim, generator=generator)
     return torch.rand(batch, dim, generator=generator)
@@ -182,14 +182,16 @@ def export_generator(model: CaptionGenerator, meta: dict, out: Path) -> dict:
         _, new = model.step(tokens, state)
     # a part the step hands back unchanged (the same tensor) stays outside the step's outputs
     changing = [name for name in names if new[name] is not state[name]]
-    batch = {0: "batch"}
-    image_axes = {0: "batch", 1: "cells"} if image.ndim == 3 else batch
+    batch, cells = {0: "batch"}, {0: "batch", 1: "cells"}
+    # a part of the state with one row per image vector (an attention model's v_i) has as many
+    # as the image has: 49 grid cells, or 20 regions and the grid
+    axes = {name: cells if state[name].ndim == 3 else batch for name in names}
     _export(_InitState(model, names), (image,), out / "init_state.onnx", ["image"], names,
-            {"image": image_axes, **{n: batch for n in names}})
+            {"image": cells if image.ndim == 3 else batch, **axes})
     values = tuple(state[name] for name in names)
     _export(_Step(model, names, changing), (tokens, *values), out / "step.onnx", ["tokens", *names],
             ["log_probs", *(f"next_{n}" for n in changing)],
-            {"tokens": batch, "log_probs": batch, **{n: batch for n in names}, **{f"next_{n}": batch for n in changing}})
+            {"tokens": batch, "log_probs": batch, **axes, **{f"next_{n}": axes[n] for n in changing}})
     graphs = {"init_state": "init_state.onnx", "step": "step.onnx"}
     if hasattr(model, "text_term"):
         graphs.update(export_likelihood(model, out))
