@@ -88,14 +88,14 @@ def english_on_german_photos(work: Path, root: str, features: str) -> dict:
     from scenetalk.data.registry import load_dataset
     from scenetalk.data.schema import CaptionDataset
     from scenetalk.features.store import FeatureStore
-    from scenetalk.weights import shipped_captioner
+    from scenetalk.weights import named_captioner
 
     german = {im.relpath for im in load_dataset("multi30k-de", root=root).split("test")}
     english = load_dataset("flickr8k", root=root)
     subset = CaptionDataset("flickr8k (test photos with German descriptions)",
                             [im for im in english.images if im.split != "test" or im.relpath in german])
     store = FeatureStore.open(features)
-    model, vocab, meta = load_generator(shipped_captioner(), expect_extractor_id=store.extractor_id)
+    model, vocab, meta = load_generator(named_captioner("mrnn-lstm"), expect_extractor_id=store.extractor_id)
     penalty = meta.get("decoding", {}).get("length_penalty", 0.0)
     captions = generated_captions(model, vocab, subset, "test", store.model_input(model.image_input),
                                   store.row_index, beam_size=7, length_penalty=penalty)

@@ -4,13 +4,15 @@
     python scripts/ship_checkpoint.py runs/alignment-flickr8k/best --note "scenetalk train alignment_flickr8k ..."
     python scripts/ship_checkpoint.py runs/regions-flickr8k/best --target regions --note "..."
     python scripts/ship_checkpoint.py runs/zh-jieba/best --target captioner-zh --note "..."
+    python scripts/ship_checkpoint.py runs/updown-grid-flickr8k/best --target captioner-updown --note "..."
 
 A caption generator goes to src/scenetalk/weights/captioner/ (used by ``scenetalk caption`` and
 ``scenetalk.load().caption``), an alignment model to src/scenetalk/weights/alignment/ (used by
 ``scenetalk index``/``search`` and ``scenetalk.load().search``), a generator trained on region
 snippets (``--target regions``) to src/scenetalk/weights/regions/ (``scenetalk regions``), a
 captioner of another language (``--target captioner-zh`` / ``captioner-de``) to its own folder
-(``--lang``). The trainer's optimiser state is not part of a ``best`` checkpoint, so only the
+(``--lang``), the top-down attention captioner (``--target captioner-updown``) to the folder of
+the default English captioner (``weights.CAPTIONER_NAMES``); ``captioner/`` is the m-RNN-LSTM. The trainer's optimiser state is not part of a ``best`` checkpoint, so only the
 weights travel; ``--note`` records how they were made (kept in config.json under ``shipped``).
 """
 
@@ -27,7 +29,9 @@ from scenetalk.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 TARGETS = {"caption_generator": "captioner", "alignment": "alignment"}
 #: the targets that take a caption generator besides ``captioner``
-GENERATOR_TARGETS = ("regions", "captioner-zh", "captioner-de")
+GENERATOR_TARGETS = ("regions", "captioner-zh", "captioner-de", "captioner-updown")
+#: the targets of English captioners
+ENGLISH = ("captioner", "captioner-updown")
 
 
 def main() -> None:
@@ -46,8 +50,8 @@ def main() -> None:
     if name in GENERATOR_TARGETS and meta["kind"] != "caption_generator":
         sys.exit(f"{args.checkpoint}: --target {name} takes a caption generator")
     language = meta.get("vocabulary", {}).get("language", "en")
-    writes = "captioner" if language == "en" else f"captioner-{language}"
-    if name.startswith("captioner") and name != writes:
+    writes = ENGLISH if language == "en" else (f"captioner-{language}",)
+    if name.startswith("captioner") and name not in writes:
         sys.exit(f"{args.checkpoint}: writes {language!r}, not the language of --target {name}")
     target = REPO / "src" / "scenetalk" / "weights" / name
     if meta["kind"] == "caption_generator":

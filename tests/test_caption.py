@@ -234,3 +234,25 @@ def test_cli_json_has_the_keys_of_every_caption(photos, capsys):
     assert out[0]["image"] == str(photos / "rocket.jpg")
     assert list(out[0]) == ["image", "captions"]
     assert list(out[0]["captions"][0]) == ["text", "log_prob", "score", "complete", "words"]
+
+
+def test_the_shipped_english_captioners_are_chosen_by_name(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from scenetalk.weights import CAPTIONER_NAMES, shipped_reranker
+
+    assert list(CAPTIONER_NAMES) == ["updown", "mrnn-lstm"]
+    default = scenetalk.load().captioner
+    assert default.checkpoint == shipped_captioner() and default.generator.image_input == "grid"
+    assert default.extractor.detector is None           # the grid alone: no detector for a new photo
+    named = scenetalk.load(captioner="mrnn-lstm").captioner
+    assert named.checkpoint == shipped_reranker() and named.generator.image_input == "global"
+    photo = sample_photo_paths()[0]
+    assert main(["caption", str(photo), "--checkpoint", "mrnn-lstm", "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["captions"][0]["text"] == named.caption(photo)[0][0].text
+    # a folder of that name is a folder, not the shipped model
+    monkeypatch.chdir(tmp_path)
+    Path("mrnn-lstm").mkdir()
+    assert main(["caption", str(photo), "--checkpoint", "mrnn-lstm", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "mrnn-lstm" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

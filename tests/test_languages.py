@@ -7,7 +7,7 @@ import pytest
 
 from scenetalk.data.text import Vocabulary, tokenize
 from scenetalk.errors import ScenetalkError
-from scenetalk.weights import CAPTION_LANGUAGES, check_language, shipped_captioner
+from scenetalk.weights import CAPTION_LANGUAGES, check_language, shipped_captioner, shipped_reranker
 
 
 def test_the_vocabulary_keeps_how_chinese_was_cut(tmp_path):
@@ -38,7 +38,9 @@ def test_language_switch_names_the_choices():
     for bad in ("fr", "ZH", None, 3):
         with pytest.raises(ScenetalkError, match=r"lang \(--lang\) must be one of en \(English\), zh"):
             check_language(bad)
-    assert shipped_captioner("en").name == "captioner"
+    assert shipped_captioner("en").name == "captioner-updown"   # the default English captioner
+    assert shipped_reranker("en").name == "captioner"           # the m-RNN-LSTM: re-ranks, extends
+    assert shipped_captioner("zh") == shipped_reranker("zh")
 
 
 def test_load_refuses_an_unknown_language_before_loading_anything():

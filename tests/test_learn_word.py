@@ -123,12 +123,12 @@ def test_a_captioner_without_word_rows_is_refused(photos, tmp_path):
     from scenetalk.checkpoint import read_meta, save_checkpoint
     from scenetalk.data.text import Vocabulary
     from scenetalk.models import build_generator
-    from scenetalk.weights import shipped_captioner
+    from scenetalk.weights import shipped_reranker
 
     config = {"type": "multimodal_rnn", "word_dim": 8, "hidden_dim": 8, "vocab_size": 7, "image_dim": 1280}
     save_checkpoint(tmp_path / "rnn", build_generator(config).state_dict(),
                     {"kind": "caption_generator", "model": config, "vocabulary": Vocabulary(["a", "b", "c"]).to_dict(),
-                     "extractor_id": read_meta(shipped_captioner())["extractor_id"]})
+                     "extractor_id": read_meta(shipped_reranker())["extractor_id"]})
     torch.manual_seed(0)
     with pytest.raises(ScenetalkError, match="cannot learn new words"):
         scenetalk.learn_words([NEW_WORD], photos / "images", photos / "captions.tsv", tmp_path / "out",
@@ -208,10 +208,10 @@ def test_a_damaged_detector_words_entry_is_one_line(tmp_path):
     import shutil
 
     from scenetalk.checkpoint import CheckpointError
-    from scenetalk.weights import shipped_captioner
+    from scenetalk.weights import shipped_reranker
 
     folder = tmp_path / "ckpt"
-    shutil.copytree(shipped_captioner(), folder)
+    shutil.copytree(shipped_reranker(), folder)
     config = json.loads((folder / "config.json").read_text())
     config["detector_words"] = {"words": "giraffe"}
     (folder / "config.json").write_text(json.dumps(config))

@@ -150,12 +150,14 @@ def test_the_light_route_is_in_the_readme():
     assert 'pip install "scenetalk[train]"' in readme and "bootstrap.sh --light" in readme
 
 
-def test_the_package_stays_within_80_mb():
-    # the shipped graphs read their checkpoints' weights in place: nothing is on disk twice
+def test_the_package_stays_within_90_mb():
+    # the shipped graphs read their checkpoints' weights in place: nothing is on disk twice.
+    # 90 MiB (80 before the top-down captioner, 19 MB, joined): its wheel (77 MiB) stays under
+    # PyPI's 100 MB a file
     from pathlib import Path
 
     import scenetalk
 
     package = Path(scenetalk.__file__).parent
     size = sum(p.stat().st_size for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    assert size <= 80 * 2**20, f"{size / 2**20:.1f} MB"
+    assert size <= 90 * 2**20, f"{size / 2**20:.1f} MB"

@@ -194,7 +194,7 @@ def test_describe_reranks_by_m_rnns_sentence_score_with_the_prior_of_the_caption
     from scenetalk.retrieval.generative_ranking import log_prior, sentence_log_likelihoods
     from scenetalk.retrieval.index import sentence_priors
     from scenetalk.retrieval.sentence_ranking import log_priors
-    from scenetalk.weights import shipped_captioner
+    from scenetalk.weights import shipped_reranker
 
     path, ckpt, _ = index
     searcher = Searcher(path, ckpt)
@@ -239,10 +239,10 @@ def test_describe_reranks_by_m_rnns_sentence_score_with_the_prior_of_the_caption
     assert "the best 6 sentences by match score" in default.scores     # all six were candidates, not k = 1
     # the priors an index stores when it is built with these sentences: the shipped captioner's
     stored, captioners = sentence_priors(SENTENCES, searcher.vocab, path / "features")   # the shipped captioner's
-    assert captioners == {"en": checkpoint_id(shipped_captioner("en"))}
+    assert captioners == {"en": checkpoint_id(shipped_reranker("en"))}
     assert stored.shape == (len(SENTENCES),) and np.isfinite(stored).all()
-    shipped_model, shipped_vocab, _ = load_generator_steps(shipped_captioner("en"))
-    from_images = log_priors(shipped_model, shipped_vocab, read_prior_images(shipped_captioner("en")), SENTENCES)
+    shipped_model, shipped_vocab, _ = load_generator_steps(shipped_reranker("en"))
+    from_images = log_priors(shipped_model, shipped_vocab, read_prior_images(shipped_reranker("en")), SENTENCES)
     assert np.allclose(stored, from_images, atol=1e-5)
 
 

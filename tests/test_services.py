@@ -19,7 +19,7 @@ from scenetalk.models.mrnn import MRNN, MRNNConfig
 from scenetalk.retrieval.scoring import SentenceSet, score_split
 from scenetalk.training.caption_trainer import perplexity
 from scenetalk.training.loop import Trainer
-from scenetalk.weights import region_generator, shipped_alignment, shipped_captioner
+from scenetalk.weights import region_generator, shipped_alignment, shipped_captioner, shipped_reranker
 
 
 def entries(folder) -> list[str]:
@@ -103,7 +103,7 @@ def test_a_checkpoint_without_a_format_is_read_as_format_1(tmp_path):
     assert read_meta(folder) == {"kind": "test"}
 
 
-@pytest.mark.parametrize("shipped", [shipped_captioner, shipped_alignment, lambda: region_generator()[0]])
+@pytest.mark.parametrize("shipped", [shipped_reranker, shipped_alignment, lambda: region_generator()[0]])
 def test_the_shipped_checkpoints_still_load(shipped):
     folder = shipped()
     assert "format" not in json.loads((folder / "config.json").read_text(encoding="utf-8"))  # written before

@@ -252,3 +252,26 @@ def test_a_region_attention_captioner_trains_and_captions_photo_files_in_both_en
     monkeypatch.delenv("SCENETALK_ENGINE")
     onnx_said = [c[0].text for c in scenetalk.load(run.best).caption(photos, beam_size=3)]
     assert onnx_said == said
+
+
+@pytest.mark.slow
+def test_a_captioner_of_the_grid_alone_needs_no_detector_and_reads_a_store_without_regions(squares, tmp_path):
+    from scenetalk.captioning.captioner import load_generator_for
+    from scenetalk.errors import CheckpointError
+    from scenetalk.features.store import FeatureStore
+
+    config = tiny_config(squares)
+    small = {"feature_dim": 16, "word_dim": 8, "hidden_dim": 16, "attention_dim": 8, "dropout": 0.0}
+    runs = {}
+    for kind in ("updown", "updown_grid"):    # both trained on the store with regions
+        config["train"].update(model={"type": kind, **small}, epochs=2)
+        runs[kind] = scenetalk.train(config, out=tmp_path / kind, progress=False).best
+    assert main(["features", str(squares / "data.json"), "--images", str(squares / "images"),
+                 "--out", str(tmp_path / "grid-store"), "--quiet"]) == 0
+    grid_store = FeatureStore.open(tmp_path / "grid-store")
+    assert not grid_store.has_regions
+    load_generator_for(runs["updown_grid"], grid_store)           # the same grid features: accepted
+    with pytest.raises(CheckpointError, match="made for image features .*ssd"):
+        load_generator_for(runs["updown"], grid_store)            # it reads regions this store lacks
+    assert scenetalk.load(runs["updown_grid"]).captioner.extractor.detector is None
+    assert scenetalk.load(runs["updown"]).captioner.extractor.detector is not None

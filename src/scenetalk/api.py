@@ -34,7 +34,7 @@ from scenetalk import checks
 from scenetalk.captioning.captioner import Caption, Captioner
 from scenetalk.grounding import ALIGN_BETA, LOW_SCORE
 from scenetalk.vision.images import ImageLike
-from scenetalk.weights import check_language, shipped_alignment, shipped_captioner
+from scenetalk.weights import check_language, named_captioner, shipped_alignment, shipped_captioner
 
 if TYPE_CHECKING:
     import numpy as np
@@ -134,6 +134,7 @@ class Scenetalk:
                  lang: str = "en"):
         self.lang = check_language(lang)
         captioner = checks.path("captioner (--checkpoint)", captioner, optional=True)
+        captioner = named_captioner(captioner) if captioner is not None else None   # "mrnn-lstm": a shipped one
         alignment = checks.path("alignment (--checkpoint)", alignment, optional=True)
         self._paths = {"captioner": captioner, "alignment": alignment}
         self._captioner: Captioner | None = None

@@ -24,7 +24,7 @@ from scenetalk.captioning.detected_words import DetectorGate
 from scenetalk.checkpoint import CheckpointError, as_steps, load_generator_steps
 from scenetalk.data.text import Vocabulary
 from scenetalk.errors import ImageError, ScenetalkError
-from scenetalk.features.extract import extractor_for
+from scenetalk.features.extract import backbone_id, extractor_for
 from scenetalk.features.store import input_arrays, model_array
 from scenetalk.progress import progress_bar
 from scenetalk.vision.images import ImageLike, load_image, loaded_batches
@@ -68,12 +68,14 @@ def default_length_penalty(meta: dict) -> float:
     return float(meta.get("decoding", {}).get("length_penalty", 0.0))
 
 
-def check_features(checkpoint: str | os.PathLike, meta: dict, store) -> None:
+def check_features(checkpoint: str | os.PathLike, meta: dict, store, image_input: str = "global") -> None:
     """A generator reads the store only if it was trained on the same features: its extractor
-    id is the store's, or (a whole-photo captioner) the store's backbone part, whose global
-    features a region store holds unchanged."""
+    id is the store's, or (a generator that reads no regions) the backbone parts agree, as a
+    region store holds the global and grid features unchanged."""
     have = meta.get("extractor_id") or ""
-    if have not in (store.extractor_id, store.extractor_id.split("+")[0]):
+    if "regions" not in input_arrays(image_input):
+        have = backbone_id(have)
+    if have not in (store.extractor_id, backbone_id(store.extractor_id)):
         raise CheckpointError(f"{checkpoint}: made for image features {have!r}, but {store.path} holds "
                               f"{store.extractor_id!r}; pass features made by the checkpoint's extractor")
 
@@ -82,7 +84,7 @@ def load_generator_for(checkpoint: str | os.PathLike, store, one_vector: bool = 
     """A caption generator checked against the store (see ``check_features``); ``one_vector``:
     it must read one vector per image (so it can read one region's)."""
     model, vocab, meta = load_generator_steps(checkpoint)
-    check_features(checkpoint, meta, store)
+    check_features(checkpoint, meta, store, model.image_input)
     if one_vector and model.image_input != "global":
         raise ScenetalkError(f"{checkpoint}: this generator reads a grid of cells, not one vector per region; "
                              "use a generator of global features (e.g. the shipped captioner)")
@@ -163,7 +165,10 @@ class Captioner:
         self.checkpoint = Path(checkpoint)
         self.generator, self.vocab, self.meta = load_generator_steps(self.checkpoint)
         self.extractor_id = self.meta.get("extractor_id") or ""
-        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid="grid" in input_arrays(self.generator.image_input))
+        # what the generator reads, and no more: a model of the grid alone needs no detector
+        reads = input_arrays(self.generator.image_input)
+        self.extractor = extractor_for(self.extractor_id, self.checkpoint, grid="grid" in reads,
+                                       regions="regions" in reads)
         # a captioner given words by analogy (learn-word --from-detector) says them when the detector sees them
         gate = self.meta.get("detector_words")
         if gate is not None and not (isinstance(gate, dict) and isinstance(gate.get("words"), list)

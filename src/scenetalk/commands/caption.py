@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from scenetalk.commands import add_checkpoint, add_json, add_quiet, print_json
-from scenetalk.weights import CAPTION_LANGUAGES
+from scenetalk.weights import CAPTION_LANGUAGES, CAPTIONER_NAMES
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--length-penalty", type=float, default=None,
                    help="beam scores = log p / length**this (default: the checkpoint's, chosen on validation)")
     add_json(p, "each image with its captions (text, log-probability, beam score)")
-    add_checkpoint(p, "a caption generator checkpoint folder")
+    add_checkpoint(p, "a caption generator checkpoint folder, or a shipped English captioner by name: "
+                      + " or ".join(CAPTIONER_NAMES), default=f"{next(iter(CAPTIONER_NAMES))} for English",
+                   metavar="DIR|NAME")
     p.add_argument("--lang", default="en", metavar="|".join(CAPTION_LANGUAGES),
                    help="the language of the shipped captioner: "
                         + ", ".join(f"{k} {v}" for k, v in CAPTION_LANGUAGES.items()) + " (default en)")

@@ -581,9 +581,18 @@ def _locked(out: str):
 
 
 
-def extractor_for(extractor_id: str, where: str | os.PathLike, grid: bool = True) -> Extractor:
+def backbone_id(extractor_id: str) -> str:
+    """The backbone part of an extractor id (``lite0-…+detector-…`` -> ``lite0-…``): what names
+    a store's global and grid features, which a region store holds unchanged."""
+    return extractor_id.split("+")[0]
+
+
+def extractor_for(extractor_id: str, where: str | os.PathLike, grid: bool = True, regions: bool = True) -> Extractor:
     """An ``Extractor`` that gives the features ``extractor_id`` names (global, or with the 20
-    regions when the id has a detector part), or a ``CheckpointError`` naming both ids."""
+    regions when the id has a detector part), or a ``CheckpointError`` naming both ids.
+    ``regions=False``: only its backbone part (no detector), for a model that reads no regions."""
+    if not regions:
+        extractor_id = backbone_id(extractor_id)
     name = next((n for n in BACKBONES if extractor_id.startswith(f"{n}-")), None)
     if name is None:
         raise CheckpointError(f"{where}: made for image features {extractor_id!r}, which no installed backbone "

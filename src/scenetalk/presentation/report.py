@@ -177,7 +177,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
                  beta: float, top_regions: int, entities_root: Path, out: str | os.PathLike,
                  header: dict[str, str], progress: bool = True) -> list[PhotoReport]:
     """Compute everything shown for ``images`` and write the report folder ``out``."""
-    from scenetalk.captioning.captioner import caption_features, default_length_penalty, load_generator_for
+    from scenetalk.captioning.captioner import Captioner, caption_features, default_length_penalty, load_generator_for
     from scenetalk.checkpoint import load_alignment_engine
     from scenetalk.grounding.word_regions import align_sentences, word_region_scores
     from scenetalk.presentation.pictures import PALETTE, alignment_picture
@@ -193,7 +193,9 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
         raise ScenetalkError(f"{Path(dataset.image_dir) / missing[0]}: photo not found "
                              f"({len(missing)} of the report's {len(images)} are missing)")
     aligner, a_vocab, a_meta = load_alignment_engine(models.alignment, expect_extractor_id=store.extractor_id)
-    captioner, c_vocab, c_meta = load_generator_for(models.captioner, store)
+    # The captioner reads the photo files as `scenetalk caption` does: whatever it reads (a grid,
+    # say) need not be in the store, which the report needs for its regions.
+    captioner = Captioner(models.captioner)
     describer, d_vocab, d_meta = load_generator_for(models.region_generator, store, one_vector=True)
     max_words = int(a_meta.get("train_config", {}).get("max_words", 40))
 
@@ -221,9 +223,7 @@ def build_report(dataset: CaptionDataset, store, split: str, images: Sequence[Im
         unary, mask = word_region_scores(aligner, a_vocab, regions, tokens, list(range(len(images))))
         assignment = align_sentences(unary, mask, beta)
 
-        captions = caption_features(captioner, c_vocab,
-                                    store.model_rows(captioner.image_input)[rows].numpy(),
-                                    beam_size=BEAM, length_penalty=default_length_penalty(c_meta))
+        captions = captioner.caption([Path(dataset.image_dir) / im.relpath for im in images], beam_size=BEAM)
         # Regions 1-19 by detector score, as ``scenetalk regions`` picks them (stable, so equal
         # scores keep the detector's order; grid fillers, score 0, come last).
         chosen = [1 + np.argsort(-box_scores[i, 1:], kind="stable")[:top_regions] for i in range(len(images))]

@@ -552,7 +552,7 @@ def sentence_priors(texts: Sequence[str], vocab, store_path: Path, progress: boo
     from scenetalk.checkpoint import read_prior_images
     from scenetalk.features.store import FeatureStore
     from scenetalk.retrieval.sentence_ranking import log_priors, sentence_languages
-    from scenetalk.weights import shipped_captioner
+    from scenetalk.weights import shipped_reranker
 
     try:
         store = FeatureStore.open(store_path)
@@ -563,7 +563,7 @@ def sentence_priors(texts: Sequence[str], vocab, store_path: Path, progress: boo
     captioners: dict[str, str] = {}
     for language in sorted(set(languages)):
         try:
-            folder = shipped_captioner(language)
+            folder = shipped_reranker(language)
             model, captioner_vocab, _ = load_generator_for(folder, store, one_vector=True)
             images = read_prior_images(folder)
         except ScenetalkError:

@@ -431,10 +431,10 @@ class Searcher:
         photo, as the index holds, and writes that language; a captioner that cannot re-rank this
         index is refused again without being loaded again."""
         from scenetalk.captioning.captioner import load_generator_for
-        from scenetalk.weights import shipped_captioner
+        from scenetalk.weights import shipped_reranker
 
         try:
-            key = os.fspath(captioner or shipped_captioner(language))
+            key = os.fspath(captioner or shipped_reranker(language))
         except ScenetalkError as exc:  # no shipped captioner of this language: not re-ranked, and why
             key = f"<no shipped captioner of {language!r}>"
             self._rerankers.setdefault((key, language), exc)
@@ -658,7 +658,7 @@ class Searcher:
         captioner of its language; the priors from ``stored`` where that same captioner computed
         them, else computed now. A ``ScenetalkError`` when a language has no usable captioner."""
         from scenetalk.checkpoint import PRIOR_IMAGES, checkpoint_id, read_prior_images
-        from scenetalk.weights import shipped_captioner
+        from scenetalk.weights import shipped_reranker
 
         image = self.global_features(name)
         languages = sentence_languages(texts, self.vocab)
@@ -666,7 +666,7 @@ class Searcher:
         for language in sorted(set(languages)):
             rows = [i for i, lang in enumerate(languages) if lang == language]
             model, vocab = self._load_reranker(captioner, language)
-            folder = os.fspath(captioner or shipped_captioner(language))
+            folder = os.fspath(captioner or shipped_reranker(language))
             identity = checkpoint_id(folder)
             if stored is not None and stored["captioners"].get(language) == identity:
                 priors = stored["values"][rows]

@@ -339,7 +339,7 @@ def learn_words_from_files(words: Sequence[str], images: str | Path | None, capt
     from scenetalk.data.captions_file import read_captions
     from scenetalk.features.extract import extractor_for
     from scenetalk.models.fields import FieldError
-    from scenetalk.weights import shipped_captioner
+    from scenetalk.weights import shipped_reranker
 
     out = Path(checks.path("out (--out)", out))
     if (images is None) != (captions is None) or (images is None and not from_detector):
@@ -347,10 +347,10 @@ def learn_words_from_files(words: Sequence[str], images: str | Path | None, capt
                              "alone to add the detector's words without photos")
     if images is None:
         return _words_from_detector(words, out, checks.path("base (--base)", base, optional=True)
-                                    or shipped_captioner(), overwrite)
+                                    or shipped_reranker(), overwrite)
     images = Path(checks.path("images (--images)", images))
     captions = Path(checks.path("captions (--captions)", captions))
-    base = Path(checks.path("base (--base)", base, optional=True) or shipped_captioner())
+    base = Path(checks.path("base (--base)", base, optional=True) or shipped_reranker())
     if out.exists() and not out.is_dir():
         raise ScenetalkError(f"{out}: is a file; --out names the checkpoint folder to write")
     if out.exists() and any(out.iterdir()) and not overwrite:

