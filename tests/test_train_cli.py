@@ -275,3 +275,17 @@ def test_a_captioner_of_the_grid_alone_needs_no_detector_and_reads_a_store_witho
         load_generator_for(runs["updown"], grid_store)            # it reads regions this store lacks
     assert scenetalk.load(runs["updown_grid"]).captioner.extractor.detector is None
     assert scenetalk.load(runs["updown"]).captioner.extractor.detector is not None
+
+
+@pytest.mark.slow
+def test_evaluate_decodes_with_the_checkpoint_length_penalty_unless_told(squares, caption_run, tmp_path):
+    from scenetalk.checkpoint import load_checkpoint, save_checkpoint
+
+    tensors, meta = load_checkpoint(caption_run.best)
+    meta["decoding"] = {"length_penalty": 0.75}          # as scripts/ship_checkpoint.py records it
+    shipped = save_checkpoint(tmp_path / "shipped", tensors, meta)
+    common = {"features": squares / "features", "dataset": str(squares / "data.json"), "split": "val",
+              "beam_size": 3, "meteor": False, "progress": False}
+    assert "length penalty 0.75" in scenetalk.evaluate(shipped, **common).what
+    assert "length penalty" not in scenetalk.evaluate(shipped, length_penalty=0, **common).what
+    assert "length penalty" not in scenetalk.evaluate(caption_run.best, **common).what   # none recorded

@@ -66,7 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--beam", type=int, default=7, help="beam size (1 = greedy; default 7, as both papers)")
     p.add_argument("--max-len", type=int, default=20)
-    p.add_argument("--length-penalty", type=float, default=0.0)
+    p.add_argument("--length-penalty", type=float, default=None,
+                   help="beam scores = log p / length**this (default: the checkpoint's, chosen on validation "
+                        "when it was shipped; else 0)")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java start costs seconds)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="alignment: products of the all-pairs scoring in bfloat16 (faster, approximate)")

@@ -59,7 +59,7 @@ class RetrievalEvaluation:
 def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.PathLike | None = None,
              dataset: str = "flickr8k", root: str | os.PathLike | None = None, split: str = "test",
              nearest_neighbour: bool = False, retrieval: bool = False, beam_size: int = 7, max_len: int = 20,
-             length_penalty: float = 0.0, meteor: bool = True, precision: str = "fp32", folds: int = 1,
+             length_penalty: float | None = None, meteor: bool = True, precision: str = "fp32", folds: int = 1,
              progress: bool = True, lang: str | None = None, human: bool = False
              ) -> CaptionEvaluation | RetrievalEvaluation:
     """Metrics of ``checkpoint`` on ``split`` of ``dataset``, from the feature store ``features``:
@@ -69,7 +69,9 @@ def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.Pat
     split's images (5 = the COCO 1K protocol); ``precision="bf16"`` scores alignment pairs in
     bfloat16 (faster, approximate). ``lang``: only the dataset's sentences in that language (and
     the photos that have some), for a dataset of several (``flickr8k-multi``). ``human``: score
-    each human reference against the others instead (``human_agreement``; no features needed)."""
+    each human reference against the others instead (``human_agreement``; no features needed).
+    ``length_penalty``: by default the checkpoint's (``decoding.length_penalty``, chosen on
+    validation when it was shipped), else 0, as ``caption`` decodes."""
     from scenetalk.checkpoint import read_meta
     from scenetalk.data.registry import load_dataset
     from scenetalk.features.store import FeatureStore
@@ -84,7 +86,8 @@ def evaluate(checkpoint: str | os.PathLike | None = None, features: str | os.Pat
         raise ScenetalkError(f"split (--split) must be train, val or test, not {shown(split)}")
     beam_size = whole_number("beam_size (--beam)", beam_size, 1, MAX_BEAM)
     max_len = whole_number("max_len (--max-len)", max_len, 1, MAX_CAPTION_WORDS)
-    length_penalty = finite_number("length_penalty (--length-penalty)", length_penalty)
+    if length_penalty is not None:
+        length_penalty = finite_number("length_penalty (--length-penalty)", length_penalty)
     folds = whole_number("folds (--folds)", folds, 1, 1000)
     data = load_dataset(dataset, root=root, zh_mode=_zh_mode(checkpoint))
     if lang is not None:
@@ -131,9 +134,10 @@ def human_evaluation(data, dataset: str, split: str, meteor: bool) -> CaptionEva
 
 
 def caption_evaluation(checkpoint, data, dataset: str, store, split: str, beam_size: int, max_len: int,
-                       length_penalty: float, meteor: bool) -> CaptionEvaluation:
+                       length_penalty: float | None, meteor: bool) -> CaptionEvaluation:
     """The generator's beam-search captions (or the nearest-neighbour baseline's) scored
     against every reference, with the generator's perplexity of the references."""
+    from scenetalk.captioning.captioner import default_length_penalty
     from scenetalk.captioning.evaluation import caption_report, generated_captions, nearest_neighbour_captions
     from scenetalk.captioning.examples import build_examples
     from scenetalk.checkpoint import load_generator
@@ -147,6 +151,8 @@ def caption_evaluation(checkpoint, data, dataset: str, store, split: str, beam_s
     else:
         model, vocab, meta = load_generator(checkpoint, expect_extractor_id=store.extractor_id)
         feats = store.model_input(model.image_input)
+        if length_penalty is None:
+            length_penalty = default_length_penalty(meta)
         captions = generated_captions(model, vocab, data, split, feats, row_of, beam_size=beam_size,
                                       max_len=max_len, length_penalty=length_penalty)
         ppl = perplexity(model, feats, build_examples(data, split, vocab, row_of, max_words=10_000), vocab.pad_id)
