@@ -15,6 +15,7 @@ The façade, the commands, the report and ``scripts/ship_checkpoint.py`` all fin
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -85,8 +86,6 @@ def shipped_reranker(lang: str = "en") -> Path:
 def named_captioner(value: str) -> str:
     """``value``, or the folder of the shipped captioner it names (``CAPTIONER_NAMES``) when no
     file or folder of that name exists."""
-    import os
-
     if value in CAPTIONER_NAMES and not os.path.exists(value):
         return os.fspath(shipped(CAPTIONER_NAMES[value]))
     return value
