@@ -1,10 +1,11 @@
-"""Copy a trained checkpoint into the package as a shipped model, in fp16.
+"""Copy a trained checkpoint into the package as a shipped model, in fp16 (``--int8``: its
+matrices in int8 with a scale a row, ``checkpoint.INT8_SCALE``; half the size).
 
     python scripts/ship_checkpoint.py runs/mrnn_lstm-flickr8k/best --note "scenetalk train mrnn_lstm_flickr8k ..."
     python scripts/ship_checkpoint.py runs/alignment-flickr8k/best --note "scenetalk train alignment_flickr8k ..."
     python scripts/ship_checkpoint.py runs/regions-flickr8k/best --target regions --note "..."
     python scripts/ship_checkpoint.py runs/zh-jieba/best --target captioner-zh --note "..."
-    python scripts/ship_checkpoint.py runs/updown-grid-flickr8k/best --target captioner-updown --note "..."
+    python scripts/ship_checkpoint.py runs/updown-grid-flickr8k/best --target captioner-updown --int8 --note "..."
 
 A caption generator goes to src/scenetalk/weights/captioner/ (used by ``scenetalk caption`` and
 ``scenetalk.load().caption``), an alignment model to src/scenetalk/weights/alignment/ (used by
@@ -42,6 +43,8 @@ def main() -> None:
                         help="captioners: default length normalisation for beam search, chosen on validation")
     parser.add_argument("--target", choices=sorted(set(TARGETS.values()) | set(GENERATOR_TARGETS)),
                         help="where it goes (default: by kind; a region generator needs --target regions)")
+    parser.add_argument("--int8", action="store_true",
+                        help="matrices in int8 with a scale a row (half of fp16's size); measure that quality holds")
     args = parser.parse_args()
     tensors, meta = load_checkpoint(args.checkpoint)
     if meta.get("kind") not in TARGETS:
@@ -56,8 +59,9 @@ def main() -> None:
     target = REPO / "src" / "scenetalk" / "weights" / name
     if meta["kind"] == "caption_generator":
         meta["decoding"] = {"length_penalty": args.length_penalty}
-    meta["shipped"] = {"from": args.checkpoint, "trained_with": args.note, "precision": "float16"}
-    save_checkpoint(target, tensors, meta, half=True)
+    meta["shipped"] = {"from": args.checkpoint, "trained_with": args.note,
+                       "precision": "int8 matrices, float16 otherwise" if args.int8 else "float16"}
+    save_checkpoint(target, tensors, meta, half=True, int8=args.int8)
     size = sum(f.stat().st_size for f in target.iterdir())
     print(f"shipped {args.checkpoint} -> {target.relative_to(REPO)} ({size / 2**20:.1f} MiB)")
 

@@ -42,7 +42,25 @@ def vocab():
     return Vocabulary.build([WORDS], min_count=1)
 
 
-def generator_checkpoint(folder, kind, fields, half=False, seed=0):
+#: how each precision reads back from ``ExportResult.weights``
+PRECISIONS = {"float32": "float32", "float16": "float16", "int8": "float16/int8"}
+
+
+def saved(folder, tensors, meta, precision):
+    """``save_checkpoint`` in ``precision`` ("float32", "float16", "int8": every matrix of 16
+    values or more in int8 here, as the shipped models' large ones are)."""
+    import scenetalk.checkpoint as checkpoint_module
+
+    if precision != "int8":
+        return save_checkpoint(folder, tensors, meta, half=precision == "float16")
+    saved_min, checkpoint_module.INT8_MIN_SIZE = checkpoint_module.INT8_MIN_SIZE, 16
+    try:
+        return save_checkpoint(folder, tensors, meta, int8=True)
+    finally:
+        checkpoint_module.INT8_MIN_SIZE = saved_min
+
+
+def generator_checkpoint(folder, kind, fields, half=False, seed=0, precision=None):
     torch.manual_seed(seed)
     v = vocab()
     config = {"type": kind, "vocab_size": len(v), "image_dim": D, "dropout": 0.3, **fields}
@@ -50,13 +68,38 @@ def generator_checkpoint(folder, kind, fields, half=False, seed=0):
     meta = {"kind": "caption_generator", "model": config, "vocabulary": v.to_dict(), "extractor_id": "test-x"}
     if model.image_input != "global":
         meta["grid_cells"] = 9
-    return save_checkpoint(folder, model.state_dict(), meta, half=half)
+    return saved(folder, model.state_dict(), meta, precision or ("float16" if half else "float32"))
 
 
 def image_for(steps, n, seed=0):
     rng = np.random.default_rng(seed)
     shape = (n, 9, D) if steps.image_input != "global" else (n, D)
     return rng.standard_normal(shape).astype(np.float32)
+
+
+def test_int8_weights_are_a_scale_a_row_within_half_a_step(tmp_path):
+    """checkpoint.INT8_SCALE: each row of a matrix is q · scale with |q| <= 127 and scale =
+    max |row| / 127, so every value is within half a step of the original; the rest is float16,
+    and the file is about half of float16's."""
+    from safetensors.numpy import load_file
+
+    from scenetalk.checkpoint import INT8_SCALE, load_checkpoint
+
+    torch.manual_seed(0)
+    weights = {"big.weight": torch.randn(300, 64) * torch.logspace(-3, 1, 300)[:, None], "big.bias": torch.randn(300)}
+    meta = {"kind": "caption_generator"}
+    small = save_checkpoint(tmp_path / "fp16", weights, meta, half=True)
+    folder = save_checkpoint(tmp_path / "int8", weights, meta, int8=True)
+    stored = load_file(str(folder / "model.safetensors"))
+    q, scale = stored["big.weight"], stored["big.weight" + INT8_SCALE]
+    assert q.dtype == np.int8 and scale.dtype == np.float32 and scale.shape == (300,) and stored["big.bias"].dtype == np.float16
+    assert np.abs(q).max() == 127 and np.allclose(scale, weights["big.weight"].abs().amax(1).numpy() / 127)
+    back, _ = load_checkpoint(folder)
+    assert set(back) == set(weights) and back["big.weight"].dtype == torch.float32
+    step = torch.from_numpy(scale)[:, None]
+    assert ((back["big.weight"] - weights["big.weight"]).abs() <= step / 2 + 1e-7).all()
+    size = (folder / "model.safetensors").stat().st_size
+    assert size < 0.55 * (small / "model.safetensors").stat().st_size
 
 
 def test_every_generator_type_is_covered():
@@ -67,11 +110,11 @@ CASES = [(kind, i) for kind in TINY for i in range(len(TINY[kind]))]
 
 
 @pytest.mark.parametrize("kind,i", CASES, ids=[f"{k}-{i}" for k, i in CASES])
-@pytest.mark.parametrize("half", [False, True], ids=["float32", "float16"])
-def test_exported_generator_decodes_as_pytorch_does(tmp_path, monkeypatch, kind, i, half):
-    folder = generator_checkpoint(tmp_path / "ckpt", kind, TINY[kind][i], half=half)
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+def test_exported_generator_decodes_as_pytorch_does(tmp_path, monkeypatch, kind, i, precision):
+    folder = generator_checkpoint(tmp_path / "ckpt", kind, TINY[kind][i], precision=precision)
     result = export_checkpoint(folder)
-    assert result.max_difference <= TOLERANCE and result.weights == ("float16" if half else "float32")
+    assert result.max_difference <= TOLERANCE and result.weights == PRECISIONS[precision]
     assert result.bytes < 200_000    # the graphs read the weights from model.safetensors: no copies
     onnx_meta = json.loads((folder / runtime.ONNX_META).read_text())
     assert onnx_meta["kind"] == "caption_generator" and set(onnx_meta["graphs"].values()) <= {
@@ -89,24 +132,24 @@ def test_exported_generator_decodes_as_pytorch_does(tmp_path, monkeypatch, kind,
         [h.log_prob for hs in found[1] for h in hs], abs=1e-4)
 
 
-def alignment_checkpoint(folder, half=False, score="max"):
+def alignment_checkpoint(folder, half=False, score="max", precision=None):
     torch.manual_seed(0)
     v = vocab()
     config = {"vocab_size": len(v), "region_dim": D, "embed_dim": 10, "word_dim": 6, "hidden_dim": 12,
               "dropout": 0.2, "score": score}
     model = build_alignment(config)
-    return save_checkpoint(folder, model.state_dict(), {"kind": "alignment", "model": config,
-                                                        "vocabulary": v.to_dict(), "extractor_id": "test-x"},
-                           half=half)
+    return saved(folder, model.state_dict(), {"kind": "alignment", "model": config, "vocabulary": v.to_dict(),
+                                              "extractor_id": "test-x"}, precision or ("float16" if half else "float32"))
 
 
-@pytest.mark.parametrize("half", [False, True], ids=["float32", "float16"])
-def test_exported_alignment_model_embeds_as_pytorch_does(tmp_path, monkeypatch, half):
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+def test_exported_alignment_model_embeds_as_pytorch_does(tmp_path, monkeypatch, precision):
     from scenetalk.retrieval.similarity import alignment_scores
 
-    folder = alignment_checkpoint(tmp_path / "align", half=half)
+    folder = alignment_checkpoint(tmp_path / "align", precision=precision)
     result = export_checkpoint(folder)
     assert result.max_difference <= TOLERANCE and set(result.graphs) == {"regions", "words"}
+    assert result.weights == PRECISIONS[precision]
     graphs, v, _ = load_alignment_engine(folder)
     assert isinstance(graphs, runtime.OnnxAlignment)
     model, _, _ = load_alignment(folder)

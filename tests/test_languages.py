@@ -41,6 +41,10 @@ def test_language_switch_names_the_choices():
     assert shipped_captioner("en").name == "captioner-updown"   # the default English captioner
     assert shipped_reranker("en").name == "captioner"           # the m-RNN-LSTM: re-ranks, extends
     assert shipped_captioner("zh") == shipped_reranker("zh")
+    # the German captioner attends over the grid: no shipped German captioner reads one vector per
+    # photo as an index holds them, and asking for one says so in a line
+    with pytest.raises(ScenetalkError, match="German captioner reads a grid of cells"):
+        shipped_reranker("de")
 
 
 def test_load_refuses_an_unknown_language_before_loading_anything():

@@ -588,7 +588,8 @@ def test_cli_describe_and_its_bad_inputs(index, tmp_path, capsys):
     assert main(["describe", idx, "coffee.png", "--top", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["image"] == "coffee.png" and out["sentences"] == "index" and len(out["hits"]) == 2
-    assert [set(h) for h in out["hits"]] == [{"sentence", "score", "log_ratio", "alignment_score"}] * 2
+    assert [set(h) for h in out["hits"]] == [{"sentence", "score", "log_ratio", "alignment_score", "hubness"}] * 2
+    assert out["hub_weight"] == 0 and all(h["hubness"] is None for h in out["hits"])   # this model has no bank
     # by default the shipped captioner re-ranks (it reads these features, and the index holds the
     # sentences' prior, computed when it was built); the output says so, in words
     assert out["reranked"] == 100 and "log-likelihood" in out["scores"] and out["not_reranked"] is None
@@ -840,8 +841,9 @@ MULTI_WORDS = {"en": "a dog runs on grass the man".split(), "zh": ["一只", "�
 def test_one_index_answers_queries_in_three_languages(tmp_path, brnn):
     """Issue #17: an index built once with a model of three languages (here random weights) reads
     an English, a Chinese and a German query each in its language (detected, or --lang), with a
-    per-language BRNN through that language's side; Chinese and German queries are re-ranked by
-    their own language's shipped captioner; describe ranks sentences of several languages."""
+    per-language BRNN through that language's side; Chinese queries are re-ranked by the shipped
+    Chinese captioner, German ones are not (the shipped German captioner reads a grid, which an
+    index does not hold) and say why; describe ranks sentences of several languages."""
 
     from scenetalk.cli import main
     from scenetalk.data.text import tagged
@@ -866,15 +868,20 @@ def test_one_index_answers_queries_in_three_languages(tmp_path, brnn):
     for query, lang in (("a dog runs on the grass", "en"), ("一只狗在草地上奔跑", "zh"),
                         ("ein Hund rennt über eine Wiese", "de")):
         result = searcher.search(query, k=2, rerank=None)
-        assert result.language == lang and result.reranked == 100 and result.unknown_words == []
+        assert result.language == lang and result.unknown_words == []
+        if lang == "de":
+            assert result.reranked == 0 and "German captioner reads a grid of cells" in result.not_reranked
+        else:
+            assert result.reranked == 100 and result.not_reranked is None
         # the scores are the model's S_kl of the query read in its language (its own side)
         ids = np.array([vocab.encode(vocab.tokenize(query, lang))])
         with torch.no_grad():
             s, mask = model.embed_words(torch.from_numpy(ids))
         vectors = np.asarray(searcher.vectors, dtype=np.float32)
         want = alignment_scores(vectors, s.numpy(), mask.numpy(), "max")[:, 0]
-        for hit in result.hits:
-            assert hit.alignment_score == pytest.approx(float(want[searcher.names.index(hit.name)]), rel=1e-3)
+        for hit in result.hits:   # not re-ranked: the score is S_kl itself
+            got = hit.score if hit.alignment_score is None else hit.alignment_score
+            assert got == pytest.approx(float(want[searcher.names.index(hit.name)]), rel=1e-3)
     with pytest.raises(ScenetalkError, match="reads de, en, zh"):
         searcher.search("a dog", lang="fr")
     with pytest.raises(ScenetalkError, match="Cyrillic"):
@@ -1098,3 +1105,144 @@ def test_the_facade_builds_and_grows_an_index(index, tmp_path):
     grown = scenetalk.add_to_index(built.out, checkpoint=ckpt, progress=False)
     assert (grown.added, grown.photos) == (1, built.photos + 1)
     assert last.name in scenetalk.load(alignment=ckpt).open_index(built.out).names
+
+
+def test_describe_lowers_each_sentence_by_its_hubness(tmp_path):
+    """retrieval.hubness: a sentence's hubness is its mean S_kl over the k bank photos it fits
+    best (checked by brute force); the index stores it when it is built, describe subtracts
+    α times it from S_kl, stored or computed for given sentences alike, and says so."""
+    import json
+
+    import scenetalk
+    from scenetalk.checkpoint import load_alignment_engine
+    from scenetalk.cli import main
+    from scenetalk.retrieval.hubness import HUB_PHOTOS, read_hub_photos, sentence_hubness, write_hub_photos
+    from scenetalk.retrieval.index import SentenceCollection, embed_sentences
+
+    n, extractor_id = 12, "efficientnet-lite0-224-000000000000+x"
+    ckpt = random_checkpoint(tmp_path / "align", extractor_id)
+    rng = np.random.default_rng(0)
+    bank = rng.random((7, 5, 1280), dtype=np.float32)
+    write_hub_photos(ckpt, bank)
+    assert np.abs(read_hub_photos(ckpt) - bank).max() <= 1 / 254 + 1e-6     # int8, a scale a photo
+    model, vocab, _ = load_alignment_engine(ckpt)
+    v_bank = model.embed_regions(read_hub_photos(ckpt))
+    hub = sentence_hubness(model, read_hub_photos(ckpt), embed_sentences(model, vocab, SENTENCES), neighbours=3)
+    s_all, m_all = next(embed_sentences(model, vocab, SENTENCES, batch_size=len(SENTENCES)))
+    for l in range(len(SENTENCES)):
+        words = s_all[l][m_all[l]]                                           # (T, h)
+        per_photo = [sum(max(float(v_bank[i, r] @ w) for r in range(v_bank.shape[1])) for w in words)
+                     for i in range(len(v_bank))]
+        assert hub[l] == pytest.approx(np.mean(sorted(per_photo)[-3:]), rel=1e-4, abs=1e-4)
+
+    g = torch.Generator().manual_seed(5)
+    path = write_index(tmp_path / "idx", torch.randn(n, 20, 16, generator=g), [f"p{i:02d}.jpg" for i in range(n)],
+                       ckpt, extractor_id, sentences=SENTENCES)
+    meta = json.loads((path / "index.json").read_text())
+    assert meta["sentences"]["hubness"]["neighbours"] == 25
+    stored = SentenceCollection.load(path / "sentences.npz", 16).hubness
+    assert stored == pytest.approx(sentence_hubness(model, read_hub_photos(ckpt), embed_sentences(model, vocab, SENTENCES)),
+                                   abs=1e-5)
+    m = scenetalk.load(alignment=ckpt)
+    plain = m.describe(path, "p03.jpg", k=len(SENTENCES), rerank=0, hub_weight=0)
+    match = {h.sentence: h.score for h in plain.hits}
+    assert plain.hub_weight == 0 and all(h.hubness is None for h in plain.hits)
+    for weight in (1.0, 2.5):
+        got = m.describe(path, "p03.jpg", k=len(SENTENCES), rerank=0, hub_weight=weight)
+        given = m.describe(path, "p03.jpg", k=len(SENTENCES), rerank=0, hub_weight=weight, sentences=SENTENCES)
+        want = sorted(SENTENCES, key=lambda t: -(match[t] - weight * stored[SENTENCES.index(t)]))
+        assert [h.sentence for h in got.hits] == want == [h.sentence for h in given.hits]
+        for h in got.hits:
+            assert h.alignment_score == pytest.approx(match[h.sentence], abs=1e-4)
+            assert h.hubness == pytest.approx(stored[SENTENCES.index(h.sentence)], abs=1e-5)
+            assert h.score == pytest.approx(h.alignment_score - weight * h.hubness, abs=1e-4)
+        assert got.hub_weight == weight and "fits photos in general" in got.scores
+    assert m.describe(path, "p03.jpg", rerank=0).hub_weight == 1.0                 # the default α
+    # a bank changed since the index was built: its stored hubness is not used
+    write_hub_photos(ckpt, bank[:4])
+    m = scenetalk.load(alignment=ckpt)
+    assert m.describe(path, "p03.jpg", rerank=0).hub_weight == 0
+    # bad input: one line, nothing written
+    with pytest.raises(ScenetalkError, match="hub_weight"):
+        m.describe(path, "p03.jpg", hub_weight=-1)
+    assert main(["describe", str(path), "p03.jpg", "--checkpoint", str(ckpt), "--hub-weight", "nan"]) == 2
+    (ckpt / HUB_PHOTOS).write_bytes(b"not safetensors")
+    m = scenetalk.load(alignment=ckpt)
+    with pytest.raises(ScenetalkError, match="hub_photos.safetensors: damaged"):
+        m.describe(path, "p03.jpg", sentences=SENTENCES, rerank=0)
+
+
+def test_index_attach_searches_an_index_built_elsewhere_as_part_of_this_one(index, tmp_path, capsys, monkeypatch):
+    """``index attach``: an index built on another machine (its photos elsewhere there) becomes
+    a part of this one with its names rebased on this index's folder; search, describe and
+    region retrieval then answer as an index built of all the photos at once; the attached
+    index is not changed; what cannot be attached is a one-line error and changes nothing."""
+    import json
+    import shutil
+
+    import scenetalk.retrieval.index as index_module
+    from scenetalk.cli import main
+    from scenetalk.retrieval.index import PARTS_DIR, attach_index, index_folder
+
+    _, ckpt, _ = index
+    root = copy_sample_photos(tmp_path / "photos")
+    names = sorted(p.name for p in root.iterdir())
+    (root / "b").mkdir()
+    for name in names[2:]:
+        (root / name).rename(root / "b" / name)
+    everything = index_folder(root, tmp_path / "all", ckpt, recursive=True, progress=False).out
+    # "machine B" has the photos of b/ in a folder of its own, and indexes them there
+    elsewhere = tmp_path / "machine-b" / "pictures"
+    shutil.copytree(root / "b", elsewhere)
+    other = index_folder(elsewhere, tmp_path / "machine-b" / "b.index", ckpt, progress=False).out
+    before = {p.relative_to(other): p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    idx = index_folder(root, tmp_path / "idx", ckpt, progress=False).out             # "machine A": a, not b
+    assert main(["index", "attach", str(idx), str(other), "--folder", str(root / "b")]) == 0
+    out = capsys.readouterr().out
+    assert f"attached {other} to {idx} as {PARTS_DIR}/0001: {len(names) - 2} images (its photos as b/...)" in out
+    assert {p.relative_to(other): p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+    parts, whole = Searcher(idx, ckpt), Searcher(everything, ckpt)
+    assert sorted(parts.names) == sorted(whole.names) and len(parts.parts) == 2
+    for query in ("a red cup on the table", "the cat sits", "an astronaut in space"):
+        got, want = parts.search(query, k=3, candidates=2), whole.search(query, k=3, candidates=1000)
+        assert [(h.name, round(h.score, 4)) for h in got.hits] == [(h.name, round(h.score, 4)) for h in want.hits]
+        got, want = parts.best_regions(query, top=3), whole.best_regions(query, top=3)
+        assert [(r.image, r.region, r.box) for r in got.regions] == [(r.image, r.region, r.box) for r in want.regions]
+    for name in whole.names:
+        np.testing.assert_array_equal(parts.global_features(name), whole.global_features(name))
+    sentences = ["a red cup on the table", "a cat sits", "an astronaut in space"]
+    b_photo = f"b{os.sep}{names[3]}"
+    assert ([h.sentence for h in parts.describe(b_photo, k=3, sentences=sentences).hits]
+            == [h.sentence for h in whole.describe(b_photo, k=3, sentences=sentences).hits])
+    # refused in one line, the index left as it was: the same photos again, another model, photos
+    # outside the index's folder, not an index
+    meta_before = (idx / INDEX_FILE).read_bytes()
+    other_model = random_checkpoint(tmp_path / "other-model", whole.meta["extractor_id"], seed=1)
+    stranger = index_folder(elsewhere, tmp_path / "stranger.index", other_model, progress=False).out
+    for argv, message in (([str(idx), str(other), "--folder", str(root / "b")], "is in"),
+                          ([str(idx), str(stranger), "--folder", str(root / "b")], "built with alignment model"),
+                          ([str(idx), str(other)], "not inside the folder the index"),
+                          ([str(idx), str(tmp_path / "nowhere")], "not a scenetalk index"),
+                          ([str(idx), str(idx)], "itself")):
+        assert main(["index", "attach", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, (argv, err)
+    assert (idx / INDEX_FILE).read_bytes() == meta_before
+    # interrupted before it is listed: the index is as it was, and attaching again completes it
+    fresh = index_folder(root, tmp_path / "idx2", ckpt, progress=False).out
+    fresh_meta = (fresh / INDEX_FILE).read_bytes()
+    written = index_module.atomic_write_text
+
+    def crash(path, text):
+        if path == fresh / INDEX_FILE:
+            raise KeyboardInterrupt
+        written(path, text)
+
+    monkeypatch.setattr(index_module, "atomic_write_text", crash)
+    with pytest.raises(KeyboardInterrupt):
+        attach_index(fresh, other, root / "b")
+    assert (fresh / INDEX_FILE).read_bytes() == fresh_meta and len(Searcher(fresh, ckpt).names) == 2
+    monkeypatch.setattr(index_module, "atomic_write_text", written)
+    summary = attach_index(fresh, other, root / "b")
+    assert summary.part == f"{PARTS_DIR}/0001" and sorted(Searcher(fresh, ckpt).names) == sorted(whole.names)
+    assert json.loads((fresh / INDEX_FILE).read_text())["parts"] == [f"{PARTS_DIR}/0001"]

@@ -273,6 +273,13 @@ def test_a_captioner_of_the_grid_alone_needs_no_detector_and_reads_a_store_witho
     load_generator_for(runs["updown_grid"], grid_store)           # the same grid features: accepted
     with pytest.raises(CheckpointError, match="made for image features .*ssd"):
         load_generator_for(runs["updown"], grid_store)            # it reads regions this store lacks
+    # evaluation reads the store the same way: the grid model from the store without regions
+    scores = scenetalk.evaluate(runs["updown_grid"], features=tmp_path / "grid-store", dataset=str(squares / "data.json"),
+                                split="val", meteor=False, progress=False).scores
+    assert 0 <= scores["BLEU-4"] <= 1
+    with pytest.raises(CheckpointError, match="made for image features .*ssd"):
+        scenetalk.evaluate(runs["updown"], features=tmp_path / "grid-store", dataset=str(squares / "data.json"),
+                           split="val", meteor=False, progress=False)
     assert scenetalk.load(runs["updown_grid"]).captioner.extractor.detector is None
     assert scenetalk.load(runs["updown"]).captioner.extractor.detector is not None
 

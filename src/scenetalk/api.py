@@ -255,15 +255,17 @@ class Scenetalk:
 
     def describe(self, index: str | os.PathLike, image: ImageLike, k: int = 5,
                  sentences: Sequence[str] | None = None, sentence_file: str | os.PathLike | None = None,
-                 rerank: int | bool | None = None, warn: bool = True):
+                 rerank: int | bool | None = None, warn: bool = True, hub_weight: float | None = None):
         """The ``k`` sentences that best match ``image`` (a photo's name in the index, a path or
         a PIL image), of ``sentences``, else of ``sentence_file`` (one a line), else of the
         collection stored in the index (``scenetalk index build --sentences``). ``rerank=K``
         (True: 100) ranks the best K by S_kl again with the captioner of their language, m-RNN's
         sentence score (``retrieval.sentence_ranking``); ``None``, the default, does so when the
         captioner reads the index's features (else it warns, unless ``warn`` is False, and does
-        not; ``result.not_reranked`` says why); ``rerank=0`` ranks by S_kl alone. The index is
-        kept open (``open_index``). The sentences given or read are checked (``checks.sentence``)
+        not; ``result.not_reranked`` says why); ``rerank=0`` ranks by S_kl alone. Before that,
+        S_kl is lowered by ``hub_weight`` (None: ``retrieval.hubness.HUB_WEIGHT``, chosen on val;
+        0: not) × each sentence's fit to photos in general, its hubness (``retrieval.hubness``).
+        The index is kept open (``open_index``). The sentences given or read are checked (``checks.sentence``)
         before any is embedded."""
         import warnings
 
@@ -282,8 +284,14 @@ class Scenetalk:
             checks.sentences(f"{sentence_file}: sentence", read_sentence_file(sentence_file, language)[0])
         if rerank is not None and not isinstance(rerank, bool):
             checks.whole_number("rerank (--rerank)", rerank, 0, MAX_RESULTS)
+        if hub_weight is None:
+            from scenetalk.retrieval.hubness import HUB_WEIGHT
+
+            hub_weight = HUB_WEIGHT
+        hub_weight = checks.finite_number("hub_weight (--hub-weight)", hub_weight, 0, 100)
         result = self.open_index(index).describe(image, k=k, sentences=sentences, sentence_file=sentence_file,
-                                                 rerank=rerank, captioner=self._paths["captioner"])
+                                                 rerank=rerank, captioner=self._paths["captioner"],
+                                                 hub_weight=hub_weight)
         if result.not_reranked and warn:
             warnings.warn(f"ranked by match score alone, not re-ranked: {result.not_reranked}", stacklevel=2)
         return result

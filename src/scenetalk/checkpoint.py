@@ -33,21 +33,61 @@ WEIGHTS, META = "model.safetensors", "config.json"
 #: photos, over which m-RNN's sentence prior log P(s) = log mean_I' P(s | I') averages
 #: (``captioning.likelihood.sentence_log_priors``; ``scripts/ship_prior_images.py`` writes it).
 PRIOR_IMAGES = "prior_images.safetensors"
+#: A weight stored in 8 bits (``save_checkpoint(..., int8=True)``): its int8 values q under its own
+#: name and, under ``NAME + INT8_SCALE``, one float32 scale a row (its first axis: a Linear's
+#: output unit, a word of an embedding table), w = q · scale. Symmetric, per row: scale =
+#: max |w_row| / 127 (the weight-only int8 scheme of LLM.int8() and ONNX's DequantizeLinear with
+#: axis 0, which the exported graphs use). Matrices of ``INT8_MIN_SIZE`` values or more only:
+#: biases and norms stay float16.
+INT8_SCALE = ".int8_scale"
+INT8_MIN_SIZE = 16384
 #: The layout of ``config.json`` and the tensor names, written into every checkpoint's
 #: ``config.json`` as ``"format"``; raise it when a change would make older code misread one.
 CHECKPOINT_FORMAT = 1
 
 
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q int8, scale float32 a row) with q · scale ≈ ``weight`` (see ``INT8_SCALE``)."""
+    import torch
+
+    rows = weight.detach().float().reshape(weight.shape[0], -1)
+    scale = rows.abs().amax(dim=1).clamp(min=1e-12) / 127
+    q = torch.round(rows / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(weight.shape), scale
+
+
+def dequantized(tensors: dict) -> dict:
+    """``tensors`` (PyTorch tensors or NumPy arrays, as read from a checkpoint) with each int8
+    weight and its scale (``INT8_SCALE``) replaced by the float32 weight q · scale."""
+    out = {}
+    for name, value in tensors.items():
+        if name.endswith(INT8_SCALE) and name[:-len(INT8_SCALE)] in tensors:
+            continue
+        scale = tensors.get(name + INT8_SCALE)
+        if scale is not None:
+            q = value.float() if hasattr(value, "float") else value.astype("float32")
+            value = q * scale.reshape(-1, *([1] * (value.ndim - 1)))
+        out[name] = value
+    return out
+
+
 def save_checkpoint(folder: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
-                    half: bool = False) -> Path:
+                    half: bool = False, int8: bool = False) -> Path:
     """Write ``tensors`` and ``meta`` into ``folder`` atomically (replacing an old one);
-    ``config.json`` also gets ``"format": CHECKPOINT_FORMAT``."""
+    ``config.json`` also gets ``"format": CHECKPOINT_FORMAT``. ``half``: floating-point tensors
+    in float16; ``int8``: matrices of ``INT8_MIN_SIZE`` values or more in int8 with a scale a
+    row (``INT8_SCALE``), the rest in float16."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
-        out = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
-               for k, v in tensors.items()}
+        out = {}
+        for k, v in tensors.items():
+            if int8 and v.is_floating_point() and v.ndim >= 2 and v.numel() >= INT8_MIN_SIZE:
+                out[k], out[k + INT8_SCALE] = quantize_int8(v)
+            else:
+                out[k] = v.half() if (half or int8) and v.is_floating_point() else v
+        out = {k: v.detach().contiguous().cpu() for k, v in out.items()}
         save_file(out, str(tmp / WEIGHTS))
         os.chmod(tmp / WEIGHTS, 0o666 & ~umask())  # safetensors writes a private file; give the usual mode
         record = {"format": CHECKPOINT_FORMAT, **meta}
@@ -143,7 +183,8 @@ def load_checkpoint(folder: str | os.PathLike, expect_extractor_id: str | None =
     folder = Path(folder)
     meta = read_meta(folder)
     try:
-        tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(folder / WEIGHTS)).items()}
+        tensors = {k: (v.float() if v.is_floating_point() else v)
+                   for k, v in dequantized(load_file(str(folder / WEIGHTS))).items()}
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise CheckpointError(f"{folder / WEIGHTS}: damaged: {exc}") from None
     have = meta.get("extractor_id")
@@ -158,9 +199,13 @@ def checkpoint_id(folder: str | os.PathLike) -> str:
     """Short hash of a checkpoint's weights: an index remembers which model embedded it, and
     ``onnx.json`` which weights its graphs were exported from. Kept per file (path, size,
     modification time), since loading a model and opening an index both ask."""
-    path = Path(folder) / WEIGHTS
-    st = path.stat()
-    return _weights_hash(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return file_hash(Path(folder) / WEIGHTS)
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """Short hash of a file's bytes, kept per file (path, size, modification time)."""
+    st = os.stat(path)
+    return _weights_hash(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=64)
@@ -234,6 +279,8 @@ def load_alignment_engine(folder: str | os.PathLike, expect_extractor_id: str | 
         try:   # the word table only (eq. 2; and each word's language): the graphs read the rest themselves
             with safe_open(str(Path(folder) / WEIGHTS), framework="np") as weights:
                 table = weights.get_tensor("W_w.weight").astype("float32")
+                if "W_w.weight" + INT8_SCALE in weights.keys():
+                    table *= weights.get_tensor("W_w.weight" + INT8_SCALE)[:, None]
                 word_language = weights.get_tensor("word_language") if "word_language" in weights.keys() else None
         except Exception as exc:  # safetensors raises its own error types for damaged files
             raise CheckpointError(f"{Path(folder) / WEIGHTS}: damaged: {exc}") from None

@@ -100,6 +100,11 @@ def session(path: str | os.PathLike, threads: int | None = None, initializers: d
     # whatever comes next (beam search after the features): with spinning, captioning one
     # image took about twice as long (BENCHMARKS.md "Captioning speed").
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # An int8 weight (``checkpoint.INT8_SCALE``) is read behind a DequantizeLinear of constants,
+    # which ONNX Runtime keeps for its quantized kernels unless QDQ handling is off; off, it folds
+    # it into the float32 weight when the graph loads, as it folds a float16 weight's Cast, and
+    # a step costs what it did in float16.
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
     try:
         return onnxruntime.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own error types for a damaged graph

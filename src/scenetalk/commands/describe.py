@@ -18,7 +18,8 @@ def run(args: argparse.Namespace) -> int:
 
     rerank = rerank_choice(args, DESCRIBE_RERANK_TOP, "sentences")
     result = load(captioner=args.captioner, alignment=args.checkpoint).describe(
-        args.index, args.image, k=args.top, sentence_file=args.sentences, rerank=rerank, warn=False)
+        args.index, args.image, k=args.top, sentence_file=args.sentences, rerank=rerank, warn=False,
+        hub_weight=args.hub_weight)
     if result.sentences == GENERATED:
         warn("describe", f"the index holds no sentences: ranked the captioner's {DESCRIBE_GENERATED} best captions "
                          "of the photo (`scenetalk index build ... --sentences FILE` stores a collection to rank)")
@@ -52,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=5, help="how many sentences (default 5)")
     add_rerank(p, "sentences", 100, "match score plus how much likelier the captioner finds the sentence for this "
                                     "photo than for an average one, per word")
+    p.add_argument("--hub-weight", type=float, metavar="W",
+                   help="lower each match score by W × how well the sentence fits photos in general, so that "
+                        "sentences that fit any photo count less (default: the value chosen on Flickr8K val; "
+                        "0: not)")
     add_json(p, "the ranking")
     add_checkpoint(p, default="the one the index was built with")
     p.set_defaults(func=run)

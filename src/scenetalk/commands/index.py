@@ -41,6 +41,19 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_attach(args: argparse.Namespace) -> int:
+    from scenetalk.retrieval.index import attach_index
+
+    summary = attach_index(args.index, args.other, args.folder)
+    if summary.sentences_left:
+        warn("index", f"{summary.attached}: its {summary.sentences_left} sentences are not attached (describe reads "
+                      f"the collection of {summary.index})")
+    where = "" if summary.prefix == "." else f" (its photos as {summary.prefix}/...)"
+    print(f"attached {summary.attached} to {summary.index} as {summary.part}: {summary.added} images{where}; "
+          f"it holds {summary.photos} images")
+    return 0
+
+
 def add_faiss_codes(p: argparse.ArgumentParser) -> None:
     # No default here: the library's (candidates.DEFAULT_FAISS_CODES) applies, and --help stays light.
     p.add_argument("--faiss-codes", metavar="CODES",
@@ -84,3 +97,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_ray(a)
     add_quiet(a)
     a.set_defaults(func=run_add)
+    t = actions.add_parser("attach", help="search an index built elsewhere as part of this one",
+                           description="Copy OTHER, an index built on another machine or of another folder with the "
+                                       "same alignment model, into INDEX as a part of it, its photos' names rebased on "
+                                       "INDEX's folder: one search then answers over both. OTHER is not changed.")
+    t.add_argument("index", metavar="INDEX", help="index folder (`scenetalk index build`)")
+    t.add_argument("other", metavar="OTHER", help="the index folder to attach")
+    t.add_argument("--folder", metavar="DIR",
+                   help="where OTHER's photos are as this machine sees them (default: the folder OTHER records); "
+                        "INDEX's folder or a folder inside it")
+    t.set_defaults(func=run_attach)

@@ -160,6 +160,8 @@ class SentenceCollection:
         self.texts, self.dim = texts, dim
         #: each sentence's prior log P(s) by its language's captioner (NaN: none), when the index has them
         self.prior: np.ndarray | None = arrays.get("prior")
+        #: each sentence's hubness (``retrieval.hubness``), when the index has them
+        self.hubness: np.ndarray | None = arrays.get("hubness")
         self.words_per_sentence = arrays["words_per_sentence"].astype(np.int64)
         self.nonzeros_per_word = arrays["nonzeros_per_word"].astype(np.int64)
         self.word_start = np.concatenate([[0], self.words_per_sentence.cumsum()]).astype(np.int64)
@@ -169,7 +171,7 @@ class SentenceCollection:
 
     @staticmethod
     def write(path: str | os.PathLike, texts: Sequence[str], batches: Iterator[tuple[np.ndarray, np.ndarray]],
-              prior: np.ndarray | None = None) -> None:
+              prior: np.ndarray | None = None, hubness: np.ndarray | None = None) -> None:
         parts: dict[str, list[np.ndarray]] = {k: [] for k in SentenceCollection.KEYS[2:]}
         for s, mask in batches:
             words = np.asarray(s, dtype=np.float32)[np.asarray(mask, dtype=bool)]   # (W, h): in sentence order
@@ -183,7 +185,8 @@ class SentenceCollection:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, text=text, text_bytes=np.array([len(e) for e in encoded], dtype=np.int64),
                      **{k: np.concatenate(v) for k, v in parts.items()},
-                     **({"prior": np.asarray(prior, dtype=np.float32)} if prior is not None else {}))
+                     **({"prior": np.asarray(prior, dtype=np.float32)} if prior is not None else {}),
+                     **({"hubness": np.asarray(hubness, dtype=np.float32)} if hubness is not None else {}))
 
     @classmethod
     def load(cls, path: Path, dim: int) -> "SentenceCollection":
@@ -191,8 +194,9 @@ class SentenceCollection:
         try:
             with np.load(path) as data:
                 arrays = {k: data[k] for k in cls.KEYS}
-                if "prior" in data.files:
-                    arrays["prior"] = data["prior"]
+                for optional in ("prior", "hubness"):
+                    if optional in data.files:
+                        arrays[optional] = data[optional]
             data, ends = arrays["text"].tobytes(), np.cumsum(arrays["text_bytes"]).tolist()
             texts = [data[a:b].decode("utf-8") for a, b in zip([0] + ends[:-1], ends)]
         except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile, zlib.error):
@@ -208,6 +212,10 @@ class SentenceCollection:
         prior = arrays.get("prior")
         if prior is not None and not (prior.ndim == 1 and prior.dtype.kind == "f" and len(prior) == len(texts)
                                       and not np.isposinf(prior).any()):
+            raise SearchIndexError(damaged)
+        hubness = arrays.get("hubness")
+        if hubness is not None and not (hubness.ndim == 1 and hubness.dtype.kind == "f" and len(hubness) == len(texts)
+                                        and np.isfinite(hubness).all()):
             raise SearchIndexError(damaged)
         collection = cls(texts, arrays, dim)
         if not (len(texts) == len(collection.words_per_sentence)
@@ -398,6 +406,90 @@ def add_to_index(index: str | os.PathLike, folder: str | os.PathLike | None = No
                       len(known) + len(added["names"]), part, added.get("bad", []))
 
 
+@dataclass
+class AttachSummary:
+    index: Path            # the index the other one became part of
+    attached: str          # the index folder copied in
+    part: str              # the part it is now (``PARTS_DIR``/NNNN)
+    added: int             # its photos
+    photos: int            # photos in the index now, all parts together
+    prefix: str            # the folder of its photos, relative to the index's folder ("." when the same)
+    sentences_left: int    # sentences it held: describe reads the first part's collection only
+
+
+def attach_index(index: str | os.PathLike, other: str | os.PathLike, folder: str | os.PathLike | None = None
+                 ) -> AttachSummary:
+    """Make ``other``, an index built elsewhere (another machine, another folder) with the same
+    alignment model and extractor, a part of ``index``, so that one search answers over both:
+    it is copied into ``PARTS_DIR`` (``other`` is left as it is) with its photos' names rebased
+    on ``index``'s folder (names are paths relative to the folder an index records). ``folder``:
+    where ``other``'s photos are as this machine sees them (default: the folder it records),
+    which must be ``index``'s folder or inside it. The copy is listed in ``index.json`` only
+    once it is complete, so an interrupted attach leaves the index as it was."""
+    index, other = Path(index), Path(other)
+    metas = []
+    for path in (index, other):
+        if not (path / INDEX_FILE).is_file():
+            raise SearchIndexError(f"{path}: not a scenetalk index (no {INDEX_FILE}); build one with "
+                                   "`scenetalk index build DIR --out INDEX`")
+        metas.append(read_index_meta(path / INDEX_FILE))
+    meta, theirs = metas
+    if index.resolve() == other.resolve() or index.resolve() in other.resolve().parents:
+        raise ScenetalkError(f"{other}: is the index {index} itself, or inside it")
+    if (theirs["checkpoint_id"], theirs["extractor_id"]) != (meta["checkpoint_id"], meta["extractor_id"]):
+        raise SearchIndexError(f"{other}: built with alignment model {theirs['checkpoint_id']} on features "
+                               f"{theirs['extractor_id']!r}, but {index} with {meta['checkpoint_id']} on "
+                               f"{meta['extractor_id']!r}; build both with the same model")
+    if theirs.get("parts"):
+        raise SearchIndexError(f"{other}: has photos added as parts of its own; fold them into one first "
+                               "(`scenetalk index build` over its folder)")
+    if not meta.get("folder"):
+        raise SearchIndexError(f"{index}: the index does not record the folder its photos are in (it was written "
+                               "from Python without one); build it with `scenetalk index build DIR --out INDEX`")
+    where = folder if folder is not None else theirs.get("folder")
+    if not where:
+        raise SearchIndexError(f"{other}: the index does not record the folder its photos are in; say where they "
+                               "are (--folder DIR)")
+    root = Path(meta["folder"])
+    try:
+        prefix = Path(os.path.relpath(Path(where).resolve(), root.resolve()))
+    except ValueError:   # another drive (Windows)
+        prefix = Path("..")
+    if ".." in prefix.parts:
+        raise ScenetalkError(f"{where}: the photos of {other} are not inside the folder the index {index} was built "
+                             f"from ({root}); put them there (--folder: where they are as this machine sees them)")
+    rename = {name: os.path.normpath(prefix / name) for name in theirs["names"]}
+    known = set(index_names(index, meta))
+    clash = next((n for n in rename.values() if n in known), None)
+    if clash is not None:
+        raise SearchIndexError(f"{other}: photo {clash} is in {index} already; an index holds each photo once")
+    parts = list(meta.get("parts") or [])
+    part = f"{PARTS_DIR}/{len(parts) + 1:04d}"
+    work = index / PARTS_DIR / f".{len(parts) + 1:04d}.attaching"
+    shutil.rmtree(work, ignore_errors=True)   # left by an interrupted attach
+    shutil.copytree(other, work, ignore=shutil.ignore_patterns(SENTENCES_FILE, PARTS_DIR))
+    # the copy's names, in its index.json and its feature store, rebased on the index's folder
+    store_meta_path = work / FEATURES_DIR / "index.json"
+    for path in (work / INDEX_FILE, store_meta_path):
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["names"] = [rename.get(n, n) for n in data["names"]]
+        data["bad"] = [rename.get(n, n) for n in data.get("bad", [])]
+        if path == work / INDEX_FILE:
+            data["folder"] = os.path.abspath(root)
+            data.pop("sentences", None)
+        atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
+    shutil.rmtree(index / part, ignore_errors=True)
+    os.replace(work, index / part)
+    meta["format"] = INDEX_FORMAT   # it gets parts
+    meta["parts"] = parts + [part]
+    atomic_write_text(index / INDEX_FILE, json.dumps(meta, indent=1, ensure_ascii=False))  # in the index now
+    held = theirs.get("sentences", {}).get("count", 0) if isinstance(theirs.get("sentences"), dict) else 0
+    return AttachSummary(index, os.fspath(other), part, len(rename), len(known) + len(rename), os.fspath(prefix),
+                         int(held))
+
+
 def build_index(images: list[tuple[str, str]], out: str | os.PathLike, checkpoint: str | os.PathLike,
                 progress: bool = True, sentences: Sequence[str] | None = None,
                 faiss_min: int = FAISS_MIN_PHOTOS, overwrite: bool = False,
@@ -517,9 +609,12 @@ def write_index(out: str | os.PathLike, v: np.ndarray | Iterable[np.ndarray], na
     if sentences is not None:
         model, vocab, _ = load_alignment_engine(checkpoint)
         prior, captioners = sentence_priors(sentences, vocab, out / FEATURES_DIR, progress)
-        SentenceCollection.write(out / SENTENCES_FILE, sentences, embed_sentences(model, vocab, sentences), prior)
+        hubness, hub = sentences_hubness(model, checkpoint, vocab, sentences)
+        SentenceCollection.write(out / SENTENCES_FILE, sentences, embed_sentences(model, vocab, sentences), prior,
+                                 hubness)
         meta["sentences"] = {"file": SENTENCES_FILE, "count": len(sentences),
-                             **({"prior": {"captioners": captioners}} if captioners else {})}
+                             **({"prior": {"captioners": captioners}} if captioners else {}),
+                             **({"hubness": hub} if hub else {})}
     elif old.get("sentences") and old.get("checkpoint_id") == meta["checkpoint_id"]:
         meta["sentences"] = old["sentences"]  # embedded by this same model: still valid
     else:
@@ -574,6 +669,22 @@ def sentence_priors(texts: Sequence[str], vocab, store_path: Path, progress: boo
         prior[rows] = log_priors(model, captioner_vocab, images, [texts[i] for i in rows], progress=progress)
         captioners[language] = checkpoint_id(folder)
     return (prior, captioners) if captioners else (None, {})
+
+
+def sentences_hubness(model, checkpoint: str | os.PathLike, vocab, texts: Sequence[str]
+                      ) -> tuple[np.ndarray | None, dict]:
+    """Each sentence's hubness (``retrieval.hubness``) against the alignment checkpoint's bank of
+    photos, for ``describe`` to correct S_kl with, and what it was computed with (the bank's
+    hash, k); (None, {}) when the checkpoint has no bank."""
+    from scenetalk.checkpoint import read_meta
+    from scenetalk.retrieval.hubness import HUB_NEIGHBOURS, bank_id, read_hub_photos, sentence_hubness
+
+    bank = read_hub_photos(checkpoint)
+    if bank is None:
+        return None, {}
+    score = read_meta(checkpoint)["model"].get("score", "max")
+    hubness = sentence_hubness(model, bank, embed_sentences(model, vocab, texts), score, HUB_NEIGHBOURS)
+    return hubness, {"bank": bank_id(checkpoint), "neighbours": HUB_NEIGHBOURS}
 
 
 def _old_meta(out: Path) -> dict:

@@ -28,6 +28,7 @@ from scenetalk.data.text import sentence_tokens, untagged
 from scenetalk.errors import ScenetalkError, SearchIndexError
 from scenetalk.features.store import first_non_finite
 from scenetalk.retrieval.candidates import SCAN_PER_CANDIDATE, bound_candidates, faiss_candidates, proves_exact, rescore
+from scenetalk.retrieval.hubness import HUB_MEANING, HUB_NEIGHBOURS, HUB_WEIGHT, bank_id, hubness_of, read_hub_photos
 from scenetalk.retrieval.index import (
     BOUNDS_FILE,
     FAISS_FILE,
@@ -124,6 +125,8 @@ class SentenceHit:
     # re-ranked: (log P(s | I) − log P(s)) / words by the captioner, and S_kl alone (``score`` is fused)
     log_ratio: float | None = None
     alignment_score: float | None = None
+    # corrected for hubness: the sentence's mean S_kl over the bank photos it fits best (``retrieval.hubness``)
+    hubness: float | None = None
 
 
 @dataclass
@@ -139,6 +142,7 @@ class Description:
     not_reranked: str | None = None  # why the default re-ranking (rerank=None) did not run
     reranked: int = 0      # K: the best max(k, K) sentences by match score were ordered again (0: not re-ranked)
     scores: str = SENTENCE_MATCH_MEANING  # what the hits' scores mean, in words
+    hub_weight: float = 0.0  # α of the hubness correction applied (0: none; ``retrieval.hubness``)
 
 
 @dataclass
@@ -313,6 +317,7 @@ class Searcher:
             raise SearchIndexError(f"{self.path}: not a scenetalk index (no {INDEX_FILE}); build one with "
                               "`scenetalk index build DIR --out INDEX`")
         self.meta = read_index_meta(meta_path)
+        self.checkpoint = Path(checkpoint)
         self.model, self.vocab, model_meta = load_alignment_engine(checkpoint,
                                                                    expect_extractor_id=self.meta["extractor_id"])
         self.score_kind = model_meta["model"].get("score", "max")
@@ -343,6 +348,7 @@ class Searcher:
         self._rerankers: dict[tuple[str, str], tuple | ScenetalkError] = {}
         self._generators = {} if generators is None else generators
         self._sentences: tuple[tuple, SentenceCollection] | None = None  # (the file's stat, the collection)
+        self._bank: np.ndarray | None = None   # the model's bank of photos, embedded (``retrieval.hubness``)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -569,15 +575,17 @@ class Searcher:
 
     def describe(self, image, k: int = 5, sentences: Sequence[str] | None = None,
                  sentence_file: str | os.PathLike | None = None, rerank: int | bool | None = 0,
-                 rerank_weight: float = DESCRIBE_RERANK_WEIGHT, captioner: str | os.PathLike | None = None
-                 ) -> Description:
+                 rerank_weight: float = DESCRIBE_RERANK_WEIGHT, captioner: str | os.PathLike | None = None,
+                 hub_weight: float = HUB_WEIGHT) -> Description:
         """The ``k`` sentences that best match a photo, by S_kl (eq. 8), every sentence scored:
         of ``sentences``, else of ``sentence_file`` (one a line, blank lines left out), else of
-        the collection stored in the index. With ``rerank`` = K > 0 (True:
-        ``DESCRIBE_RERANK_TOP``) the best K by S_kl are ranked again with the captioner of
-        their language (by default the shipped one; ``retrieval.sentence_ranking``);
-        ``rerank=None`` does so when the captioner reads this index's features, and otherwise
-        says why not in ``not_reranked``."""
+        the collection stored in the index. S_kl is first lowered by ``hub_weight`` × each
+        sentence's hubness, its fit to photos in general (``retrieval.hubness``), when the
+        alignment model has a bank of photos and the index's collection was built with it (0:
+        not). With ``rerank`` = K > 0 (True: ``DESCRIBE_RERANK_TOP``) the best K are ranked again
+        with the captioner of their language (by default the shipped one;
+        ``retrieval.sentence_ranking``); ``rerank=None`` does so when the captioner reads this
+        index's features, and otherwise says why not in ``not_reranked``."""
         source, blank = "index", 0
         if sentences is not None:
             source = "given"
@@ -589,40 +597,78 @@ class Searcher:
             # no collection to rank: the captioner's n-best captions of the photo, ranked by S_kl
             sentences, source = self._generated_sentences(name, captioner), GENERATED
             rerank = 0   # they are the captioner's own: its likelihood would only rank them as it wrote them
+            hub_weight = 0.0   # not measured on generated sentences
+        hubness, bank = None, None
         if sentences is None:
             collection = self.sentence_collection()
             texts, batches = collection.texts, collection.batches()
+            hubness = self._stored_hubness(collection) if hub_weight else None
         else:
+            bank = self._bank_vectors() if hub_weight else None
             texts = list(sentences)
             if not texts:
                 raise ScenetalkError("no sentences to describe the photo with")
             # As search refuses a query: a sentence of unknown words only is refused, before any scoring.
             unknown_words(texts, sentence_tokens(texts, self.vocab), self.vocab, where=sentence_file)
             batches = embed_sentences(self.model, self.vocab, texts)
-        scores = np.concatenate([alignment_scores(v, s, mask, self.score_kind)[0] for s, mask in batches])
+        parts, hubs = [], []
+        for s, mask in batches:
+            parts.append(alignment_scores(v, s, mask, self.score_kind)[0])
+            if bank is not None:   # given sentences: their hubness now, in the same pass
+                hubs.append(hubness_of(bank, s, mask, self.score_kind))
+        match = np.concatenate(parts)
+        if hubs:
+            hubness = np.concatenate(hubs)
+        hub_weight = float(hub_weight) if hubness is not None else 0.0
+        scores = match - hub_weight * hubness if hub_weight else match
         rerank = DESCRIBE_RERANK_TOP if rerank is True else rerank
-        # the candidates: the best K by S_kl (rerank=None: the default K, if the captioner can re-rank)
+        # the candidates: the best K (rerank=None: the default K, if the captioner can re-rank)
         best, pos = top_k(scores, max(k, DESCRIBE_RERANK_TOP if rerank is None else int(rerank)))
         chosen = [texts[int(p)] for p in pos]
-        hits = [SentenceHit(t, float(b)) for t, b in zip(chosen, best)][:k]
+
+        def hit(i: int, score: float, log_ratio: float | None = None) -> SentenceHit:
+            p = int(pos[i])
+            return SentenceHit(chosen[i], score, log_ratio, float(match[p]) if hub_weight or log_ratio is not None
+                               else None, float(hubness[p]) if hub_weight else None)
+
+        hits = [hit(i, float(b)) for i, b in enumerate(best[:k])]
         not_reranked, meaning = None, SENTENCE_MATCH_MEANING
         if rerank is None or rerank:
             try:
                 stored = self._stored_priors(pos) if sentences is None else None
                 ratios = self._sentence_log_ratios(name, chosen, captioner, stored)
                 fused = best + rerank_weight * ratios
-                hits = [SentenceHit(chosen[i], float(fused[i]), float(ratios[i]), float(best[i]))
-                        for i in top_k(fused, k)[1].tolist()]
+                hits = [hit(i, float(fused[i]), float(ratios[i])) for i in top_k(fused, k)[1].tolist()]
                 rerank = rerank or DESCRIBE_RERANK_TOP
                 meaning = SENTENCE_RERANKED_MEANING.format(weight=rerank_weight, top=len(chosen))
             except ScenetalkError as exc:
                 if rerank is not None:  # asked for: the reason is the error
                     raise
                 rerank, not_reranked = 0, str(exc)
+        if hub_weight:
+            meaning += HUB_MEANING.format(weight=hub_weight, neighbours=HUB_NEIGHBOURS)
         shown = [h.sentence for h in hits]
         unknown = [[w for w in words if w not in self.vocab.stoi] for words in sentence_tokens(shown, self.vocab)]
         return Description(name, hits, source, blank, {t: u for t, u in zip(shown, unknown) if u}, not_reranked,
-                           int(rerank or 0), meaning)
+                           int(rerank or 0), meaning, hub_weight)
+
+    def _bank_vectors(self) -> np.ndarray | None:
+        """The alignment model's bank of photos (``retrieval.hubness``), embedded once; None
+        when the model has none."""
+        if self._bank is None:
+            bank = read_hub_photos(self.checkpoint)
+            self._bank = np.zeros((0,), np.float32) if bank is None else self.model.embed_regions(bank)
+        return self._bank if len(self._bank) else None
+
+    def _stored_hubness(self, collection: SentenceCollection) -> np.ndarray | None:
+        """The index's hubness of its sentences, when computed against this model's bank with
+        this k (``write_index``), else None."""
+        made = self.meta.get("sentences", {}).get("hubness")
+        if collection.hubness is None or not made:
+            return None
+        if made.get("bank") != bank_id(self.checkpoint) or made.get("neighbours") != HUB_NEIGHBOURS:
+            return None
+        return collection.hubness
 
     def _generated_sentences(self, name: str, captioner) -> list[str]:
         """The captioner's ``DESCRIBE_GENERATED`` best captions of the photo (beam search of that

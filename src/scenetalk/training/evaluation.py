@@ -137,7 +137,7 @@ def caption_evaluation(checkpoint, data, dataset: str, store, split: str, beam_s
                        length_penalty: float | None, meteor: bool) -> CaptionEvaluation:
     """The generator's beam-search captions (or the nearest-neighbour baseline's) scored
     against every reference, with the generator's perplexity of the references."""
-    from scenetalk.captioning.captioner import default_length_penalty
+    from scenetalk.captioning.captioner import check_features, default_length_penalty
     from scenetalk.captioning.evaluation import caption_report, generated_captions, nearest_neighbour_captions
     from scenetalk.captioning.examples import build_examples
     from scenetalk.checkpoint import load_generator
@@ -149,7 +149,8 @@ def caption_evaluation(checkpoint, data, dataset: str, store, split: str, beam_s
         captions = nearest_neighbour_captions(data, split, store.model_input("global"), row_of)
         what, ppl = "nearest-neighbour baseline (L2 on global CNN features)", None
     else:
-        model, vocab, meta = load_generator(checkpoint, expect_extractor_id=store.extractor_id)
+        model, vocab, meta = load_generator(checkpoint)
+        check_features(checkpoint, meta, store, model.image_input)   # a region store holds the global features too
         feats = store.model_input(model.image_input)
         if length_penalty is None:
             length_penalty = default_length_penalty(meta)
@@ -202,10 +203,12 @@ def generative_retrieval(checkpoint, data, dataset: str, store, split: str, fold
                          progress: bool) -> RetrievalEvaluation:
     """m-RNN's ranking with a caption generator: images by log P(s | I), sentences by their
     perplexity given the image relative to a prior averaged over 100 training images."""
+    from scenetalk.captioning.captioner import check_features
     from scenetalk.checkpoint import load_generator
     from scenetalk.retrieval.generative_ranking import rank_split
 
-    model, vocab, meta = load_generator(checkpoint, expect_extractor_id=store.extractor_id)
+    model, vocab, meta = load_generator(checkpoint)
+    check_features(checkpoint, meta, store, model.image_input)
     started = time.time()
     ranking = rank_split(model, vocab, data, split, store.model_input(model.image_input), store.row_index,
                          progress=progress)

@@ -14,8 +14,8 @@ length runs). The graphs go into the checkpoint's own folder with ``onnx.json``,
 them and records the hash of the weights they came from (``checkpoint.exported_graphs``
 refuses graphs of other weights). The graphs hold no weights of their own: they read the
 checkpoint's ``model.safetensors`` in place (ONNX external data, ``share_checkpoint_weights``),
-float16 weights behind a Cast that ONNX Runtime folds away when it loads the graph, so the
-numbers are the checkpoint's and the weights are on disk once.
+float16 weights behind a Cast and int8 ones behind a DequantizeLinear, which ONNX Runtime folds
+away when it loads the graph, so the numbers are the checkpoint's and the weights are on disk once.
 
 ``check_exported`` runs both engines on the same random inputs and gives the largest
 difference; ``export_checkpoint`` refuses graphs that differ by more than ``TOLERANCE``.
@@ -38,7 +38,15 @@ from onnx import helper, numpy_helper
 from safetensors.numpy import load_file as load_numpy
 
 from scenetalk import runtime
-from scenetalk.checkpoint import WEIGHTS, checkpoint_id, load_alignment, load_generator, read_meta
+from scenetalk.checkpoint import (
+    INT8_SCALE,
+    WEIGHTS,
+    checkpoint_id,
+    dequantized,
+    load_alignment,
+    load_generator,
+    read_meta,
+)
 from scenetalk.errors import CheckpointError, ScenetalkError
 from scenetalk.io import atomic_write_text
 from scenetalk.models.alignment import (
@@ -66,7 +74,7 @@ class ExportResult:
     graphs: dict[str, str]
     bytes: int
     max_difference: float
-    weights: str          # the checkpoint's weight type the graphs read ("float16" or "float32")
+    weights: str          # the checkpoint's weight types the graphs read ("float16", "float32", "float16/int8")
 
 
 def _export(module: torch.nn.Module, inputs: tuple, path: Path, input_names: list[str], output_names: list[str],
@@ -94,13 +102,27 @@ def safetensors_layout(path: Path) -> dict[str, tuple[str, tuple[int, ...], int,
             for name, entry in header.items() if name != "__metadata__"}
 
 
+def _external(name: str, entry: tuple[str, tuple[int, ...], int, int]) -> onnx.TensorProto:
+    """An initializer whose values are read in place from the checkpoint's ``model.safetensors``
+    (``entry``: its ``safetensors_layout`` entry)."""
+    dtype, shape, offset, length = entry
+    types = {"F16": onnx.TensorProto.FLOAT16, "F32": onnx.TensorProto.FLOAT, "I8": onnx.TensorProto.INT8}
+    tensor = onnx.TensorProto(name=name, data_type=types[dtype], dims=list(shape),
+                              data_location=onnx.TensorProto.EXTERNAL)
+    for key, value in (("location", WEIGHTS), ("offset", str(offset)), ("length", str(length))):
+        tensor.external_data.add(key=key, value=value)
+    return tensor
+
+
 def share_checkpoint_weights(path: Path, weights: Path) -> int:
     """Point the graph's weights at the checkpoint's own ``model.safetensors`` (ONNX external
     data: file, offset, length) instead of holding copies: every graph of a checkpoint reads the
     one file, which the PyTorch engine reads too. A weight is found by its values (the
     exporter renames some), and one stored in float16 is read as float16 behind a Cast to
-    float32 that ONNX Runtime folds when it loads the graph. Returns how many were pointed."""
-    stored = load_numpy(str(weights))
+    float32, one stored in int8 (``checkpoint.INT8_SCALE``) as int8 and its scales behind a
+    DequantizeLinear (axis 0), both of which ONNX Runtime folds when it loads the graph
+    (``runtime.session``). Returns how many were pointed."""
+    stored = dequantized(load_numpy(str(weights)))
     layout = safetensors_layout(weights)
     by_values: dict[tuple, str] = {}
     for name, array in stored.items():
@@ -117,20 +139,21 @@ def share_checkpoint_weights(path: Path, weights: Path) -> int:
         if found is None:
             kept.append(init)
             continue
-        dtype, shape, offset, length = layout[found]
-        onnx_type = {"F16": onnx.TensorProto.FLOAT16, "F32": onnx.TensorProto.FLOAT}.get(dtype)
-        if onnx_type is None:
+        dtype = layout[found][0]
+        if dtype == "I8" and found + INT8_SCALE in layout:
+            q, scale = init.name + "__int8", init.name + "__scale"
+            kept += [_external(q, layout[found]), _external(scale, layout[found + INT8_SCALE])]
+            casts.append(helper.make_node("DequantizeLinear", [q, scale], [init.name], axis=0,
+                                          name=init.name + "__dequantize"))
+        elif dtype == "F16":
+            kept.append(_external(init.name + "__half", layout[found]))
+            casts.append(helper.make_node("Cast", [init.name + "__half"], [init.name], to=onnx.TensorProto.FLOAT,
+                                          name=init.name + "__cast"))
+        elif dtype == "F32":
+            kept.append(_external(init.name, layout[found]))
+        else:
             kept.append(init)
             continue
-        name = init.name if onnx_type == onnx.TensorProto.FLOAT else init.name + "__half"
-        external = onnx.TensorProto(name=name, data_type=onnx_type, dims=list(shape),
-                                    data_location=onnx.TensorProto.EXTERNAL)
-        for key, value in (("location", WEIGHTS), ("offset", str(offset)), ("length", str(length))):
-            external.external_data.add(key=key, value=value)
-        kept.append(external)
-        if onnx_type != onnx.TensorProto.FLOAT:
-            casts.append(helper.make_node("Cast", [name], [init.name], to=onnx.TensorProto.FLOAT,
-                                          name=init.name + "__cast"))
         pointed += 1
     del graph.initializer[:]
     graph.initializer.extend(kept)
@@ -365,7 +388,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike | No
     if kind not in ("caption_generator", "alignment"):
         raise CheckpointError(f"{source}: cannot export a checkpoint of kind {kind!r}")
     weights = load_numpy(str(source / WEIGHTS))
-    kinds = {str(v.dtype) for v in weights.values() if v.dtype.kind == "f"}
+    kinds = {str(v.dtype) for k, v in weights.items()
+             if (v.dtype.kind == "f" and not k.endswith(INT8_SCALE)) or k + INT8_SCALE in weights}
     target = Path(out) if out is not None else source
     if target.exists() and not target.is_dir():
         raise ScenetalkError(f"--out {target}: exists and is not a folder")
@@ -388,7 +412,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike | No
         if kind == "caption_generator":
             difference = check_generator(model, meta, work, onnx_meta)
         else:
-            difference = check_alignment(model, work, onnx_meta, weights["W_w.weight"].astype(np.float32))
+            difference = check_alignment(model, work, onnx_meta, dequantized(weights)["W_w.weight"].astype(np.float32))
         if not difference <= TOLERANCE:
             raise ScenetalkError(f"{source}: the exported graphs differ from PyTorch by {difference:.2g} "
                                  f"(allowed {TOLERANCE:g}); nothing was written")

