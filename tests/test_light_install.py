@@ -91,6 +91,8 @@ def test_caption_features_index_search_describe_align_regions_sheet_demo(tmp_pat
     described = json.loads(done.stdout)
     assert described["hits"][0]["sentence"] == "a cat lying on a blanket"
     assert described["reranked"] > 0 and described["hits"][0]["log_ratio"] is not None  # with the stored prior
+    # and the hubness the build stored against the shipped bank of photos (retrieval.hubness)
+    assert described["hub_weight"] == 1.0 and described["hits"][0]["hubness"] is not None
 
     done = scenetalk(["align", str(photos / "chelsea.png"), "a cat lying on a blanket", "--out",
                       str(tmp_path / "align.png"), "--json"], tmp_path)
