@@ -90,9 +90,10 @@ class FakeModels:
         return SearchResult(sentence, [Hit("a.png", 1.25), Hit("sub/b.png", 0.5)][:k], [], True, 2,
                             language=lang or "en")
 
-    def describe(self, index, image, k=5, warn=True):
+    def describe(self, index, image, k=5, warn=True, hub_weight=None):
         name = image if isinstance(image, str) else "<image>"
-        return Description(name, [SentenceHit("a red square", 2.0)][:k])
+        return Description(name, [SentenceHit("a red square", 2.0)][:k], hub_weight=1.0 if hub_weight is None
+                           else hub_weight)
 
 
 @pytest.fixture
@@ -135,7 +136,9 @@ def test_every_result_is_the_librarys_json_form(photo_folder):
         r = c.get("/v1/search", params={"q": "a red square", "k": 1})
         assert r.json() == to_data(models.search("i", "a red square", k=1))
         r = c.post("/v1/describe", data={"photo": "sub/b.png", "k": 1})
-        assert r.json() == to_data(Description("sub/b.png", [SentenceHit("a red square", 2.0)]))
+        assert r.json() == to_data(Description("sub/b.png", [SentenceHit("a red square", 2.0)], hub_weight=1.0))
+        r = c.post("/v1/describe", data={"photo": "sub/b.png", "k": 1, "hub_weight": 0})   # passed through
+        assert r.json()["hub_weight"] == 0
         assert c.get("/v1/indexes").json() == [{"name": "photos", "photos": 2, "sentences": True, "photo_files": True}]
         assert c.get("/v1/indexes/photos/photos", params={"offset": 1, "limit": 5}).json() == {
             "index": "photos", "total": 2, "offset": 1, "photos": ["sub/b.png"]}
@@ -247,6 +250,7 @@ def test_captions_and_queries_in_other_languages(monkeypatch):
     ("get", "/v1/search", {"params": {"q": "a" * 5000}}),
     ("get", "/v1/indexes/photos/photos", {"params": {"limit": 0}}),
     ("post", "/v1/describe", {"data": {"photo": "a.png", "k": 0}}),
+    ("post", "/v1/describe", {"data": {"photo": "a.png", "hub_weight": -1}}),
 ])
 def test_bad_parameters_are_422_in_the_one_shape(request_args):
     method, path, kwargs = request_args

@@ -286,7 +286,10 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
     async def describe(image: Annotated[UploadFile | None, File(description="a photo (or give photo)")] = None,
                        photo: Annotated[str | None, Form(description="a photo of the index, by id")] = None,
                        index: Annotated[str | None, Form()] = None,
-                       k: Annotated[int, Form(ge=1, le=MAX_RESULTS)] = 5):
+                       k: Annotated[int, Form(ge=1, le=MAX_RESULTS)] = 5,
+                       hub_weight: Annotated[float | None, Form(ge=0, le=100, description=(
+                           "lower each match score by this × the sentence's fit to photos in general "
+                           "(default: the value chosen on val; 0: not)"))] = None):
         """The ``k`` sentences of the index's collection that best match a photo, uploaded or
         one of the index's (``Description``; ``describe --json``)."""
         service.check_ready()
@@ -298,9 +301,10 @@ def create_app(settings: ServiceSettings | None = None, models=None, load_in_bac
             if searcher.row(photo) is None:
                 raise ServiceError(404, "unknown_photo", f"index {name!r} has no photo {photo!r}")
             return to_data(await service.call(service.models.describe, settings.indexes[name], photo, k=k,
-                                              warn=False))
+                                              warn=False, hub_weight=hub_weight))
         picture = await uploaded_photo(service, image)
-        result = await service.call(service.models.describe, settings.indexes[name], picture, k=k, warn=False)
+        result = await service.call(service.models.describe, settings.indexes[name], picture, k=k, warn=False,
+                                    hub_weight=hub_weight)
         return to_data(dataclasses.replace(result, image=image.filename or ""))
 
     @app.get("/v1/indexes", tags=["search"], responses=_errors(503))
