@@ -1197,7 +1197,7 @@ def test_index_attach_searches_an_index_built_elsewhere_as_part_of_this_one(inde
     other = index_folder(elsewhere, tmp_path / "machine-b" / "b.index", ckpt, progress=False).out
     before = {p.relative_to(other): p.read_bytes() for p in other.rglob("*") if p.is_file()}
     idx = index_folder(root, tmp_path / "idx", ckpt, progress=False).out             # "machine A": a, not b
-    assert main(["index", "attach", str(idx), str(other), "--folder", str(root / "b")]) == 0
+    assert main(["index", "attach", str(idx), str(other), "--folder", str(root / "b"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"attached {other} to {idx} as {PARTS_DIR}/0001: {len(names) - 2} images (its photos as b/...)" in out
     assert {p.relative_to(other): p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
@@ -1240,9 +1240,9 @@ def test_index_attach_searches_an_index_built_elsewhere_as_part_of_this_one(inde
 
     monkeypatch.setattr(index_module, "atomic_write_text", crash)
     with pytest.raises(KeyboardInterrupt):
-        attach_index(fresh, other, root / "b")
+        attach_index(fresh, other, root / "b", progress=False)
     assert (fresh / INDEX_FILE).read_bytes() == fresh_meta and len(Searcher(fresh, ckpt).names) == 2
     monkeypatch.setattr(index_module, "atomic_write_text", written)
-    summary = attach_index(fresh, other, root / "b")
+    summary = attach_index(fresh, other, root / "b", progress=False)
     assert summary.part == f"{PARTS_DIR}/0001" and sorted(Searcher(fresh, ckpt).names) == sorted(whole.names)
     assert json.loads((fresh / INDEX_FILE).read_text())["parts"] == [f"{PARTS_DIR}/0001"]

@@ -117,14 +117,14 @@ def add_to_index(index, folder=None, **kwargs):
     return _add_to_index(index, folder, **kwargs)
 
 
-def attach_index(index, other, folder=None):
+def attach_index(index, other, folder=None, progress=True):
     """Make ``other``, an index built on another machine or of another folder with the same
     alignment model, a part of ``index`` (``scenetalk index attach``): copied in, its photos'
     names rebased on ``index``'s folder (``folder``: where ``other``'s photos are as this machine
     sees them). Returns an ``AttachSummary``. See ``scenetalk.retrieval.index.attach_index``."""
     from scenetalk.retrieval.index import attach_index as _attach_index
 
-    return _attach_index(index, other, folder)
+    return _attach_index(index, other, folder, progress=progress)
 
 
 def extract_features(dataset, out, **kwargs):

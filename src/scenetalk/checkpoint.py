@@ -278,9 +278,8 @@ def load_alignment_engine(folder: str | os.PathLike, expect_extractor_id: str | 
 
         try:   # the word table only (eq. 2; and each word's language): the graphs read the rest themselves
             with safe_open(str(Path(folder) / WEIGHTS), framework="np") as weights:
-                table = weights.get_tensor("W_w.weight").astype("float32")
-                if "W_w.weight" + INT8_SCALE in weights.keys():
-                    table *= weights.get_tensor("W_w.weight" + INT8_SCALE)[:, None]
+                names = [n for n in ("W_w.weight", "W_w.weight" + INT8_SCALE) if n in weights.keys()]
+                table = dequantized({n: weights.get_tensor(n) for n in names})["W_w.weight"].astype("float32")
                 word_language = weights.get_tensor("word_language") if "word_language" in weights.keys() else None
         except Exception as exc:  # safetensors raises its own error types for damaged files
             raise CheckpointError(f"{Path(folder) / WEIGHTS}: damaged: {exc}") from None

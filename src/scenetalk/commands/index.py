@@ -44,7 +44,7 @@ def run_add(args: argparse.Namespace) -> int:
 def run_attach(args: argparse.Namespace) -> int:
     from scenetalk.retrieval.index import attach_index
 
-    summary = attach_index(args.index, args.other, args.folder)
+    summary = attach_index(args.index, args.other, args.folder, progress=not args.quiet)
     if summary.sentences_left:
         warn("index", f"{summary.attached}: its {summary.sentences_left} sentences are not attached (describe reads "
                       f"the collection of {summary.index})")
@@ -106,4 +106,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--folder", metavar="DIR",
                    help="where OTHER's photos are as this machine sees them (default: the folder OTHER records); "
                         "INDEX's folder or a folder inside it")
+    add_quiet(t)
     t.set_defaults(func=run_attach)

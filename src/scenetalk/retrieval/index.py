@@ -417,15 +417,16 @@ class AttachSummary:
     sentences_left: int    # sentences it held: describe reads the first part's collection only
 
 
-def attach_index(index: str | os.PathLike, other: str | os.PathLike, folder: str | os.PathLike | None = None
-                 ) -> AttachSummary:
+def attach_index(index: str | os.PathLike, other: str | os.PathLike, folder: str | os.PathLike | None = None,
+                 progress: bool = True) -> AttachSummary:
     """Make ``other``, an index built elsewhere (another machine, another folder) with the same
     alignment model and extractor, a part of ``index``, so that one search answers over both:
     it is copied into ``PARTS_DIR`` (``other`` is left as it is) with its photos' names rebased
     on ``index``'s folder (names are paths relative to the folder an index records). ``folder``:
     where ``other``'s photos are as this machine sees them (default: the folder it records),
     which must be ``index``'s folder or inside it. The copy is listed in ``index.json`` only
-    once it is complete, so an interrupted attach leaves the index as it was."""
+    once it is complete, so an interrupted attach leaves the index as it was. ``progress``: a
+    bar of the bytes copied."""
     index, other = Path(index), Path(other)
     metas = []
     for path in (index, other):
@@ -467,7 +468,17 @@ def attach_index(index: str | os.PathLike, other: str | os.PathLike, folder: str
     part = f"{PARTS_DIR}/{len(parts) + 1:04d}"
     work = index / PARTS_DIR / f".{len(parts) + 1:04d}.attaching"
     shutil.rmtree(work, ignore_errors=True)   # left by an interrupted attach
-    shutil.copytree(other, work, ignore=shutil.ignore_patterns(SENTENCES_FILE, PARTS_DIR))
+    from scenetalk.progress import progress_bar
+
+    files = [f for f in sorted(other.rglob("*")) if f.is_file() and f.name != SENTENCES_FILE
+             and PARTS_DIR not in f.relative_to(other).parts]   # its sentences are not attached
+    with progress_bar(total=sum(f.stat().st_size for f in files), unit="B", unit_scale=True,
+                      desc=f"copying {other.name}", disable=not progress) as bar:
+        for f in files:
+            target = work / f.relative_to(other)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+            bar.update(f.stat().st_size)
     # the copy's names, in its index.json and its feature store, rebased on the index's folder
     store_meta_path = work / FEATURES_DIR / "index.json"
     for path in (work / INDEX_FILE, store_meta_path):

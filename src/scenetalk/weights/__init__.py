@@ -83,14 +83,10 @@ def shipped_reranker(lang: str = "en") -> Path:
     when it is such a captioner): what re-ranks search and describe, computes an index's sentence
     prior, describes regions when no region generator is installed, and what ``learn-word``
     extends. A ``ScenetalkError`` when the language's shipped captioner reads a grid."""
-    import json
+    from scenetalk.runtime import read_onnx_meta
 
     folder = shipped(_captioner_folder(check_language(lang)))
-    try:
-        reads = json.loads((folder / "onnx.json").read_text(encoding="utf-8")).get("image_input", "global")
-    except (OSError, ValueError, AttributeError):
-        reads = "global"
-    if reads != "global":
+    if (read_onnx_meta(folder) or {}).get("image_input", "global") != "global":
         raise ScenetalkError(f"the shipped {CAPTION_LANGUAGES[lang]} captioner reads a grid of cells, not one vector "
                              "per photo as an index holds them; pass a captioner of global features (--captioner)")
     return folder
